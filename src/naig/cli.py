@@ -1,0 +1,127 @@
+"""The command line: parse flags, build a config, call one library function, map errors
+to exit codes. The only ``asyncio.run`` in the package is here."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from naig.config import MethodSettings, RunConfig
+from naig.envs.registry import combine
+from naig.errors import ConfigError, NaigError
+from naig.llm.registry import open_backend, stack
+from naig.report import print_summary
+from naig.runner import Summary, run
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Synthesize multi-turn tool-use dialogues (ToolACE-MT).")
+err = Console(stderr=True)
+out = Console()
+
+
+def _range(text: str, name: str) -> tuple[int, int]:
+    lo, _, hi = text.partition("-")
+    try:
+        a, b = int(lo), int(hi or lo)
+    except ValueError:
+        raise ConfigError(f"--{name} takes N or MIN-MAX, got {text!r}") from None
+    if a < 0 or b < a:
+        raise ConfigError(f"--{name}: need 0 <= MIN <= MAX, got {text!r}")
+    return a, b
+
+
+async def _generate(config: RunConfig) -> Summary:
+    source = combine(list(config.tools))
+    backend = open_backend(config.model, config.base_url)
+    llm = stack(backend, concurrency=config.concurrency, cache=config.cache,
+                cache_path=config.cache_path)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn())
+    with Progress(*columns, console=err, transient=False) as bar:
+        task = bar.add_task("kept 0, rejected 0", total=config.n)
+
+        def show(s: Summary) -> None:
+            bar.update(task, completed=s.kept,
+                       description=f"done {s.attempted}: kept {s.kept}, rejected {s.rejected}")
+        try:
+            return await run(config, llm, source, show)
+        finally:
+            await llm.aclose()
+
+
+def _fail(e: BaseException) -> None:
+    if isinstance(e, BaseExceptionGroup):
+        inner = e.exceptions[0]
+        return _fail(inner)
+    if isinstance(e, NaigError):
+        err.print(f"[red]error:[/] {e}")
+        raise typer.Exit(e.exit_code)
+    raise e
+
+
+@app.command()
+def generate(
+    tools: Annotated[list[str], typer.Option("--tools", "-t", help="Tool spec: a JSON file, builtin[:pool]. Repeatable.")],
+    n: Annotated[int, typer.Option("-n", help="Kept dialogues wanted.")] = 4,
+    output: Annotated[Path, typer.Option("-o", "--output", help="Output JSONL; rejected go beside it.")] = Path("out.jsonl"),
+    model: Annotated[str, typer.Option(help="local, local:<name> or openai:<model>.")] = "local",
+    base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server URL (or OPENAI_BASE_URL).")] = None,
+    seed: Annotated[int, typer.Option(help="Run seed.")] = 0,
+    max_attempts: Annotated[int | None, typer.Option(help="Most dialogues attempted (default 3n).")] = None,
+    concurrency: Annotated[int, typer.Option(help="Dialogues generated at once.")] = 1,
+    refine_steps: Annotated[int, typer.Option(help="Refinement steps per dialogue.")] = 5,
+    subtasks: Annotated[str, typer.Option(help="Subtasks per task, MIN-MAX.")] = "2-5",
+    steps: Annotated[str, typer.Option(help="Tool-calling steps per subtask, MIN-MAX.")] = "1-6",
+    injections: Annotated[str, typer.Option(help="Injection types per dialogue, MIN-MAX.")] = "1-3",
+    experts: Annotated[bool, typer.Option(help="Run the model-based expert panel.")] = True,
+    cache: Annotated[bool, typer.Option(help="Use the persistent response cache.")] = True,
+    cache_path: Annotated[Path | None, typer.Option(help="Cache file (default: user cache folder).")] = None,
+) -> None:
+    """Generate verified multi-turn tool-use dialogues."""
+    try:
+        (s_lo, s_hi), (p_lo, p_hi), (i_lo, i_hi) = (
+            _range(subtasks, "subtasks"), _range(steps, "steps"), _range(injections, "injections"))
+        if n < 1 or concurrency < 1:
+            raise ConfigError("-n and --concurrency must be at least 1")
+        method = MethodSettings(subtasks_min=max(1, s_lo), subtasks_max=max(1, s_hi),
+                                steps_min=max(1, p_lo), steps_max=max(1, p_hi),
+                                injections_min=min(i_lo, 4), injections_max=min(i_hi, 4),
+                                refine_steps=refine_steps, experts=experts)
+        config = RunConfig(tools=tuple(tools), n=n, output=output, model=model,
+                           base_url=base_url, seed=seed, max_attempts=max_attempts,
+                           concurrency=concurrency, cache=cache, cache_path=cache_path,
+                           method=method)
+        summary = asyncio.run(_generate(config))
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted[/]: finished dialogues are in the output files")
+        raise typer.Exit(130) from None
+    except typer.Exit:
+        raise
+    except BaseException as e:  # noqa: BLE001 - mapped to exit codes, tracebacks only for bugs
+        _fail(e)
+        return
+    print_summary(summary, out, (str(config.output), str(config.rejected_output)))
+    if summary.kept == 0:
+        raise typer.Exit(1)
+
+
+@app.command("version")
+def version() -> None:
+    """Print naig's version."""
+    from importlib.metadata import version as v
+
+    out.print(v("naig"))
+
+
+def main() -> None:
+    app(prog_name="naig")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

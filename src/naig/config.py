@@ -1,0 +1,93 @@
+"""Typed settings of a run. Defaults follow METHOD.md; ``[ours]`` marks our choices."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class MethodSettings(BaseModel):
+    """Everything that shapes a dialogue, and so is part of the configuration hash."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    subtasks_min: int = Field(2, ge=1)
+    """Fewest subtasks per task (paper: 2)."""
+    subtasks_max: int = Field(5, ge=1)
+    """Most subtasks per task (paper: 5)."""
+    steps_min: int = Field(1, ge=1)
+    """Fewest tool-calling steps per subtask (paper: 1)."""
+    steps_max: int = Field(6, ge=1)
+    """Most tool-calling steps per subtask (paper: 6)."""
+    tools_min: int = Field(3, ge=1)
+    """[ours] Fewest candidate tools from the dialogue's family."""
+    tools_max: int = Field(8, ge=1)
+    """[ours] Most candidate tools from the dialogue's family."""
+    distractors_max: int = Field(3, ge=0)
+    """[ours] Most unrelated tools added as distractors."""
+    injections_min: int = Field(1, ge=0, le=4)
+    """Fewest complexity-injection types per dialogue (paper: 1)."""
+    injections_max: int = Field(3, ge=0, le=4)
+    """Most complexity-injection types per dialogue (paper: 3)."""
+    refine_steps: int = Field(5, ge=0)
+    """Reasonability-refinement steps (paper's default: 5)."""
+    masks_per_step: int = Field(2, ge=1)
+    """[ours] Turns masked per refinement step (fewer for short dialogues)."""
+    decay: float = Field(0.5, gt=0, le=1)
+    """[ours] A turn's selection weight is decay**k after k selections."""
+    experts: bool = True
+    """Run the model-based expert panel in verification."""
+    temperature: float = Field(0.7, ge=0)
+    """Sampling temperature of generation calls (judges and experts use 0)."""
+    attempts_per_output: int = Field(3, ge=1)
+    """Tries for one structured output, the validation error fed back each time."""
+
+
+class RunConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tools: tuple[str, ...]
+    """Tool specs (files, ``builtin[:name]``)."""
+    n: int = Field(ge=1)
+    """Kept dialogues wanted."""
+    output: Path
+    """Where kept dialogues go (JSONL); rejected ones go beside it."""
+    model: str = "local"
+    """``local``, ``local:<name>`` or ``openai:<model>``."""
+    base_url: str | None = None
+    """OpenAI-compatible server URL for ``openai:`` models."""
+    seed: int = 0
+    """Run seed; each dialogue's seed is derived from it with sha256."""
+    max_attempts: int | None = None
+    """Dialogues attempted at most (default 3n)."""
+    concurrency: int = Field(1, ge=1)
+    """Dialogues generated at once; HTTP backends get up to this many requests in flight."""
+    cache: bool = True
+    """Use the persistent response cache."""
+    cache_path: Path | None = None
+    """Cache file (default: the user cache folder)."""
+    method: MethodSettings = MethodSettings()
+
+    @property
+    def attempts(self) -> int:
+        return self.max_attempts if self.max_attempts is not None else 3 * self.n
+
+    @property
+    def rejected_output(self) -> Path:
+        return self.output.with_name(self.output.stem + ".rejected" + self.output.suffix)
+
+    def config_hash(self) -> str:
+        """Hash of what shapes the dialogues (not where they go or how fast)."""
+        shape = {"tools": self.tools, "model": self.model, "seed": self.seed,
+                 "method": self.method.model_dump()}
+        blob = json.dumps(shape, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def derive_seed(*parts: object) -> int:
+    """A 63-bit seed from any parts, stable across processes (never ``hash()``)."""
+    blob = ":".join(str(p) for p in parts).encode()
+    return int(hashlib.sha256(blob).hexdigest()[:16], 16) >> 1

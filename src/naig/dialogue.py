@@ -1,0 +1,144 @@
+"""The data model: a dialogue and the record it is written as.
+
+Wire form (one JSON object per line) is documented in DESIGN.md: ``messages`` and
+``tools`` are exactly what OpenAI-style fine-tuning accepts; everything of ours lives
+under ``meta``. Every model here forbids unknown fields and round-trips through JSON.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class FunctionCall(_Model):
+    name: str
+    arguments: str
+    """JSON-encoded arguments, as in the OpenAI wire format."""
+
+
+class ToolCall(_Model):
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
+class Message(_Model):
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str | None = None
+    tool_calls: list[ToolCall] | None = None
+    tool_call_id: str | None = None
+
+    @model_serializer(mode="wrap")
+    def _wire(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # OpenAI's wire form: ``content`` is always present (null beside tool calls);
+        # ``tool_calls`` and ``tool_call_id`` only where they apply.
+        data: dict[str, Any] = handler(self)
+        data["content"] = self.content
+        for key in ("tool_calls", "tool_call_id"):
+            if data.get(key) is None:
+                data.pop(key, None)
+        return data
+
+    @property
+    def is_call(self) -> bool:
+        return self.role == "assistant" and bool(self.tool_calls)
+
+
+class Subtask(_Model):
+    goal: str
+    tools: list[str]
+    steps: int
+
+
+class Plan(_Model):
+    task: str
+    subtasks: list[Subtask]
+
+
+class Injection(_Model):
+    type: Literal["clarification", "tool_awareness", "error_simulation", "non_function_calling"]
+    at: int
+    """Index in ``messages`` of the turn that was rewritten."""
+    added: int
+    """How many turns the injection added."""
+
+
+class Refinement(_Model):
+    step: int
+    masked: list[int]
+    kept: list[Literal["new", "original"]]
+    reasons: list[str] = Field(default_factory=list)
+
+
+class Check(_Model):
+    name: str
+    passed: bool
+    detail: str = ""
+
+
+class Verification(_Model):
+    passed: bool
+    checks: list[Check]
+
+    @property
+    def failed(self) -> list[Check]:
+        return [c for c in self.checks if not c.passed]
+
+
+class StageUsage(_Model):
+    calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0
+
+    def add(self, other: StageUsage) -> None:
+        self.calls += other.calls
+        self.prompt_tokens += other.prompt_tokens
+        self.completion_tokens += other.completion_tokens
+        self.seconds += other.seconds
+
+
+class Usage(StageUsage):
+    by_stage: dict[str, StageUsage] = Field(default_factory=dict)
+
+
+class EnvironmentInfo(_Model):
+    name: str
+    initial_state: dict[str, Any] = Field(default_factory=dict)
+
+
+class Meta(_Model):
+    method: str = "naig"
+    seed: int
+    model: str
+    config_hash: str
+    environment: EnvironmentInfo
+    plan: Plan | None = None
+    injections: list[Injection] = Field(default_factory=list)
+    refinements: list[Refinement] = Field(default_factory=list)
+    verification: Verification | None = None
+    usage: Usage = Field(default_factory=Usage)
+    error: str | None = None
+    """Why the dialogue could not be produced at all (the model never gave a valid turn)."""
+
+
+class Record(_Model):
+    """One dialogue as written to the output: a JSONL line."""
+
+    id: str
+    tools: list[dict[str, Any]]
+    messages: list[Message]
+    meta: Meta
+
+    def to_json(self) -> str:
+        return self.model_dump_json(exclude_none=True)
+
+    @classmethod
+    def from_json(cls, line: str) -> Record:
+        return cls.model_validate_json(line)

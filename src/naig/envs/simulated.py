@@ -1,0 +1,66 @@
+"""The simulated environment, for tools known only by their schemas.
+
+Results are written by the LLM to fit the tool's description (and result schema where
+known), and remembered: the same call gets the same answer for the rest of the dialogue,
+and results seen so far are shown to the LLM so entity IDs stay consistent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from naig.dialogue import EnvironmentInfo, FunctionCall
+from naig.envs.base import Environment, ToolResult
+from naig.llm.base import LLM
+from naig.llm.structured import ask
+from naig.prompts import render
+from naig.tools import Tool, parse_arguments
+
+ANY_OBJECT: dict[str, Any] = {"type": "object"}
+
+
+def call_key(name: str, arguments: dict[str, Any]) -> str:
+    return name + json.dumps(arguments, sort_keys=True, separators=(",", ":"))
+
+
+class SimulatedEnvironment(Environment):
+    def __init__(self, tools: list[Tool], llm: LLM, seed: int, name: str = "simulated"):
+        super().__init__(tools)
+        self._llm = llm
+        self._seed = seed
+        self._name = name
+        self._memory: dict[str, ToolResult] = {}
+
+    def info(self) -> EnvironmentInfo:
+        return EnvironmentInfo(name=self._name)
+
+    def suggest(self, call: FunctionCall, result: ToolResult) -> None:
+        try:
+            key = call_key(call.name, parse_arguments(call.arguments))
+        except ValueError:
+            return
+        self._memory.setdefault(key, result)
+
+    async def _execute(self, tool: Tool, arguments: dict[str, Any]) -> ToolResult:
+        key = call_key(tool.name, arguments)
+        if key in self._memory:
+            return self._memory[key]
+        earlier = [f"{k} -> {r.content}" for k, r in list(self._memory.items())[-8:]]
+        messages, digest = render("simulate_result", tool=tool.openai()["function"],
+                                  arguments=json.dumps(arguments), earlier=earlier,
+                                  result_schema=json.dumps(tool.result_schema or ANY_OBJECT))
+        seed = self._seed ^ int(hashlib.sha256(key.encode()).hexdigest()[:8], 16)
+        value = await ask(self._llm, messages, tool.result_schema or ANY_OBJECT, _as_object,
+                          stage="env", seed=seed, template_hash=digest, max_tokens=400)
+        result = ToolResult(content=json.dumps(value, ensure_ascii=False),
+                            error=isinstance(value, dict) and "error" in value)
+        self._memory[key] = result
+        return result
+
+
+def _as_object(value: Any) -> Any:
+    if not isinstance(value, dict | list):
+        raise ValueError("a tool result must be a JSON object or array")
+    return value

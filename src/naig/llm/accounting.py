@@ -1,0 +1,72 @@
+"""Accounting: who asked for what, and what it cost.
+
+Each dialogue runs with its own ``Ledger`` in a context variable; the ``AccountedLLM``
+wrapper charges every completion to the current ledger under the request's stage, and
+to the run's totals, telling calls that reached a model from cache hits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from contextvars import ContextVar
+
+from naig.dialogue import StageUsage, Usage
+from naig.llm.base import LLM, Completion, Request, Wrapper
+
+
+class Ledger:
+    """The LLM work for one dialogue, per stage, as first measured (cache hits included)."""
+
+    def __init__(self) -> None:
+        self.by_stage: dict[str, StageUsage] = {}
+
+    def charge(self, stage: str, c: Completion) -> None:
+        u = self.by_stage.setdefault(stage or "other", StageUsage())
+        u.add(StageUsage(calls=1, prompt_tokens=c.prompt_tokens,
+                         completion_tokens=c.completion_tokens, seconds=c.seconds))
+
+    def usage(self) -> Usage:
+        total = Usage(by_stage={k: v.model_copy() for k, v in sorted(self.by_stage.items())})
+        for u in self.by_stage.values():
+            total.add(u)
+        total.seconds = round(total.seconds, 3)
+        for u in total.by_stage.values():
+            u.seconds = round(u.seconds, 3)
+        return total
+
+
+class RunTotals:
+    """What the run itself spent: new calls and cache hits, apart."""
+
+    def __init__(self) -> None:
+        self.new = Ledger()
+        self.cached = Ledger()
+
+
+_ledger: ContextVar[Ledger | None] = ContextVar("naig_ledger", default=None)
+
+
+@contextlib.contextmanager
+def ledger() -> Iterator[Ledger]:
+    """Charge the LLM work done inside the block (in this task) to a fresh ledger."""
+    book = Ledger()
+    token = _ledger.set(book)
+    try:
+        yield book
+    finally:
+        _ledger.reset(token)
+
+
+class AccountedLLM(Wrapper):
+    def __init__(self, inner: LLM, totals: RunTotals | None = None):
+        super().__init__(inner)
+        self.totals = totals or RunTotals()
+
+    async def complete(self, request: Request) -> Completion:
+        c = await self.inner.complete(request)
+        book = _ledger.get()
+        if book is not None:
+            book.charge(request.stage, c)
+        (self.totals.cached if c.cached else self.totals.new).charge(request.stage, c)
+        return c

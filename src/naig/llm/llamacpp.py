@@ -1,0 +1,65 @@
+"""The embedded backend: llama.cpp in-process, no server and no key.
+
+Structured requests are decoded under a grammar built from their JSON Schema
+(llama-cpp-python's ``json_object`` response format with a ``schema``). Calls into the
+native library block, so they run in a worker thread, one at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from typing import Any
+
+from naig.errors import ConfigError, ModelOutputError
+from naig.llm.base import LLM, Completion, Request
+from naig.llm.weights import model_path
+
+CONTEXT_TOKENS = 8192
+
+
+class LlamaCppLLM(LLM):
+    serializes = True
+
+    def __init__(self, model: str, *, n_ctx: int = CONTEXT_TOKENS, threads: int | None = None):
+        try:
+            from llama_cpp import Llama
+        except ImportError:
+            raise ConfigError(
+                "the embedded model needs llama-cpp-python; install it with: "
+                "pip install 'naig[local]' (or use --model openai:<name>)") from None
+        self.name = f"local:{model}"
+        path = model_path(model)
+        # Qwen and SmolLM2 are ChatML models; the template embedded in a GGUF is not trusted.
+        self._llama = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=threads or os.cpu_count(),
+                            chat_format="chatml", verbose=False)
+        self._lock = asyncio.Lock()
+
+    def _run(self, request: Request) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {}
+        if request.schema_ is not None:
+            kwargs["response_format"] = {"type": "json_object", "schema": request.schema_}
+        return self._llama.create_chat_completion(  # type: ignore[return-value]
+            messages=[m.model_dump() for m in request.messages],
+            temperature=request.temperature,
+            max_tokens=request.max_tokens,
+            seed=request.seed,
+            **kwargs,
+        )
+
+    async def complete(self, request: Request) -> Completion:
+        async with self._lock:
+            start = time.perf_counter()
+            try:
+                out = await asyncio.to_thread(self._run, request)
+            except ValueError as e:  # the prompt outgrew the context window
+                raise ModelOutputError(f"{self.name}: {e}") from None
+            seconds = time.perf_counter() - start
+        usage = out.get("usage") or {}
+        return Completion(
+            text=out["choices"][0]["message"].get("content") or "",
+            prompt_tokens=int(usage.get("prompt_tokens", 0)),
+            completion_tokens=int(usage.get("completion_tokens", 0)),
+            seconds=seconds,
+        )

@@ -1,0 +1,47 @@
+"""The run summary as a rich table: counts, rejection reasons, LLM work per stage."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from naig.dialogue import StageUsage
+from naig.llm.accounting import Ledger
+from naig.runner import Summary
+
+
+def _row(name: str, u: StageUsage, per: int) -> list[str]:
+    per = max(per, 1)
+    return [name, f"{u.calls}", f"{u.prompt_tokens}", f"{u.completion_tokens}",
+            f"{u.seconds:.1f}", f"{u.calls / per:.1f}",
+            f"{(u.prompt_tokens + u.completion_tokens) / per:.0f}", f"{u.seconds / per:.1f}"]
+
+
+def usage_table(title: str, book: Ledger, per: int) -> Table:
+    table = Table(title=title, title_justify="left")
+    for col in ("stage", "calls", "prompt tok", "compl tok", "seconds",
+                "calls/kept", "tok/kept", "s/kept"):
+        table.add_column(col, justify="right" if col != "stage" else "left")
+    for stage, u in sorted(book.by_stage.items()):
+        table.add_row(*_row(stage, u, per))
+    table.add_row(*_row("total", book.usage(), per), style="bold")
+    return table
+
+
+def print_summary(summary: Summary, console: Console, outputs: tuple[str, str]) -> None:
+    s = summary
+    rate = s.kept / s.attempted if s.attempted else 0.0
+    console.print(f"[bold]kept {s.kept}[/] of {s.wanted} wanted, rejected {s.rejected}; "
+                  f"{s.attempted} attempted ({rate:.0%} kept) in {s.seconds:.1f} s")
+    if s.exhausted:
+        console.print(f"[yellow]stopped at --max-attempts {s.attempts_allowed} with fewer kept "
+                      "than wanted[/]")
+    if s.reasons:
+        console.print("rejections by first failed check: " + ", ".join(
+            f"{k} {v}" for k, v in s.reasons.most_common()))
+    console.print(usage_table("LLM work of all attempts (as first measured)", s.all_usage,
+                              s.kept))
+    new, hits = s.new_calls.usage(), s.cache_hits.usage()
+    console.print(f"this run: {new.calls} new LLM calls ({new.prompt_tokens} prompt + "
+                  f"{new.completion_tokens} completion tokens), {hits.calls} cache hits")
+    console.print(f"kept: {outputs[0]}\nrejected: {outputs[1]}")

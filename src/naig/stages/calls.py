@@ -1,0 +1,93 @@
+"""Tool calls as the model writes them: their decoding schemas, and their execution.
+
+A call schema is an ``anyOf`` over the allowed tools, each branch fixing the tool's name
+and taking that tool's parameter schema for the arguments, so constrained decoding can
+only produce calls that name a real tool with well-formed arguments.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from naig.dialogue import FunctionCall, Message, ToolCall
+from naig.envs.base import ToolResult
+from naig.stages.draft import Draft
+from naig.tools import Tool
+
+ANY_OBJECT: dict[str, Any] = {"type": "object"}
+
+
+def closed(schema: Any) -> Any:
+    """A copy of a schema for decoding: objects admit only their declared properties."""
+    if isinstance(schema, dict):
+        out = {k: (v if k == "enum" or k == "const" else closed(v)) for k, v in schema.items()}
+        if out.get("type") == "object" and "properties" in out:
+            out.setdefault("additionalProperties", False)
+        return out
+    if isinstance(schema, list):
+        return [closed(v) for v in schema]
+    return schema
+
+
+def call_schema(tools: list[Tool], *, with_result: bool = False) -> dict[str, Any]:
+    branches = []
+    for t in tools:
+        props: dict[str, Any] = {"name": {"const": t.name}, "arguments": closed(t.parameters)}
+        if with_result:
+            props["result"] = closed(t.result_schema) if t.result_schema else ANY_OBJECT
+        branches.append({"type": "object", "properties": props, "required": list(props),
+                         "additionalProperties": False})
+    return {"anyOf": branches} if len(branches) > 1 else branches[0]
+
+
+def calls_schema(tools: list[Tool], *, with_result: bool = False, most: int = 3) -> dict[str, Any]:
+    return {"type": "array", "items": call_schema(tools, with_result=with_result),
+            "minItems": 1, "maxItems": most}
+
+
+def encode(arguments: Any) -> str:
+    return json.dumps(arguments, ensure_ascii=False)
+
+
+async def make_calls(d: Draft, calls: list[dict[str, Any]], content: str | None = None
+                     ) -> list[Message]:
+    """An assistant message with ``calls`` and the tool messages answering it.
+
+    A call's ``result``, where the model wrote one, is offered to the environment as a
+    suggestion (only a simulated environment takes it); the result in the dialogue is
+    always the environment's.
+    """
+    tool_calls = [ToolCall(id=d.call_id(), function=FunctionCall(
+        name=c["name"], arguments=encode(c.get("arguments", {})))) for c in calls]
+    out = [Message(role="assistant", content=content, tool_calls=tool_calls)]
+    for call, raw in zip(tool_calls, calls, strict=True):
+        if "result" in raw:
+            d.env.suggest(call.function, ToolResult(content=encode(raw["result"])))
+        result = await d.env.call(call.function)
+        out.append(Message(role="tool", tool_call_id=call.id, content=result.content))
+    return out
+
+
+async def replay(d: Draft) -> None:
+    """Re-execute every call from the start state and refresh every tool result."""
+    await d.env.reset()
+    for i, turn in enumerate(d.turns):
+        m = turn.message
+        if not m.tool_calls:
+            continue
+        for k, call in enumerate(m.tool_calls):
+            j = i + 1 + k
+            result = await d.env.call(call.function)
+            if j < len(d.turns) and d.turns[j].message.tool_call_id == call.id:
+                d.turns[j].message = d.turns[j].message.model_copy(
+                    update={"content": result.content})
+
+
+def to_model_calls(message: Message) -> list[dict[str, Any]]:
+    """A call message as the list the model writes (name and decoded arguments)."""
+    return [{"name": c.function.name, "arguments": json.loads(c.function.arguments)}
+            for c in message.tool_calls or []]
+
+
+__all__ = ["call_schema", "calls_schema", "closed", "make_calls", "replay", "to_model_calls"]

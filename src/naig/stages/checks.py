@@ -1,0 +1,200 @@
+"""Stage 3, rule-based checks: each a named function giving a verdict with a reason.
+
+A check takes the dialogue's messages and tools and returns a ``Check``; it never
+raises on a bad dialogue. ``RULES`` lists them in the order they run.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from collections.abc import Callable
+
+from naig.dialogue import Check, Message
+from naig.tools import Tool, parse_arguments
+
+Rule = Callable[[list[Message], list[Tool]], Check]
+
+
+def _ok(name: str) -> Check:
+    return Check(name=name, passed=True)
+
+
+def _fail(name: str, detail: str) -> Check:
+    return Check(name=name, passed=False, detail=detail)
+
+
+def roles_in_order(messages: list[Message], tools: list[Tool]) -> Check:
+    """System first, then a user; calls answered by tool results; text answered by a user;
+    the dialogue ends with an assistant's text reply."""
+    name = "roles_in_order"
+    if not messages or messages[0].role != "system":
+        return _fail(name, "the first message must be the system message")
+    if len(messages) < 3 or messages[1].role != "user":
+        return _fail(name, "the dialogue must open with a user message after the system")
+    for i in range(1, len(messages)):
+        m, prev = messages[i], messages[i - 1]
+        if m.role == "system":
+            return _fail(name, f"[{i}] a second system message")
+        if m.role == "tool" and not (prev.role == "tool" or prev.tool_calls):
+            return _fail(name, f"[{i}] a tool result that follows no call")
+        if prev.tool_calls and m.role != "tool":
+            return _fail(name, f"[{i}] the call at [{i - 1}] has no tool result after it")
+        if m.role == "user" and prev.role not in ("system", "assistant"):
+            return _fail(name, f"[{i}] a user message after a {prev.role} message")
+        if m.role == "user" and prev.role == "assistant" and prev.tool_calls:
+            return _fail(name, f"[{i}] a user message right after a call")
+        if m.role == "assistant" and prev.role in ("assistant", "system"):
+            return _fail(name, f"[{i}] two assistant turns in a row")
+    last = messages[-1]
+    if last.role != "assistant" or last.tool_calls:
+        return _fail(name, "the dialogue must end with the assistant's text reply")
+    return _ok(name)
+
+
+def turns_nonempty(messages: list[Message], tools: list[Tool]) -> Check:
+    for i, m in enumerate(messages):
+        if m.role in ("system", "user", "tool") and not (m.content or "").strip():
+            return _fail("turns_nonempty", f"[{i}] empty {m.role} message")
+        if m.role == "assistant" and not m.tool_calls and not (m.content or "").strip():
+            return _fail("turns_nonempty", f"[{i}] empty assistant reply")
+    return _ok("turns_nonempty")
+
+
+def tool_results_match_calls(messages: list[Message], tools: list[Tool]) -> Check:
+    """Every call answered by exactly one result with its id, in order; no stray results."""
+    name = "tool_results_match_calls"
+    seen: set[str] = set()
+    for i, m in enumerate(messages):
+        if not m.tool_calls:
+            continue
+        ids = [c.id for c in m.tool_calls]
+        if len(set(ids)) != len(ids) or seen & set(ids):
+            return _fail(name, f"[{i}] call ids are not unique")
+        seen |= set(ids)
+        answers = [x.tool_call_id for x in messages[i + 1:i + 1 + len(ids)]]
+        if answers != ids:
+            return _fail(name, f"[{i}] calls {ids} are answered by {answers}")
+    stray = [i for i, m in enumerate(messages) if m.role == "tool" and m.tool_call_id not in seen]
+    if stray:
+        return _fail(name, f"[{stray[0]}] a tool result for an unknown call id")
+    return _ok(name)
+
+
+def call_names_known(messages: list[Message], tools: list[Tool]) -> Check:
+    names = {t.name for t in tools}
+    for i, m in enumerate(messages):
+        for c in m.tool_calls or []:
+            if c.function.name not in names:
+                return _fail("call_names_known", f"[{i}] calls {c.function.name!r}, not a listed tool")
+    return _ok("call_names_known")
+
+
+def schema_valid_arguments(messages: list[Message], tools: list[Tool]) -> Check:
+    """Arguments parse as a JSON object and validate against the tool's schema."""
+    name = "schema_valid_arguments"
+    by_name = {t.name: t for t in tools}
+    for i, m in enumerate(messages):
+        for c in m.tool_calls or []:
+            tool = by_name.get(c.function.name)
+            if tool is None:
+                continue  # call_names_known reports it
+            try:
+                args = parse_arguments(c.function.arguments)
+            except ValueError as e:
+                return _fail(name, f"[{i}] {c.function.name}: arguments are not an object ({e})")
+            problems = tool.validate_arguments(args)
+            if problems:
+                return _fail(name, f"[{i}] {c.function.name}: {problems[0]}")
+    return _ok(name)
+
+
+_WORD = re.compile(r"\w+")
+
+
+def no_repetition(messages: list[Message], tools: list[Tool]) -> Check:
+    """No repeated turns, no degenerate text (a phrase looping within a turn)."""
+    name = "no_repetition"
+    texts = [(i, " ".join((m.content or "").lower().split())) for i, m in enumerate(messages)
+             if m.role in ("user", "assistant") and m.content]
+    seen: dict[str, int] = {}
+    for i, t in texts:
+        if len(t) > 20 and t in seen:
+            return _fail(name, f"[{i}] repeats [{seen[t]}] word for word")
+        seen.setdefault(t, i)
+        words = _WORD.findall(t)
+        grams = Counter(tuple(words[k:k + 4]) for k in range(len(words) - 3))
+        if grams:
+            gram, count = grams.most_common(1)[0]
+            if count >= 3 and count * 4 > len(words) * 0.3:
+                return _fail(name, f"[{i}] loops on {' '.join(gram)!r} ({count} times)")
+    calls = [(i, c.function.name, c.function.arguments) for i, m in enumerate(messages)
+             for c in m.tool_calls or []]
+    first: dict[tuple[str, str], int] = {}
+    for i, fn, args in calls:
+        key = (fn, json.dumps(json.loads(args), sort_keys=True) if _is_json(args) else args)
+        if key in first and first[key] == i:
+            return _fail(name, f"[{i}] the same call twice in one turn: {fn}")
+        first.setdefault(key, i)
+    return _ok(name)
+
+
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
+
+
+_ID_KEY = re.compile(r"(^|_)(id|ids|uuid|code|number|no)$", re.IGNORECASE)
+_ID_VALUE = re.compile(r"^(?=.*\d)[A-Za-z0-9][A-Za-z0-9_\-]{2,}$")
+
+
+def _id_values(node: object, key: str = "") -> list[str]:
+    if isinstance(node, dict):
+        return [v for k, x in node.items() for v in _id_values(x, str(k))]
+    if isinstance(node, list):
+        return [v for x in node for v in _id_values(x, key)]
+    if isinstance(node, str) and (_ID_KEY.search(key) or _ID_VALUE.match(node)) \
+            and _ID_VALUE.match(node):
+        return [node]
+    return []
+
+
+def grounded_ids(messages: list[Message], tools: list[Tool]) -> Check:
+    """Rule-detectable hallucination: an ID-like argument value (letters with digits, or
+    the value of an ``*_id`` parameter) must appear earlier in the dialogue."""
+    name = "grounded_ids"
+    for i, m in enumerate(messages):
+        for c in m.tool_calls or []:
+            try:
+                args = parse_arguments(c.function.arguments)
+            except ValueError:
+                continue
+            earlier = "\n".join(x.content or "" for x in messages[:i])
+            for value in _id_values(args):
+                if value not in earlier:
+                    return _fail(name, f"[{i}] {c.function.name} uses {value!r}, which appears "
+                                       "nowhere earlier in the dialogue")
+    return _ok(name)
+
+
+_ECHO = re.compile(r"\[(MASK|HIDDEN|TURN)\]|\bsubtask\b|tool-calling step|user's message|"
+                   r"\"(vague_request|failing_arguments|recovery)\"", re.IGNORECASE)
+
+
+def no_instruction_echo(messages: list[Message], tools: list[Tool]) -> Check:
+    """No text copied from naig's own instructions into the dialogue."""
+    for i, m in enumerate(messages[1:], 1):
+        if m.role in ("user", "assistant") and m.content:
+            hit = _ECHO.search(m.content)
+            if hit:
+                return _fail("no_instruction_echo", f"[{i}] contains {hit.group(0)!r}")
+    return _ok("no_instruction_echo")
+
+
+RULES: tuple[Rule, ...] = (roles_in_order, turns_nonempty, tool_results_match_calls,
+                           call_names_known, schema_valid_arguments, no_repetition,
+                           grounded_ids, no_instruction_echo)

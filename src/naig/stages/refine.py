@@ -1,0 +1,133 @@
+"""Stage 2b, reasonability refinement (mask-and-fill) with an LLM judge.
+
+Each step masks several non-adjacent turns, chosen with weights that decay each time a
+turn is chosen (``decay**k`` after ``k`` selections), regenerates each with the whole
+dialogue as context, and lets a judge compare candidate and original: the original
+stays unless the candidate is better, so quality never drifts down. An edited call is
+re-executed, and every later result refreshed, before the judge sees it.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any, Literal
+
+from naig.dialogue import Message, Refinement
+from naig.llm.structured import ask
+from naig.prompts import render
+from naig.stages.calls import calls_schema, make_calls, replay, to_model_calls
+from naig.stages.draft import Draft
+from naig.transcript import describe, transcript
+
+
+def maskable(d: Draft) -> list[int]:
+    """Turns refinement may rewrite: user and assistant messages (results follow calls)."""
+    return [i for i, t in enumerate(d.turns) if t.message.role in ("user", "assistant")]
+
+
+def choose_masks(weights: dict[int, float], count: int, rng: random.Random) -> list[int]:
+    """Draw up to ``count`` distinct, pairwise non-adjacent indices, by weight."""
+    pool = dict(weights)
+    chosen: list[int] = []
+    while pool and len(chosen) < count:
+        keys = sorted(pool)
+        pick = rng.choices(keys, weights=[pool[k] for k in keys])[0]
+        chosen.append(pick)
+        for k in (pick - 1, pick, pick + 1):
+            pool.pop(k, None)
+    return sorted(chosen)
+
+
+def _kind(m: Message) -> str:
+    if m.tool_calls:
+        return "assistant tool call"
+    return "user message" if m.role == "user" else "assistant reply"
+
+
+async def _candidate(d: Draft, at: int, masked: list[int]) -> list[Message]:
+    original = d.turns[at].message
+    kind = _kind(original)
+    marks = {j: "[HIDDEN]" for j in masked if j != at} | {at: "[MASK]"}
+    messages, digest = render("refine_turn", system=d.env.system_prompt(), kind=kind,
+                              others=len(masked) > 1, transcript=transcript(d.messages, marks))
+    if original.tool_calls:
+        names = {c.function.name for c in original.tool_calls}
+        tools = [t for t in d.tools if t.name in names] or d.tools
+        schema: dict[str, Any] = {"type": "object", "additionalProperties": False,
+                                  "required": ["calls"],
+                                  "properties": {"calls": calls_schema(tools)}}
+    else:
+        schema = {"type": "object", "additionalProperties": False, "required": ["content"],
+                  "properties": {"content": {"type": "string", "minLength": 1}}}
+    raw = await ask(d.llm, messages, schema, _object, stage="refine",
+                    seed=d.request_seed("refine"), template_hash=digest,
+                    temperature=d.settings.temperature, attempts=d.settings.attempts_per_output)
+    if original.tool_calls:
+        return await make_calls(d, raw["calls"], content=original.content)
+    return [Message(role=original.role, content=raw["content"].strip())]
+
+
+def _object(raw: Any) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise ValueError("expected a JSON object")
+    if isinstance(raw.get("content"), str) and not raw["content"].strip():
+        raise ValueError("'content' must not be empty")
+    return raw
+
+
+def _same(d: Draft, at: int, candidate: list[Message]) -> bool:
+    original = d.turns[at].message
+    if original.tool_calls:
+        return to_model_calls(original) == to_model_calls(candidate[0])
+    return (original.content or "").strip() == (candidate[0].content or "").strip()
+
+
+def _show(messages: list[Message]) -> str:
+    return " | ".join(describe(m) for m in messages)
+
+
+async def _judge(d: Draft, at: int, candidate: list[Message]) -> tuple[bool, str]:
+    """Whether the candidate is better than the original, and the judge's reason."""
+    span = 1 + d.results_after(at)
+    original = [t.message for t in d.turns[at:at + span]]
+    new_first = d.rng.random() < 0.5  # against position bias
+    a, b = (candidate, original) if new_first else (original, candidate)
+    messages, digest = render("judge", transcript=transcript(d.messages, {at: "[TURN]"}),
+                              kind=_kind(original[0]), a=_show(a), b=_show(b))
+    schema = {"type": "object", "additionalProperties": False, "required": ["reason", "better"],
+              "properties": {"reason": {"type": "string"}, "better": {"enum": ["A", "B"]}}}
+    raw = await ask(d.llm, messages, schema, _object, stage="refine",
+                    seed=d.request_seed("judge"), template_hash=digest, temperature=0.0,
+                    max_tokens=300, attempts=d.settings.attempts_per_output)
+    return (raw["better"] == "A") == new_first, str(raw["reason"])
+
+
+async def refine_step(d: Draft, step: int) -> Refinement | None:
+    candidates = maskable(d)
+    if not candidates:
+        return None
+    count = d.settings.masks_per_step if len(candidates) >= 6 else 1
+    weights = {i: d.settings.decay ** d.turns[i].selections for i in candidates}
+    masked = choose_masks(weights, count, d.rng)
+    kept: dict[int, Literal["new", "original"]] = {}
+    reasons: dict[int, str] = {}
+    for at in sorted(masked, reverse=True):  # from the end, so earlier indices hold
+        d.turns[at].selections += 1
+        candidate = await _candidate(d, at, masked)
+        if _same(d, at, candidate):
+            kept[at], reasons[at] = "original", "candidate identical to the original"
+            continue
+        better, reasons[at] = await _judge(d, at, candidate)
+        kept[at] = "new" if better else "original"
+        if better:
+            d.replace(at, 1 + d.results_after(at), candidate, keep=0)
+        if candidate[0].tool_calls:
+            await replay(d)  # the candidate ran out of order; rebuild every result in order
+    record = Refinement(step=step, masked=masked, kept=[kept[i] for i in masked],
+                        reasons=[reasons[i] for i in masked])
+    d.refinements.append(record)
+    return record
+
+
+def all_refined(d: Draft) -> bool:
+    return all(d.turns[i].selections > 0 for i in maskable(d))

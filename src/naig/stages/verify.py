@@ -1,0 +1,93 @@
+"""Stage 3, offline verification: rule checks, then the model-based expert panel.
+
+Rules run first (cheap); the experts, each an independent LLM asked one sub-question,
+run only on a dialogue the rules passed, and all must pass. The verdict lists every
+check that ran with its reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from naig.dialogue import Check, Message, Verification
+from naig.envs.base import Environment
+from naig.errors import ModelOutputError
+from naig.llm.base import LLM
+from naig.llm.structured import ask
+from naig.prompts import render
+from naig.stages.checks import RULES
+from naig.tools import Tool
+from naig.transcript import transcript
+
+EXPERTS: dict[str, str] = {
+    "expert_arguments_grounded": (
+        "Is every argument value in every tool call stated by the user, found in the system "
+        "message, or returned by an earlier tool result (nothing invented)?"),
+    "expert_task_completed": (
+        "Does the assistant complete what the user asked, respecting the user's constraints, "
+        "and answer every user message sensibly?"),
+    "expert_results_consistent": (
+        "Is every tool result plausible for its tool's definition and for the call's "
+        "arguments, and do the assistant's replies report the results truthfully?"),
+    "expert_consistency": (
+        "Do names, IDs, numbers and facts stay consistent from turn to turn, with no "
+        "contradictions?"),
+}
+
+_VERDICT = {"type": "object", "additionalProperties": False, "required": ["reason", "verdict"],
+            "properties": {"reason": {"type": "string"}, "verdict": {"enum": ["pass", "fail"]}}}
+
+
+def _verdict(raw: Any) -> dict[str, Any]:
+    if not isinstance(raw, dict) or raw.get("verdict") not in ("pass", "fail"):
+        raise ValueError("'verdict' must be \"pass\" or \"fail\"")
+    return raw
+
+
+async def _expert(llm: LLM, name: str, question: str, messages: list[Message],
+                  tools: list[Tool], seed: int) -> Check:
+    prompt, digest = render("expert", tools=[t.openai()["function"] for t in tools],
+                            transcript=transcript(messages), question=question)
+    try:
+        raw = await ask(llm, prompt, _VERDICT, _verdict, stage="verify", seed=seed,
+                        template_hash=digest, temperature=0.0, max_tokens=300)
+    except ModelOutputError as e:
+        return Check(name=name, passed=False, detail=f"no usable verdict: {e}")
+    return Check(name=name, passed=raw["verdict"] == "pass", detail=str(raw["reason"]).strip())
+
+
+async def replay_check(messages: list[Message], env: Environment) -> Check:
+    """Executability: rebuild the start state, re-run every call, compare every result."""
+    if not env.executes:
+        return Check(name="replay", passed=True,
+                     detail="not applicable: simulated tools have no ground truth to replay")
+    await env.reset()
+    results = {m.tool_call_id: m.content for m in messages if m.role == "tool"}
+    for i, m in enumerate(messages):
+        for c in m.tool_calls or []:
+            fresh = await env.call(c.function)
+            if _normal(fresh.content) != _normal(results.get(c.id) or ""):
+                return Check(name="replay", passed=False,
+                             detail=f"[{i}] {c.function.name}: the recorded result differs from "
+                                    f"a fresh execution")
+    return Check(name="replay", passed=True)
+
+
+def _normal(text: str) -> str:
+    try:
+        return json.dumps(json.loads(text), sort_keys=True)
+    except ValueError:
+        return text.strip()
+
+
+async def verify(llm: LLM, messages: list[Message], tools: list[Tool], env: Environment,
+                 *, seed: int, experts: bool = True) -> Verification:
+    checks = [rule(messages, tools) for rule in RULES]
+    checks.append(await replay_check(messages, env))
+    if experts and all(c.passed for c in checks):
+        checks += await asyncio.gather(*(
+            _expert(llm, name, question, messages, tools, seed + k)
+            for k, (name, question) in enumerate(EXPERTS.items())))
+    return Verification(passed=all(c.passed for c in checks), checks=checks)

@@ -1,0 +1,105 @@
+"""Tools: a name, a description, a JSON-Schema for the arguments.
+
+Accepts OpenAI-format tools (``{"type": "function", "function": {...}}`` or the bare
+function object) and BFCL function docs, whose types ``dict``/``float``/``tuple``/``any``
+are converted to JSON Schema.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+from pydantic import BaseModel, ConfigDict, Field
+
+from naig.errors import ConfigError
+
+_BFCL_TYPES = {"dict": "object", "float": "number", "tuple": "array", "int": "integer",
+               "str": "string", "bool": "boolean", "list": "array"}
+
+
+class Tool(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    description: str = ""
+    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
+    result_schema: dict[str, Any] | None = None
+    """What a result looks like, where the source says (BFCL ``response``)."""
+    family: str = ""
+    """The domain or file the tool came from; sampling draws a dialogue's tools from one."""
+
+    def openai(self) -> dict[str, Any]:
+        return {"type": "function", "function": {
+            "name": self.name, "description": self.description, "parameters": self.parameters}}
+
+    def validate_arguments(self, arguments: dict[str, Any]) -> list[str]:
+        """Every way ``arguments`` breaks the parameter schema, as short messages."""
+        validator = Draft202012Validator(self.parameters)
+        return [_describe(e) for e in validator.iter_errors(arguments)]
+
+
+def _describe(error: Any) -> str:
+    where = "/".join(str(p) for p in error.absolute_path)
+    return f"{where}: {error.message}" if where else error.message
+
+
+def _convert_bfcl_schema(node: Any) -> Any:
+    if isinstance(node, dict):
+        out = {k: _convert_bfcl_schema(v) for k, v in node.items()}
+        t = out.get("type")
+        if t == "any":
+            out.pop("type")
+        elif isinstance(t, str) and t in _BFCL_TYPES:
+            out["type"] = _BFCL_TYPES[t]
+        # BFCL puts "optional"/"default" hints beside properties; JSON Schema needs no change
+        return out
+    if isinstance(node, list):
+        return [_convert_bfcl_schema(v) for v in node]
+    return node
+
+
+def _normalize_parameters(params: Any, where: str) -> dict[str, Any]:
+    if params is None:
+        return {"type": "object", "properties": {}}
+    if not isinstance(params, dict):
+        raise ConfigError(f"{where}: 'parameters' must be a JSON object")
+    params = _convert_bfcl_schema(copy.deepcopy(params))
+    params.setdefault("type", "object")
+    params.setdefault("properties", {})
+    if params["type"] != "object":
+        raise ConfigError(f"{where}: 'parameters' must have type 'object', got {params['type']!r}")
+    try:
+        Draft202012Validator.check_schema(params)
+    except SchemaError as e:
+        raise ConfigError(f"{where}: invalid JSON Schema in 'parameters': {e.message}") from None
+    return params
+
+
+def tool_from_dict(raw: Any, where: str, family: str = "") -> Tool:
+    """Build a tool from an OpenAI-format tool, a bare function object or a BFCL doc."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: a tool must be a JSON object")
+    fn = raw.get("function", raw) if raw.get("type") == "function" else raw
+    if not isinstance(fn, dict) or not isinstance(fn.get("name"), str) or not fn["name"]:
+        raise ConfigError(f"{where}: a tool needs a non-empty string 'name'")
+    name = fn["name"]
+    result = fn.get("response")
+    return Tool(
+        name=name,
+        description=str(fn.get("description", "")),
+        parameters=_normalize_parameters(fn.get("parameters"), f"{where} ({name})"),
+        result_schema=_convert_bfcl_schema(result) if isinstance(result, dict) else None,
+        family=family,
+    )
+
+
+def parse_arguments(text: str) -> dict[str, Any]:
+    """Decode a call's JSON arguments; anything but a JSON object is an error."""
+    value = json.loads(text)
+    if not isinstance(value, dict):
+        raise ValueError("arguments must be a JSON object")
+    return value

@@ -1,0 +1,40 @@
+"""A dialogue as numbered text, for prompts: one line per message, index in brackets.
+
+``marks`` replaces chosen messages by a placeholder (``[MASK]``), so a prompt can show a
+dialogue with holes in it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from naig.dialogue import Message
+
+_LIMIT = 600
+
+
+def _clip(text: str, limit: int = _LIMIT) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def describe(message: Message) -> str:
+    """One message as it reads in a transcript, without its index."""
+    if message.role == "tool":
+        return f"tool result: {_clip(message.content or '')}"
+    if message.tool_calls:
+        calls = ", ".join(f"{c.function.name}({c.function.arguments})" for c in message.tool_calls)
+        said = f"{_clip(message.content)} " if message.content else ""
+        return f"assistant: {said}-> calls {calls}"
+    return f"{message.role}: {_clip(message.content or '')}"
+
+
+def transcript(messages: Sequence[Message], marks: Mapping[int, str] | None = None,
+               start: int = 1) -> str:
+    """Numbered lines for ``messages[start:]`` (the system message is left out by default)."""
+    marks = marks or {}
+    lines = []
+    for i in range(start, len(messages)):
+        body = marks[i] if i in marks else describe(messages[i])
+        lines.append(f"[{i}] {body}")
+    return "\n".join(lines)
