@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from naig.config import MethodSettings, RunConfig
@@ -60,7 +61,7 @@ def _fail(e: BaseException) -> None:
         inner = e.exceptions[0]
         return _fail(inner)
     if isinstance(e, NaigError):
-        err.print(f"[red]error:[/] {e}")
+        err.print(f"[red]error:[/] {escape(str(e))}", soft_wrap=True, highlight=False)
         raise typer.Exit(e.exit_code)
     raise e
 

@@ -37,7 +37,8 @@ def _parse(text: str, where: str) -> list[Any]:
         try:
             return [json.loads(line) for line in text.splitlines() if line.strip()]
         except json.JSONDecodeError as e:
-            raise ConfigError(f"{where}: not JSON or JSON Lines (line {e.lineno}: {e.msg})") from None
+            raise ConfigError(
+                f"{where}: not JSON or JSON Lines (line {e.lineno}: {e.msg})") from None
     if isinstance(data, dict) and isinstance(data.get("tools"), list):
         return list(data["tools"])
     if isinstance(data, dict):

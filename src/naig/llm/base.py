@@ -66,6 +66,9 @@ class LLM(ABC):
     serializes: bool = False
     """True when the backend runs one call at a time (the embedded model)."""
 
+    fingerprint: str = ""
+    """Backend settings that shape answers beyond the request (part of the cache key)."""
+
     @abstractmethod
     async def complete(self, request: Request) -> Completion: ...
 
@@ -80,6 +83,7 @@ class Wrapper(LLM):
         self.inner = inner
         self.name = inner.name
         self.serializes = inner.serializes
+        self.fingerprint = inner.fingerprint
 
     async def complete(self, request: Request) -> Completion:
         return await self.inner.complete(request)

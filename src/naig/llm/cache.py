@@ -61,7 +61,7 @@ class CachedLLM(Wrapper):
         self._db.commit()
 
     async def complete(self, request: Request) -> Completion:
-        key = request.key(self.name)
+        key = request.key(self.name + self.fingerprint)
         hit = self.get(key)
         if hit is not None:
             return hit

@@ -17,6 +17,8 @@ from naig.llm.base import LLM, Completion, Request
 from naig.llm.weights import model_path
 
 CONTEXT_TOKENS = 8192
+REPEAT_PENALTY = 1.1
+"""Small models loop on a phrase without it; the grammar keeps JSON structure intact."""
 
 
 class LlamaCppLLM(LLM):
@@ -30,6 +32,7 @@ class LlamaCppLLM(LLM):
                 "the embedded model needs llama-cpp-python; install it with: "
                 "pip install 'naig[local]' (or use --model openai:<name>)") from None
         self.name = f"local:{model}"
+        self.fingerprint = f"|repeat_penalty={REPEAT_PENALTY}"
         path = model_path(model)
         # Qwen and SmolLM2 are ChatML models; the template embedded in a GGUF is not trusted.
         self._llama = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=threads or os.cpu_count(),
@@ -45,6 +48,7 @@ class LlamaCppLLM(LLM):
             temperature=request.temperature,
             max_tokens=request.max_tokens,
             seed=request.seed,
+            repeat_penalty=REPEAT_PENALTY,
             **kwargs,
         )
 

@@ -2,7 +2,13 @@
 the official ``openai`` async client.
 
 Structured requests send their JSON Schema as ``response_format``: the standard
-``json_schema`` form by default, or llama.cpp's ``json_object`` + ``schema`` form.
+``json_schema`` form by default (OpenAI, vLLM, SGLang), or the ``json_object`` + ``schema``
+form, which is the only one llama-cpp-python's server honours (it answers the standard
+form with HTTP 500). The model spec ``openai:<model>?schema=json_object`` selects the
+latter (see ``naig.llm.registry``).
+
+Transient failures (refused or dropped connections, timeouts, 429, 5xx) are retried
+twice by the client with a short backoff; then they surface as ``BackendError``.
 """
 
 from __future__ import annotations
@@ -17,12 +23,22 @@ from naig.errors import BackendError, ConfigError
 from naig.llm.base import LLM, Completion, Request
 
 SchemaMode = Literal["json_schema", "json_object"]
+SCHEMA_MODES: tuple[SchemaMode, ...] = ("json_schema", "json_object")
+
+CONNECT_TIMEOUT = 5.0
+"""Seconds to open a connection: a host that drops packets fails in seconds, not after
+the (long) answer timeout."""
 
 
 class OpenAICompatLLM(LLM):
     def __init__(self, model: str, *, base_url: str | None = None, api_key: str | None = None,
                  schema_mode: SchemaMode = "json_schema", timeout: float = 600.0):
-        self.name = f"openai:{model}"
+        if schema_mode not in SCHEMA_MODES:
+            raise ConfigError(f"schema mode {schema_mode!r}: use one of {', '.join(SCHEMA_MODES)}")
+        # The name is the spec that reopens this backend, so a non-default mode is part of
+        # it (and of the cache key: the two forms may be honoured differently).
+        suffix = "" if schema_mode == "json_schema" else f"?schema={schema_mode}"
+        self.name = f"openai:{model}{suffix}"
         self.model = model
         self.base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
         key = api_key or os.environ.get("OPENAI_API_KEY")
@@ -32,8 +48,14 @@ class OpenAICompatLLM(LLM):
                                   "local server that needs no key)")
             key = "unused"  # local servers accept any key
         self.schema_mode = schema_mode
-        self._client = openai.AsyncOpenAI(base_url=self.base_url, api_key=key,
-                                          timeout=timeout, max_retries=2)
+        self.timeout = timeout
+        self._client = openai.AsyncOpenAI(
+            base_url=self.base_url, api_key=key, max_retries=2,
+            timeout=openai.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT)))
+
+    @property
+    def where(self) -> str:
+        return self.base_url or "the OpenAI API"
 
     def _response_format(self, schema: dict[str, Any]) -> dict[str, Any]:
         if self.schema_mode == "json_object":
@@ -55,24 +77,41 @@ class OpenAICompatLLM(LLM):
                 seed=request.seed,
                 **kwargs,
             )
+        except openai.APITimeoutError:
+            raise BackendError(f"{self.where} did not answer within {self.timeout:g} s; "
+                               "is the server overloaded?", retryable=True) from None
         except openai.APIConnectionError as e:
-            where = self.base_url or "the OpenAI API"
-            raise BackendError(f"cannot reach {where} ({e.__cause__ or e}); start the server "
-                               "or fix --base-url", retryable=True) from None
+            raise BackendError(f"cannot reach {self.where} ({_one_line(str(e.__cause__ or e))})"
+                               "; start the server or fix --base-url", retryable=True) from None
         except openai.AuthenticationError:
-            raise ConfigError("the server refused the API key; set OPENAI_API_KEY") from None
+            raise ConfigError(f"{self.where} refused the API key; set OPENAI_API_KEY") from None
         except openai.APIStatusError as e:
-            raise BackendError(f"{self.name}: HTTP {e.status_code}: {e.message}",
-                               status=e.status_code,
-                               retryable=e.status_code == 429 or e.status_code >= 500) from None
+            raise self._status_error(e, structured=request.schema_ is not None) from None
         seconds = time.perf_counter() - start
         usage = out.usage
         return Completion(
-            text=out.choices[0].message.content or "" if out.choices else "",
+            text=(out.choices[0].message.content or "") if out.choices else "",
             prompt_tokens=usage.prompt_tokens if usage else 0,
             completion_tokens=usage.completion_tokens if usage else 0,
             seconds=seconds,
         )
 
+    def _status_error(self, e: openai.APIStatusError, *, structured: bool) -> Exception:
+        detail = _one_line(e.message)
+        if structured and self.schema_mode == "json_schema" and "response_format" in detail:
+            # llama-cpp-python's server rejects the standard form (with a 500, not a 400).
+            return ConfigError(
+                f"{self.where} rejected the json_schema response_format ({detail}); if it is "
+                f"a llama-cpp-python server, use --model {self.name}?schema=json_object")
+        return BackendError(f"{self.name} at {self.where}: HTTP {e.status_code}: {detail}",
+                            status=e.status_code,
+                            retryable=e.status_code == 429 or e.status_code >= 500)
+
     async def aclose(self) -> None:
         await self._client.close()
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    """Server error texts can span lines (llama-cpp-python's include a traceback)."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -16,6 +16,9 @@ from naig.errors import ModelOutputError
 from naig.llm.base import LLM, ChatMessage, Request
 
 T = TypeVar("T")
+RETRY_TEMPERATURE = 0.7
+REASON_CHARS = 300
+"""Longest reason a judge or expert may give: bounds a small model's rambling."""
 
 
 async def ask(llm: LLM, messages: tuple[ChatMessage, ...], schema: dict[str, Any],
@@ -25,7 +28,9 @@ async def ask(llm: LLM, messages: tuple[ChatMessage, ...], schema: dict[str, Any
     raw = ""
     problem = ""
     for attempt in range(attempts):
-        request = Request(messages=history, schema=schema, temperature=temperature,
+        # a greedy answer that failed fails again the same way: sample on retries
+        heat = temperature if attempt == 0 else max(temperature, RETRY_TEMPERATURE)
+        request = Request(messages=history, schema=schema, temperature=heat,
                           max_tokens=max_tokens, seed=seed + attempt,
                           template_hash=template_hash, stage=stage)
         raw = (await llm.complete(request)).text

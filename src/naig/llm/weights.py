@@ -57,6 +57,9 @@ DEFAULT_MODEL = "qwen2.5-coder-0.5b"
 
 
 def models_dir() -> Path:
+    """``NAIG_MODELS_DIR``, else ``models`` in ``NAIG_CACHE_DIR`` or the user cache folder."""
+    if os.environ.get("NAIG_MODELS_DIR"):
+        return Path(os.environ["NAIG_MODELS_DIR"])
     root = os.environ.get("NAIG_CACHE_DIR") or platformdirs.user_cache_dir("naig")
     return Path(root) / "models"
 

@@ -25,4 +25,5 @@ async def run(d: Draft) -> Draft:
         if step < d.settings.refine_steps and not all_refined(d):
             step += 1
             await refine_step(d, step)
+    d.number_calls()
     return d

@@ -87,7 +87,8 @@ def call_names_known(messages: list[Message], tools: list[Tool]) -> Check:
     for i, m in enumerate(messages):
         for c in m.tool_calls or []:
             if c.function.name not in names:
-                return _fail("call_names_known", f"[{i}] calls {c.function.name!r}, not a listed tool")
+                return _fail("call_names_known",
+                             f"[{i}] calls {c.function.name!r}, not a listed tool")
     return _ok("call_names_known")
 
 

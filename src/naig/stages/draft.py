@@ -74,6 +74,20 @@ class Draft:
         self._call_ids += 1
         return f"call_{self._call_ids}"
 
+    def number_calls(self) -> None:
+        """Renumber call ids ``call_1``, ``call_2``... in dialogue order (results follow)."""
+        names: dict[str, str] = {}
+        for t in self.turns:
+            m = t.message
+            if m.tool_calls:
+                calls = []
+                for c in m.tool_calls:
+                    names[c.id] = f"call_{len(names) + 1}"
+                    calls.append(c.model_copy(update={"id": names[c.id]}))
+                t.message = m.model_copy(update={"tool_calls": calls})
+            elif m.role == "tool" and m.tool_call_id in names:
+                t.message = m.model_copy(update={"tool_call_id": names[m.tool_call_id]})
+
     def append(self, *messages: Message) -> None:
         self.turns += [Turn(m) for m in messages]
 
@@ -84,9 +98,9 @@ class Draft:
         ``keep`` names the index in ``messages`` that continues the turn at ``at`` (its
         selection count carries over); ``injected`` marks every new turn as injected.
         """
-        old = self.turns[at]
         new = [Turn(m, injected=injected) for m in messages]
         if keep is not None:
+            old = self.turns[at]
             new[keep].selections = old.selections
             new[keep].injected = new[keep].injected or old.injected
         self.turns[at:at + count] = new

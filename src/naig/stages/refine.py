@@ -13,7 +13,7 @@ import random
 from typing import Any, Literal
 
 from naig.dialogue import Message, Refinement
-from naig.llm.structured import ask
+from naig.llm.structured import REASON_CHARS, ask
 from naig.prompts import render
 from naig.stages.calls import calls_schema, make_calls, replay, to_model_calls
 from naig.stages.draft import Draft
@@ -95,7 +95,8 @@ async def _judge(d: Draft, at: int, candidate: list[Message]) -> tuple[bool, str
     messages, digest = render("judge", transcript=transcript(d.messages, {at: "[TURN]"}),
                               kind=_kind(original[0]), a=_show(a), b=_show(b))
     schema = {"type": "object", "additionalProperties": False, "required": ["reason", "better"],
-              "properties": {"reason": {"type": "string"}, "better": {"enum": ["A", "B"]}}}
+              "properties": {"reason": {"type": "string", "maxLength": REASON_CHARS},
+                           "better": {"enum": ["A", "B"]}}}
     raw = await ask(d.llm, messages, schema, _object, stage="refine",
                     seed=d.request_seed("judge"), template_hash=digest, temperature=0.0,
                     max_tokens=300, attempts=d.settings.attempts_per_output)

@@ -15,7 +15,7 @@ from naig.dialogue import Check, Message, Verification
 from naig.envs.base import Environment
 from naig.errors import ModelOutputError
 from naig.llm.base import LLM
-from naig.llm.structured import ask
+from naig.llm.structured import REASON_CHARS, ask
 from naig.prompts import render
 from naig.stages.checks import RULES
 from naig.tools import Tool
@@ -37,7 +37,8 @@ EXPERTS: dict[str, str] = {
 }
 
 _VERDICT = {"type": "object", "additionalProperties": False, "required": ["reason", "verdict"],
-            "properties": {"reason": {"type": "string"}, "verdict": {"enum": ["pass", "fail"]}}}
+            "properties": {"reason": {"type": "string", "maxLength": REASON_CHARS},
+                           "verdict": {"enum": ["pass", "fail"]}}}
 
 
 def _verdict(raw: Any) -> dict[str, Any]:

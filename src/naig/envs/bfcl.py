@@ -1,0 +1,257 @@
+"""BFCL's stateful multi-turn backends as real environments (spec ``bfcl:<Class>[,...]``).
+
+Each dialogue gets fresh instances of the classes its tools come from, loaded with a start
+state taken from the package's multi-turn scenarios (``initial_config``), chosen by the
+dialogue's seed. A call runs as a plain method call on the owning instance after the base
+class has validated it against the tool's schema; BFCL's own executor (which ``eval``s
+call strings and caches instances in module globals) is never used.
+
+The start state is recorded as ``{"classes": [...], "initial_config": {...}}`` and is
+enough to rebuild the environment (``from_info``), so a dialogue replays exactly.
+"""
+
+from __future__ import annotations
+
+import copy
+import decimal
+import functools
+import importlib
+import json
+import random
+from importlib import resources
+from typing import Any
+
+from naig.dialogue import EnvironmentInfo
+from naig.envs.base import Environment, ToolResult, error_result
+from naig.errors import ConfigError
+from naig.tools import Tool, tool_from_dict
+
+INSTALL = ("pip install --no-deps bfcl-eval==2026.3.23 && "
+           "pip install mpmath==1.3.0 filelock==3.20.0")
+
+CLASSES = ("GorillaFileSystem", "MathAPI", "MessageAPI", "TwitterAPI", "TicketAPI",
+           "TradingBot", "TravelAPI", "VehicleControlAPI")
+"""The stateful multi-turn classes; BFCL's memory and web-search backends are left out."""
+
+SCENARIOS = "BFCL_v4_multi_turn_base.json"
+SUMMARY_CHARS = 1500
+MAX_PRECISION = 1000
+"""MathAPI takes a digits-of-precision argument; more than this would run for minutes."""
+MAX_INT_EXPONENT = 10_000
+
+
+def _require() -> Any:
+    try:
+        from bfcl_eval.constants import executable_backend_config as config
+    except ImportError:
+        raise ConfigError(f"bfcl: tools need the bfcl-eval package; install it with: {INSTALL}"
+                          ) from None
+    return config
+
+
+def _data(*parts: str) -> str:
+    _require()
+    return resources.files("bfcl_eval").joinpath("data", *parts).read_text("utf-8")
+
+
+@functools.cache
+def _docs() -> dict[str, tuple[Tool, ...]]:
+    files = _require().MULTI_TURN_FUNC_DOC_FILE_MAPPING
+    out = {}
+    for cls in CLASSES:
+        lines = [ln for ln in _data("multi_turn_func_doc", files[cls]).splitlines() if ln.strip()]
+        out[cls] = tuple(tool_from_dict(json.loads(ln), f"bfcl {files[cls]}: line {i}", cls)
+                         for i, ln in enumerate(lines, 1))
+    return out
+
+
+@functools.cache
+def _owners() -> dict[str, str]:
+    """Tool name -> the class that implements it (names are unique across the classes)."""
+    return {t.name: cls for cls, tools in _docs().items() for t in tools}
+
+
+@functools.cache
+def _scenarios() -> tuple[dict[str, Any], ...]:
+    return tuple(json.loads(ln) for ln in _data(SCENARIOS).splitlines() if ln.strip())
+
+
+def parse_classes(names: str) -> list[str]:
+    """The classes a spec's name part asks for; empty means all of them."""
+    wanted = [n.strip() for n in names.split(",") if n.strip()] or list(CLASSES)
+    unknown = [n for n in wanted if n not in CLASSES]
+    if unknown:
+        raise ConfigError(f"bfcl: unknown class {', '.join(unknown)}; "
+                          f"the classes are: {', '.join(CLASSES)}")
+    return sorted(set(wanted), key=CLASSES.index)
+
+
+def pool(classes: list[str]) -> list[Tool]:
+    docs = _docs()
+    return [t for c in classes for t in docs[c]]
+
+
+def choose_state(classes: list[str], seed: int) -> dict[str, Any]:
+    """A start state for ``classes``: the config of a scenario chosen by ``seed``.
+
+    The scenario is drawn among those whose classes cover all of ``classes``, else among
+    those sharing at least one; a class the drawn scenario lacks takes its config from
+    another scenario involving it (drawn the same way), or the class's default (``{}``).
+    """
+    rng = random.Random(seed)
+    rows = _scenarios()
+    covering = [r for r in rows if set(classes) <= set(r["involved_classes"])]
+    touching = [r for r in rows if set(classes) & set(r["involved_classes"])]
+    picks = [rng.choice(covering or touching)] if covering or touching else []
+    config: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for cls in classes:
+        if not any(cls in p["involved_classes"] for p in picks):
+            involving = [r for r in rows if cls in r["involved_classes"]]
+            if involving:
+                picks.append(rng.choice(involving))
+        for p in picks:
+            if cls in p["involved_classes"]:
+                config[cls] = copy.deepcopy(p["initial_config"].get(cls, {}))
+                sources[cls] = p["id"]
+                break
+        else:
+            config[cls] = {}
+    return {"classes": list(classes), "initial_config": config, "scenarios": sources}
+
+
+def _instantiate(cls: str, config: dict[str, Any]) -> Any:
+    module = importlib.import_module(_require().CLASS_FILE_PATH_MAPPING[cls])
+    instance = getattr(module, cls)()
+    if hasattr(instance, "_load_scenario"):  # MathAPI is stateless and has none
+        # _load_scenario keeps references into the dict it is given and mutates them
+        instance._load_scenario(copy.deepcopy(config), long_context=False)
+    return instance
+
+
+def _guard(name: str, arguments: dict[str, Any]) -> str | None:
+    """Why a call would run away (minutes of CPU, gigabytes of digits), if it would."""
+    precision = arguments.get("precision")
+    if isinstance(precision, int | float) and precision > MAX_PRECISION:
+        return f"precision must be at most {MAX_PRECISION}"
+    if name == "power":
+        base, exponent = arguments.get("base"), arguments.get("exponent")
+        if isinstance(base, int) and isinstance(exponent, int) and \
+                abs(exponent) > MAX_INT_EXPONENT and abs(base) > 1:
+            return f"an integer exponent must be at most {MAX_INT_EXPONENT} in size"
+    return None
+
+
+def _run(method: Any) -> Any:
+    """Call with the process-wide numeric settings restored after: MathAPI sets
+    ``mpmath.mp.dps`` and the thread's decimal precision as a side effect."""
+    import mpmath
+
+    dps = mpmath.mp.dps
+    try:
+        with decimal.localcontext():
+            return method()
+    finally:
+        mpmath.mp.dps = dps
+
+
+def encode(result: Any) -> str:
+    return json.dumps(result, default=str, ensure_ascii=False, sort_keys=True)
+
+
+class BfclEnvironment(Environment):
+    """Live instances of BFCL classes, one per class the dialogue's tools come from."""
+
+    executes = True
+
+    def __init__(self, tools: list[Tool], initial_config: dict[str, Any], *, name: str,
+                 scenarios: dict[str, str] | None = None):
+        super().__init__(tools)
+        self._name = name
+        self._config = copy.deepcopy(initial_config)
+        self._scenarios = dict(scenarios or {})
+        self._instances: dict[str, Any] = {}
+        self._build()
+
+    def _build(self) -> None:
+        self._instances = {c: _instantiate(c, cfg) for c, cfg in self._config.items()}
+
+    def info(self) -> EnvironmentInfo:
+        state: dict[str, Any] = {"classes": list(self._config),
+                                 "initial_config": copy.deepcopy(self._config)}
+        if self._scenarios:
+            state["scenarios"] = dict(self._scenarios)
+        return EnvironmentInfo(name=self._name, initial_state=state)
+
+    async def reset(self) -> None:
+        self._build()
+
+    def state_summary(self) -> str:
+        budget = SUMMARY_CHARS // max(1, len(self._config))
+        parts = []
+        for cls, cfg in self._config.items():
+            if cls == "MathAPI":
+                continue
+            if cls == "GorillaFileSystem":
+                text = "GorillaFileSystem (the current directory starts at the root):\n" + \
+                    "\n".join(_tree(cfg.get("root", {})))
+            else:
+                text = f"{cls}: " + json.dumps(cfg, ensure_ascii=False, separators=(",", ":"))
+            parts.append(text if len(text) <= budget else text[:budget - 3] + "...")
+        return "\n".join(parts)
+
+    async def _execute(self, tool: Tool, arguments: dict[str, Any]) -> ToolResult:
+        cls = _owners().get(tool.name)
+        instance = self._instances.get(cls) if cls else None
+        method = getattr(instance, tool.name, None) if instance is not None else None
+        if tool.name.startswith("_") or not callable(method):
+            return error_result(f"tool {tool.name!r} is not part of this environment")
+        why = _guard(tool.name, arguments)
+        if why:
+            return error_result(why)
+        try:
+            result = _run(lambda: method(**arguments))
+            content = encode(result)
+        except Exception as e:  # a bad call is a result the model must see, not a crash
+            return error_result(f"{type(e).__name__}: {e}")
+        return ToolResult(content=content, error=isinstance(result, dict) and "error" in result)
+
+
+def _tree(root: dict[str, Any], depth: int = 0) -> list[str]:
+    lines = []
+    for name, node in root.items():
+        if node.get("type") == "directory" or "contents" in node:
+            lines.append("  " * depth + name + "/")
+            lines += _tree(node.get("contents", {}), depth + 1)
+        else:
+            lines.append("  " * depth + f"{name} ({len(node.get('content', ''))} chars)")
+    return lines
+
+
+def make(spec: str, classes: list[str]) -> Any:
+    """The environment factory for a spec: each dialogue's state is chosen by its seed
+    among scenarios involving the classes of its tools."""
+
+    def build(tools: list[Tool], llm: Any, seed: int) -> Environment:
+        owners = _owners()
+        mine = sorted({owners[t.name] for t in tools if t.name in owners} or set(classes),
+                      key=CLASSES.index)
+        state = choose_state(mine, seed)
+        return BfclEnvironment(tools, state["initial_config"], name=spec,
+                               scenarios=state["scenarios"])
+
+    return build
+
+
+def from_info(info: EnvironmentInfo, tools: list[Tool]) -> BfclEnvironment:
+    """Rebuild a dialogue's environment from its record's ``meta.environment``."""
+    state = info.initial_state
+    config = state.get("initial_config")
+    if not isinstance(config, dict) or any(c not in CLASSES for c in config):
+        raise ConfigError(f"{info.name}: the recorded initial_state has no usable "
+                          "initial_config (class name -> config)")
+    return BfclEnvironment(tools, config, name=info.name, scenarios=state.get("scenarios"))
+
+
+__all__ = ["CLASSES", "BfclEnvironment", "choose_state", "from_info", "make", "parse_classes",
+           "pool"]

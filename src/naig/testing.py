@@ -1,0 +1,79 @@
+"""A scripted fake LLM for unit tests, shipped in the package.
+
+``ScriptedLLM`` answers from a queue of texts or from a function of the request, records
+every request it was sent, and fails loudly on a call it has no answer for. It is for
+unit logic only: the evidence that a feature works is the end-to-end tier on a real model.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from naig.llm.base import LLM, Completion, Request
+
+Responder = Callable[[Request], "str | dict[str, Any] | list[Any]"]
+
+
+class UnexpectedCall(AssertionError):
+    """The scripted LLM was asked something it has no answer for."""
+
+
+class ScriptedLLM(LLM):
+    def __init__(self, answers: Iterable[str | dict[str, Any] | list[Any]] = (),
+                 respond: Responder | None = None, name: str = "scripted:test"):
+        self.name = name
+        self._queue = list(answers)
+        self._respond = respond
+        self.requests: list[Request] = []
+
+    async def complete(self, request: Request) -> Completion:
+        self.requests.append(request)
+        if self._queue:
+            answer = self._queue.pop(0)
+        elif self._respond is not None:
+            answer = self._respond(request)
+        else:
+            last = request.messages[-1].content[:200]
+            raise UnexpectedCall(f"no scripted answer for request #{len(self.requests)}: {last}")
+        text = answer if isinstance(answer, str) else json.dumps(answer)
+        prompt = sum(len(m.content) for m in request.messages) // 4
+        return Completion(text=text, prompt_tokens=prompt, completion_tokens=len(text) // 4)
+
+    def stages(self) -> list[str]:
+        return [r.stage for r in self.requests]
+
+
+def example(schema: dict[str, Any]) -> Any:
+    """A small instance of ``schema``: the first branch, the first enum value, the fewest
+    items, every declared property. Enough JSON Schema for naig's own request schemas."""
+    if "const" in schema:
+        return schema["const"]
+    if "enum" in schema:
+        return schema["enum"][0]
+    for key in ("anyOf", "oneOf"):
+        if key in schema:
+            return example(schema[key][0])
+    kind = schema.get("type")
+    if kind == "object" or "properties" in schema:
+        return {k: example(v) for k, v in schema.get("properties", {}).items()}
+    if kind == "array":
+        items = schema.get("items", {})
+        return [example(items) for _ in range(max(1, schema.get("minItems", 0)))]
+    if kind == "integer":
+        return int(schema.get("minimum", 1))
+    if kind == "number":
+        return float(schema.get("minimum", 1))
+    if kind == "boolean":
+        return True
+    if kind == "string":
+        return "x" * max(1, schema.get("minLength", 1))
+    return {}
+
+
+def schema_example(request: Request) -> Any:
+    """A responder that answers every structured request with ``example`` of its schema."""
+    if request.schema_ is None:
+        return "ok"
+    return example(request.schema_)

@@ -1,0 +1,108 @@
+"""Each rule check passes a good dialogue and rejects one crafted to break exactly it."""
+
+import json
+
+import pytest
+
+from naig.dialogue import Message
+from naig.stages import checks
+from naig.stages.checks import RULES
+
+from .conftest import TOOLS, call, good_dialogue, result
+
+
+def _broken_roles() -> list[Message]:
+    m = good_dialogue()
+    return [*m[:2], m[6], m[6].model_copy(update={"content": "And another thing entirely."})]
+
+
+def _broken_ids() -> list[Message]:
+    m = good_dialogue()
+    m[3] = m[3].model_copy(update={"tool_call_id": "call_9"})
+    return m
+
+
+def _broken_names() -> list[Message]:
+    m = good_dialogue()
+    m[2] = call("call_1", "get_wether", city="Paris")
+    return m
+
+
+def _broken_arguments() -> list[Message]:
+    m = good_dialogue()
+    m[4] = call("call_2", "book_hotel", hotel_id="H-1001", nights="two")
+    return m
+
+
+def _broken_repetition() -> list[Message]:
+    m = good_dialogue()
+    loop = "I can help with that. " * 12
+    m[6] = m[6].model_copy(update={"content": loop})
+    return m
+
+
+def _broken_grounding() -> list[Message]:
+    m = good_dialogue()
+    m[4] = call("call_2", "book_hotel", hotel_id="H-9999", nights=2)
+    return m
+
+
+def _broken_echo() -> list[Message]:
+    m = good_dialogue()
+    m[1] = m[1].model_copy(update={"content": m[1].content + " (the user's message for subtask 1)"})
+    return m
+
+
+def _broken_empty() -> list[Message]:
+    m = good_dialogue()
+    m[6] = m[6].model_copy(update={"content": "  "})
+    return m
+
+
+BROKEN = {
+    "roles_in_order": _broken_roles,
+    "turns_nonempty": _broken_empty,
+    "tool_results_match_calls": _broken_ids,
+    "call_names_known": _broken_names,
+    "schema_valid_arguments": _broken_arguments,
+    "no_repetition": _broken_repetition,
+    "grounded_ids": _broken_grounding,
+    "no_instruction_echo": _broken_echo,
+}
+
+
+def test_every_rule_has_a_breaking_case() -> None:
+    assert {r.__name__ for r in RULES} == set(BROKEN)
+
+
+def test_good_dialogue_passes_every_rule() -> None:
+    for rule in RULES:
+        verdict = rule(good_dialogue(), TOOLS)
+        assert verdict.passed, (rule.__name__, verdict.detail)
+
+
+@pytest.mark.parametrize("name", sorted(BROKEN))
+def test_each_rule_rejects_exactly_its_break(name: str) -> None:
+    dialogue = BROKEN[name]()
+    verdicts = {r.__name__: r(dialogue, TOOLS) for r in RULES}
+    assert not verdicts[name].passed
+    assert verdicts[name].detail  # a reason, naming the turn
+    others = [n for n, v in verdicts.items() if n != name and not v.passed]
+    assert others == [], others
+
+
+def test_unparseable_arguments_are_rejected_not_raised() -> None:
+    m = good_dialogue()
+    m[2] = m[2].model_copy(update={"tool_calls": [
+        m[2].tool_calls[0].model_copy(update={"function": m[2].tool_calls[0].function.model_copy(
+            update={"arguments": "{city: Paris"})})]})
+    verdict = checks.schema_valid_arguments(m, TOOLS)
+    assert not verdict.passed and "not an object" in verdict.detail
+
+
+def test_ids_from_tool_results_are_grounded() -> None:
+    m = good_dialogue()
+    m[1] = Message(role="user", content="Weather in Paris, and book the first hotel for 2 nights.")
+    m[3] = result("call_1", temperature=18, hotels=[{"hotel_id": "H-1001"}])
+    assert checks.grounded_ids(m, TOOLS).passed
+    assert json.loads(m[3].content)["hotels"][0]["hotel_id"] == "H-1001"

@@ -1,0 +1,86 @@
+"""The LLM layer's wrappers on the scripted LLM: structured retries, cache, accounting."""
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from naig.errors import ModelOutputError
+from naig.llm.accounting import AccountedLLM, ledger
+from naig.llm.base import Request, messages
+from naig.llm.cache import CachedLLM
+from naig.llm.structured import ask
+from naig.testing import ScriptedLLM
+
+SCHEMA = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
+
+
+def _n(raw):  # type: ignore[no-untyped-def]
+    if not isinstance(raw.get("n"), int):
+        raise ValueError("'n' must be an integer")
+    return raw["n"]
+
+
+def test_a_bad_answer_is_retried_with_the_error_fed_back() -> None:
+    llm = ScriptedLLM(["not json", {"n": "three"}, {"n": 3}])
+    got = asyncio.run(ask(llm, messages(("user", "count")), SCHEMA, _n, stage="plan", seed=5,
+                          template_hash="h", temperature=0.0))
+    assert got == 3
+    second = llm.requests[1]
+    assert second.messages[-2].content == "not json" and "invalid" in second.messages[-1].content
+    assert "'n' must be an integer" in llm.requests[2].messages[-1].content
+    assert [r.seed for r in llm.requests] == [5, 6, 7]
+    assert llm.requests[0].temperature == 0.0 and llm.requests[1].temperature > 0
+    assert all(r.schema_ == SCHEMA for r in llm.requests)
+
+
+def test_a_model_that_never_answers_well_raises_with_the_raw_text() -> None:
+    llm = ScriptedLLM(["{}", "{}", "garbage!"])
+    with pytest.raises(ModelOutputError) as e:
+        asyncio.run(ask(llm, messages(("user", "count")), SCHEMA, _n, stage="plan", seed=0,
+                        template_hash="h"))
+    assert e.value.raw == "garbage!" and "plan" in str(e.value)
+
+
+def _request(**kw: object) -> Request:
+    base = {"messages": messages(("user", "hi")), "seed": 1, "template_hash": "t1"}
+    return Request(**(base | kw))  # type: ignore[arg-type]
+
+
+def test_cache_key_covers_what_shapes_an_answer() -> None:
+    key = _request().key("local:m")
+    assert key == _request(stage="refine").key("local:m")  # who asks does not matter
+    for change in ({"seed": 2}, {"template_hash": "t2"}, {"temperature": 0.1},
+                   {"max_tokens": 5}, {"schema": SCHEMA},
+                   {"messages": messages(("user", "ho"))}):
+        assert _request(**change).key("local:m") != key, change
+    assert _request().key("openai:m") != key
+
+
+def test_cache_serves_the_first_answer_with_its_first_usage(tmp_path: Path) -> None:
+    inner = ScriptedLLM(["first"])
+    cached = CachedLLM(inner, tmp_path / "c.sqlite")
+    one = asyncio.run(cached.complete(_request()))
+    two = asyncio.run(cached.complete(_request()))
+    assert (one.text, two.text) == ("first", "first")
+    assert not one.cached and two.cached
+    assert (two.prompt_tokens, two.completion_tokens) == (one.prompt_tokens, one.completion_tokens)
+    assert len(inner.requests) == 1
+    reopened = CachedLLM(ScriptedLLM(), tmp_path / "c.sqlite")  # persists across processes
+    assert asyncio.run(reopened.complete(_request())).text == "first"
+
+
+def test_accounting_charges_the_current_dialogue_by_stage(tmp_path: Path) -> None:
+    llm = AccountedLLM(CachedLLM(ScriptedLLM(["a", "b"]), tmp_path / "c.sqlite"))
+
+    async def go():  # type: ignore[no-untyped-def]
+        with ledger() as book:
+            await llm.complete(_request(stage="plan"))
+            await llm.complete(_request(stage="verify", seed=9))
+            await llm.complete(_request(stage="plan"))  # a cache hit
+        return book
+
+    book = asyncio.run(go())
+    usage = book.usage()
+    assert usage.calls == 3 and usage.by_stage["plan"].calls == 2
+    assert llm.totals.new.usage().calls == 2 and llm.totals.cached.usage().calls == 1

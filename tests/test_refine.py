@@ -1,0 +1,76 @@
+"""Refinement: masks are non-adjacent, selection decays, the judge's choice is obeyed."""
+
+import asyncio
+import random
+from collections import Counter
+
+from naig.dialogue import Message
+from naig.stages.refine import choose_masks, maskable, refine_step
+from naig.testing import ScriptedLLM
+
+from .conftest import good_dialogue, make_draft
+
+
+def test_masks_are_never_adjacent() -> None:
+    rng = random.Random(0)
+    for _ in range(2000):
+        n = rng.randint(1, 20)
+        weights = {i: rng.random() + 0.01 for i in rng.sample(range(30), n)}
+        chosen = choose_masks(weights, rng.randint(1, 4), rng)
+        assert chosen == sorted(set(chosen))
+        assert all(b - a > 1 for a, b in zip(chosen, chosen[1:], strict=False))
+        assert set(chosen) <= set(weights)
+
+
+def test_selection_probability_decays_with_each_selection() -> None:
+    # turn 1 chosen twice before (weight 0.25), turn 3 once (0.5), turn 5 never (1.0)
+    weights = {1: 0.5**2, 3: 0.5**1, 5: 1.0}
+    rng = random.Random(1)
+    counts = Counter(choose_masks(weights, 1, rng)[0] for _ in range(20000))
+    assert counts[1] < counts[3] < counts[5]
+    assert abs(counts[5] / counts[1] - 4.0) < 0.5
+
+
+def _judge_says(choice: str, candidate_text: str):  # type: ignore[no-untyped-def]
+    """Responder: the filler writes ``candidate_text``; the judge names the original or the
+    candidate by its letter, whichever position it was shown in."""
+    def respond(request):  # type: ignore[no-untyped-def]
+        if request.schema_ and "better" in request.schema_["properties"]:
+            prompt = request.messages[-1].content
+            a_is_candidate = f"A: assistant: {candidate_text}" in prompt
+            pick_a = a_is_candidate if choice == "new" else not a_is_candidate
+            return {"reason": "because", "better": "A" if pick_a else "B"}
+        return {"content": candidate_text}
+    return respond
+
+
+def test_judge_choosing_original_keeps_the_original() -> None:
+    llm = ScriptedLLM(respond=_judge_says("original", "A brand new reply."))
+    d = make_draft(llm, good_dialogue(), masks_per_step=1)
+    for t in d.turns:
+        t.selections = 5
+    d.turns[6].selections = 0  # make the final reply the overwhelming choice
+    before = [m.model_copy() for m in d.messages]
+    record = asyncio.run(refine_step(d, 1))
+    assert record is not None and record.masked == [6] and record.kept == ["original"]
+    assert d.messages == before
+    sent = llm.requests[0].messages[-1].content
+    assert "[6] [MASK]" in sent and "[5] tool result" in sent  # context around the hole
+
+
+def test_judge_choosing_new_takes_the_candidate() -> None:
+    llm = ScriptedLLM(respond=_judge_says("new", "A brand new reply."))
+    d = make_draft(llm, good_dialogue(), masks_per_step=1)
+    for t in d.turns:
+        t.selections = 5
+    d.turns[6].selections = 0
+    record = asyncio.run(refine_step(d, 1))
+    assert record is not None and record.kept == ["new"]
+    assert d.messages[6] == Message(role="assistant", content="A brand new reply.")
+    assert d.turns[6].selections == 1
+    assert [r.stage for r in llm.requests] == ["refine", "refine"]
+
+
+def test_maskable_turns_exclude_system_and_tool_results() -> None:
+    d = make_draft(ScriptedLLM(), good_dialogue())
+    assert maskable(d) == [1, 2, 4, 6]
