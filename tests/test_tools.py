@@ -34,8 +34,8 @@ def test_malformed_schema_is_a_config_error() -> None:
 
 def test_pool_files_in_every_format(tmp_path) -> None:
     fn = {"name": "f", "parameters": {"type": "object", "properties": {}}}
-    (tmp_path / "a.json").write_text('[{"type": "function", "function": %s}]' % json.dumps(fn))
-    (tmp_path / "b.json").write_text('{"tools": [%s]}' % json.dumps(fn))
+    (tmp_path / "a.json").write_text(json.dumps([{"type": "function", "function": fn}]))
+    (tmp_path / "b.json").write_text(json.dumps({"tools": [fn]}))
     (tmp_path / "c.jsonl").write_text(json.dumps(fn) + "\n" + json.dumps({**fn, "name": "g"}))
     assert [t.name for t in load_file(tmp_path / "a.json")] == ["f"]
     assert [t.name for t in load_file(tmp_path / "b.json")] == ["f"]

@@ -76,7 +76,7 @@ def _normalize_parameters(params: Any, where: str) -> dict[str, Any]:
         Draft202012Validator.check_schema(params)
     except SchemaError as e:
         raise ConfigError(f"{where}: invalid JSON Schema in 'parameters': {e.message}") from None
-    return params
+    return dict(params)
 
 
 def tool_from_dict(raw: Any, where: str, family: str = "") -> Tool:

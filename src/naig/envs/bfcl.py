@@ -18,16 +18,18 @@ import functools
 import importlib
 import json
 import random
+from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
 from naig.dialogue import EnvironmentInfo
 from naig.envs.base import Environment, ToolResult, error_result
 from naig.errors import ConfigError
+from naig.llm.base import LLM
 from naig.tools import Tool, tool_from_dict
 
 INSTALL = ("pip install --no-deps bfcl-eval==2026.3.23 && "
-           "pip install mpmath==1.3.0 filelock==3.20.0")
+           "pip install mpmath==1.3.0 filelock==4.2.12")
 
 CLASSES = ("GorillaFileSystem", "MathAPI", "MessageAPI", "TwitterAPI", "TicketAPI",
            "TradingBot", "TravelAPI", "VehicleControlAPI")
@@ -37,12 +39,13 @@ SCENARIOS = "BFCL_v4_multi_turn_base.json"
 SUMMARY_CHARS = 1500
 MAX_PRECISION = 1000
 """MathAPI takes a digits-of-precision argument; more than this would run for minutes."""
-MAX_INT_EXPONENT = 10_000
+MAX_RESULT_BITS = 100_000
+"""An exact integer power bigger than this could not even be written out as a result."""
 
 
 def _require() -> Any:
     try:
-        from bfcl_eval.constants import executable_backend_config as config
+        config = importlib.import_module("bfcl_eval.constants.executable_backend_config")
     except ImportError:
         raise ConfigError(f"bfcl: tools need the bfcl-eval package; install it with: {INSTALL}"
                           ) from None
@@ -136,27 +139,29 @@ def _guard(name: str, arguments: dict[str, Any]) -> str | None:
         return f"precision must be at most {MAX_PRECISION}"
     if name == "power":
         base, exponent = arguments.get("base"), arguments.get("exponent")
-        if isinstance(base, int) and isinstance(exponent, int) and \
-                abs(exponent) > MAX_INT_EXPONENT and abs(base) > 1:
-            return f"an integer exponent must be at most {MAX_INT_EXPONENT} in size"
+        if isinstance(base, int) and isinstance(exponent, int) and abs(base) > 1 and \
+                abs(exponent) * abs(base).bit_length() > MAX_RESULT_BITS:
+            return "the result would be too large to compute"
     return None
 
 
-def _run(method: Any) -> Any:
-    """Call with the process-wide numeric settings restored after: MathAPI sets
-    ``mpmath.mp.dps`` and the thread's decimal precision as a side effect."""
+def encode(result: Any) -> str:
+    return json.dumps(result, default=str, ensure_ascii=False, sort_keys=True)
+
+
+def run_call(method: Any, arguments: dict[str, Any]) -> tuple[Any, str]:
+    """Call a method and encode its result, with the process-wide numeric settings put
+    back after: MathAPI sets ``mpmath.mp.dps`` and the thread's decimal precision as a side
+    effect (and an mpmath number prints at the precision in force, so encode inside)."""
     import mpmath
 
     dps = mpmath.mp.dps
     try:
         with decimal.localcontext():
-            return method()
+            result = method(**arguments)
+            return result, encode(result)
     finally:
         mpmath.mp.dps = dps
-
-
-def encode(result: Any) -> str:
-    return json.dumps(result, default=str, ensure_ascii=False, sort_keys=True)
 
 
 class BfclEnvironment(Environment):
@@ -176,6 +181,11 @@ class BfclEnvironment(Environment):
     def _build(self) -> None:
         self._instances = {c: _instantiate(c, cfg) for c, cfg in self._config.items()}
 
+    @property
+    def instances(self) -> dict[str, Any]:
+        """The live BFCL objects by class name (BFCL's checker compares these end states)."""
+        return dict(self._instances)
+
     def info(self) -> EnvironmentInfo:
         state: dict[str, Any] = {"classes": list(self._config),
                                  "initial_config": copy.deepcopy(self._config)}
@@ -187,14 +197,14 @@ class BfclEnvironment(Environment):
         self._build()
 
     def state_summary(self) -> str:
-        budget = SUMMARY_CHARS // max(1, len(self._config))
+        shown = {c: cfg for c, cfg in self._config.items() if c != "MathAPI"}  # stateless
+        budget = SUMMARY_CHARS // max(1, len(shown))
         parts = []
-        for cls, cfg in self._config.items():
-            if cls == "MathAPI":
-                continue
+        for cls, cfg in shown.items():
             if cls == "GorillaFileSystem":
-                text = "GorillaFileSystem (the current directory starts at the root):\n" + \
-                    "\n".join(_tree(cfg.get("root", {})))
+                root = cfg.get("root", {})
+                text = (f"GorillaFileSystem (the current directory starts at "
+                        f"/{next(iter(root), '')}):\n" + "\n".join(_tree(root)))
             else:
                 text = f"{cls}: " + json.dumps(cfg, ensure_ascii=False, separators=(",", ":"))
             parts.append(text if len(text) <= budget else text[:budget - 3] + "...")
@@ -210,8 +220,7 @@ class BfclEnvironment(Environment):
         if why:
             return error_result(why)
         try:
-            result = _run(lambda: method(**arguments))
-            content = encode(result)
+            result, content = run_call(method, arguments)
         except Exception as e:  # a bad call is a result the model must see, not a crash
             return error_result(f"{type(e).__name__}: {e}")
         return ToolResult(content=content, error=isinstance(result, dict) and "error" in result)
@@ -228,11 +237,11 @@ def _tree(root: dict[str, Any], depth: int = 0) -> list[str]:
     return lines
 
 
-def make(spec: str, classes: list[str]) -> Any:
-    """The environment factory for a spec: each dialogue's state is chosen by its seed
-    among scenarios involving the classes of its tools."""
+def factory(spec: str, classes: list[str]) -> Callable[[list[Tool], LLM, int], Environment]:
+    """Builds each dialogue's environment: the classes of its tools, in a start state
+    chosen by its seed."""
 
-    def build(tools: list[Tool], llm: Any, seed: int) -> Environment:
+    def build(tools: list[Tool], llm: LLM, seed: int) -> Environment:
         owners = _owners()
         mine = sorted({owners[t.name] for t in tools if t.name in owners} or set(classes),
                       key=CLASSES.index)
@@ -247,11 +256,13 @@ def from_info(info: EnvironmentInfo, tools: list[Tool]) -> BfclEnvironment:
     """Rebuild a dialogue's environment from its record's ``meta.environment``."""
     state = info.initial_state
     config = state.get("initial_config")
-    if not isinstance(config, dict) or any(c not in CLASSES for c in config):
+    classes = state.get("classes") or list(config or {})
+    if not isinstance(config, dict) or any(c not in CLASSES for c in [*config, *classes]):
         raise ConfigError(f"{info.name}: the recorded initial_state has no usable "
-                          "initial_config (class name -> config)")
-    return BfclEnvironment(tools, config, name=info.name, scenarios=state.get("scenarios"))
+                          "initial_config (BFCL class name -> config)")
+    return BfclEnvironment(tools, {c: config.get(c, {}) for c in classes}, name=info.name,
+                           scenarios=state.get("scenarios"))
 
 
-__all__ = ["CLASSES", "BfclEnvironment", "choose_state", "from_info", "make", "parse_classes",
-           "pool"]
+__all__ = ["CLASSES", "BfclEnvironment", "choose_state", "encode", "factory", "from_info",
+           "parse_classes", "pool", "run_call"]

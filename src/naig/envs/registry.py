@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from naig.envs import bfcl, tau2
 from naig.envs.base import Environment
 from naig.envs.simulated import SimulatedEnvironment
 from naig.errors import ConfigError
@@ -45,7 +46,19 @@ def _file(spec: str) -> ToolSource:
     return ToolSource(spec, load_file(Path(spec)), "simulated by the LLM", _simulated(spec))
 
 
-PROVIDERS: dict[str, Callable[[str, str], ToolSource]] = {"builtin": _builtin}
+def _bfcl(spec: str, name: str) -> ToolSource:
+    classes = bfcl.parse_classes(name)
+    return ToolSource(spec, bfcl.pool(classes), "executed by BFCL's classes",
+                      bfcl.factory(spec, classes))
+
+
+def _tau2(spec: str, name: str) -> ToolSource:
+    return ToolSource(spec, tau2.pool(name), f"executed by tau2's {name} database",
+                      tau2.factory(name))
+
+
+PROVIDERS: dict[str, Callable[[str, str], ToolSource]] = {
+    "builtin": _builtin, "bfcl": _bfcl, "tau2": _tau2}
 
 
 def resolve(spec: str) -> ToolSource:

@@ -44,7 +44,7 @@ class LlamaCppLLM(LLM):
         if request.schema_ is not None:
             kwargs["response_format"] = {"type": "json_object", "schema": request.schema_}
         return self._llama.create_chat_completion(  # type: ignore[return-value]
-            messages=[m.model_dump() for m in request.messages],
+            messages=[m.model_dump() for m in request.messages],  # type: ignore[misc]
             temperature=request.temperature,
             max_tokens=request.max_tokens,
             seed=request.seed,

@@ -35,10 +35,9 @@ class OpenAICompatLLM(LLM):
                  schema_mode: SchemaMode = "json_schema", timeout: float = 600.0):
         if schema_mode not in SCHEMA_MODES:
             raise ConfigError(f"schema mode {schema_mode!r}: use one of {', '.join(SCHEMA_MODES)}")
-        # The name is the spec that reopens this backend, so a non-default mode is part of
-        # it (and of the cache key: the two forms may be honoured differently).
-        suffix = "" if schema_mode == "json_schema" else f"?schema={schema_mode}"
-        self.name = f"openai:{model}{suffix}"
+        self.name = f"openai:{model}"
+        # A server may honour one form and ignore the other: answers differ by mode.
+        self.fingerprint = f"|schema={schema_mode}"
         self.model = model
         self.base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
         key = api_key or os.environ.get("OPENAI_API_KEY")
@@ -97,12 +96,13 @@ class OpenAICompatLLM(LLM):
         )
 
     def _status_error(self, e: openai.APIStatusError, *, structured: bool) -> Exception:
-        detail = _one_line(e.message)
+        detail = _one_line(e.message.removeprefix(f"Error code: {e.status_code}").lstrip(" -"))
         if structured and self.schema_mode == "json_schema" and "response_format" in detail:
             # llama-cpp-python's server rejects the standard form (with a 500, not a 400).
             return ConfigError(
-                f"{self.where} rejected the json_schema response_format ({detail}); if it is "
-                f"a llama-cpp-python server, use --model {self.name}?schema=json_object")
+                f"{self.where} rejected the json_schema response_format (HTTP {e.status_code}: "
+                f"{_one_line(detail, 120)}); if it is a llama-cpp-python server, use "
+                f"--model {self.name}?schema=json_object")
         return BackendError(f"{self.name} at {self.where}: HTTP {e.status_code}: {detail}",
                             status=e.status_code,
                             retryable=e.status_code == 429 or e.status_code >= 500)

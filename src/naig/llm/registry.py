@@ -25,22 +25,17 @@ def _openai(name: str, base_url: str | None) -> LLM:
     (the standard form, the default: OpenAI, vLLM, SGLang) or ``json_object`` (a
     ``json_object`` with a ``schema``: the only form llama-cpp-python's server honours).
     """
-    from urllib.parse import parse_qsl
-
     from naig.llm.openai_compat import SCHEMA_MODES, OpenAICompatLLM
 
     model, _, query = name.partition("?")
     if not model:
         raise ConfigError("name the model: --model openai:<model>")
-    try:
-        options = dict(parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query)))
-    except ValueError:
-        options = {"": query}
+    options = dict(part.partition("=")[::2] for part in query.split("&")) if query else {}
     mode = options.pop("schema", "json_schema")
     if options or mode not in SCHEMA_MODES:
         raise ConfigError(f"openai:{name}: the only option is ?schema=, one of "
                           f"{', '.join(SCHEMA_MODES)}")
-    return OpenAICompatLLM(model, base_url=base_url, schema_mode=mode)  # type: ignore[arg-type]
+    return OpenAICompatLLM(model, base_url=base_url, schema_mode=mode)
 
 
 BACKENDS: dict[str, Callable[[str, str | None], LLM]] = {"local": _local, "openai": _openai}

@@ -183,14 +183,18 @@ def grounded_ids(messages: list[Message], tools: list[Tool]) -> Check:
 
 
 _ECHO = re.compile(r"\[(MASK|HIDDEN|TURN)\]|\bsubtask\b|tool-calling step|user's message|"
-                   r"\"(vague_request|failing_arguments|recovery)\"", re.IGNORECASE)
+                   r"\"(vague_request|failing_arguments|recovery)\"|"
+                   # the prompts' worked examples: copying them is not a new dialogue
+                   r"\b(HT-204|BK-88213|ORD-5521|ORD-5512|Ana Silva)\b", re.IGNORECASE)
 
 
 def no_instruction_echo(messages: list[Message], tools: list[Tool]) -> Check:
-    """No text copied from naig's own instructions into the dialogue."""
+    """No text copied from naig's own instructions or worked examples into the dialogue."""
     for i, m in enumerate(messages[1:], 1):
-        if m.role in ("user", "assistant") and m.content:
-            hit = _ECHO.search(m.content)
+        texts = [m.content or ""] if m.role in ("user", "assistant") else []
+        texts += [c.function.arguments for c in m.tool_calls or []]
+        for text in texts:
+            hit = _ECHO.search(text)
             if hit:
                 return _fail("no_instruction_echo", f"[{i}] contains {hit.group(0)!r}")
     return _ok("no_instruction_echo")
