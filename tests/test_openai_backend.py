@@ -251,3 +251,23 @@ def test_cli_hosted_default_without_key_is_a_config_error(tmp_path: Path) -> Non
     errors = _error_lines(result.stderr)
     assert len(errors) == 1, result.stderr
     assert "OPENAI_API_KEY" in result.stderr
+
+
+@pytest.mark.parametrize(("spec", "mode"), [
+    ("openai:m", "json_schema"),
+    ("openai:m?schema=json_schema", "json_schema"),
+    ("openai:m?schema=json_object", "json_object"),
+])
+def test_spec_picks_the_schema_mode(spec: str, mode: str) -> None:
+    llm = open_backend(spec, "http://127.0.0.1:1/v1")
+
+    assert isinstance(llm, OpenAICompatLLM)
+    assert (llm.name, llm.model, llm.schema_mode) == ("openai:m", "m", mode)
+    assert llm.fingerprint == f"|schema={mode}"  # the mode is part of the cache key
+
+
+@pytest.mark.parametrize("spec", ["openai:m?schema=grammar", "openai:m?mode=json_object",
+                                  "openai:m?json_object", "openai:?schema=json_object"])
+def test_bad_spec_is_a_config_error(spec: str) -> None:
+    with pytest.raises(ConfigError):
+        open_backend(spec, "http://127.0.0.1:1/v1")

@@ -68,7 +68,35 @@ def test_judge_choosing_new_takes_the_candidate() -> None:
     assert record is not None and record.kept == ["new"]
     assert d.messages[6] == Message(role="assistant", content="A brand new reply.")
     assert d.turns[6].selections == 1
-    assert [r.stage for r in llm.requests] == ["refine", "refine"]
+    assert [r.stage for r in llm.requests] == ["refine", "refine", "refine"]  # fill, 2 judges
+
+
+def test_a_position_biased_judge_keeps_the_original() -> None:
+    def always_a(request):  # type: ignore[no-untyped-def]
+        if "better" in request.schema_["properties"]:
+            return {"better": "A", "reason": "first is best"}
+        return {"content": "A different reply."}
+    d = make_draft(ScriptedLLM(respond=always_a), good_dialogue(), masks_per_step=1)
+    for t in d.turns:
+        t.selections = 5
+    d.turns[6].selections = 0
+    before = d.messages
+    record = asyncio.run(refine_step(d, 1))
+    assert record is not None and record.kept == ["original"] and "position" in record.reasons[0]
+    assert d.messages == before
+
+
+def test_a_candidate_that_breaks_a_rule_never_reaches_the_judge() -> None:
+    llm = ScriptedLLM([{"content": "Sure thing, here is the [MASK] you wanted."}])
+    d = make_draft(llm, good_dialogue(), masks_per_step=1)
+    for t in d.turns:
+        t.selections = 5
+    d.turns[6].selections = 0
+    before = d.messages
+    record = asyncio.run(refine_step(d, 1))
+    assert record is not None and record.kept == ["original"]
+    assert "no_instruction_echo" in record.reasons[0]
+    assert d.messages == before and len(llm.requests) == 1
 
 
 def test_maskable_turns_exclude_system_and_tool_results() -> None:

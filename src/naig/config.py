@@ -38,6 +38,8 @@ class MethodSettings(BaseModel):
     """[ours] Turns masked per refinement step (fewer for short dialogues)."""
     decay: float = Field(0.5, gt=0, le=1)
     """[ours] A turn's selection weight is decay**k after k selections."""
+    judge_both_orders: bool = True
+    """[ours] The refinement judge sees both orders; the candidate must win both."""
     experts: bool = True
     """Run the model-based expert panel in verification."""
     temperature: float = Field(0.7, ge=0)

@@ -16,6 +16,7 @@ from naig.dialogue import Message, Refinement
 from naig.llm.structured import REASON_CHARS, ask
 from naig.prompts import render
 from naig.stages.calls import calls_schema, make_calls, replay, to_model_calls
+from naig.stages.checks import RULES
 from naig.stages.draft import Draft
 from naig.transcript import describe, transcript
 
@@ -86,21 +87,50 @@ def _show(messages: list[Message]) -> str:
     return " | ".join(describe(m) for m in messages)
 
 
-async def _judge(d: Draft, at: int, candidate: list[Message]) -> tuple[bool, str]:
-    """Whether the candidate is better than the original, and the judge's reason."""
+def _new_rule_failures(d: Draft, at: int, candidate: list[Message]) -> list[str]:
+    """Rule checks the dialogue would fail with the candidate but passes without it."""
     span = 1 + d.results_after(at)
-    original = [t.message for t in d.turns[at:at + span]]
-    new_first = d.rng.random() < 0.5  # against position bias
-    a, b = (candidate, original) if new_first else (original, candidate)
+    now = d.messages
+    trial = now[:at] + candidate + now[at + span:]
+    before = {r.__name__ for r in RULES if not r(now, d.tools).passed}
+    return [c.name + ": " + c.detail for r in RULES
+            if r.__name__ not in before and not (c := r(trial, d.tools)).passed]
+
+
+async def _prefers(d: Draft, at: int, first: list[Message], second: list[Message]) -> bool:
+    """One judge call: True when it prefers the version shown first (as A)."""
     messages, digest = render("judge", transcript=transcript(d.messages, {at: "[TURN]"}),
-                              kind=_kind(original[0]), a=_show(a), b=_show(b))
-    schema = {"type": "object", "additionalProperties": False, "required": ["reason", "better"],
-              "properties": {"reason": {"type": "string", "maxLength": REASON_CHARS},
-                           "better": {"enum": ["A", "B"]}}}
+                              kind=_kind(d.turns[at].message), a=_show(first),
+                              b=_show(second))
+    schema = {"type": "object", "additionalProperties": False, "required": ["better", "reason"],
+              "properties": {"better": {"enum": ["A", "B"]},
+                             "reason": {"type": "string", "maxLength": REASON_CHARS}}}
     raw = await ask(d.llm, messages, schema, _object, stage="refine",
                     seed=d.request_seed("judge"), template_hash=digest, temperature=0.0,
-                    max_tokens=300, attempts=d.settings.attempts_per_output)
-    return (raw["better"] == "A") == new_first, str(raw["reason"])
+                    max_tokens=200, attempts=d.settings.attempts_per_output)
+    return bool(raw["better"] == "A")
+
+
+async def _judge(d: Draft, at: int, candidate: list[Message]) -> tuple[bool, str]:
+    """Whether the candidate is better than the original, and why.
+
+    The judge sees both versions in both orders and the candidate wins only if it is
+    preferred both times: a small judge's position bias then keeps the original.
+    """
+    span = 1 + d.results_after(at)
+    original = [t.message for t in d.turns[at:at + span]]
+    if d.settings.judge_both_orders:
+        new_as_a = await _prefers(d, at, candidate, original)
+        new_as_b = not await _prefers(d, at, original, candidate)
+        if new_as_a and new_as_b:
+            return True, "judge preferred the candidate in both orders"
+        if new_as_a or new_as_b:
+            return False, "judge's preference followed position: kept the original"
+        return False, "judge preferred the original in both orders"
+    new_first = d.rng.random() < 0.5
+    a, b = (candidate, original) if new_first else (original, candidate)
+    wins = await _prefers(d, at, a, b) == new_first
+    return wins, f"judge preferred the {'candidate' if wins else 'original'}"
 
 
 async def refine_step(d: Draft, step: int) -> Refinement | None:
@@ -115,8 +145,12 @@ async def refine_step(d: Draft, step: int) -> Refinement | None:
     for at in sorted(masked, reverse=True):  # from the end, so earlier indices hold
         d.turns[at].selections += 1
         candidate = await _candidate(d, at, masked)
-        if _same(d, at, candidate):
-            kept[at], reasons[at] = "original", "candidate identical to the original"
+        broken = _new_rule_failures(d, at, candidate)
+        if _same(d, at, candidate) or broken:
+            kept[at] = "original"
+            reasons[at] = ("candidate breaks " + broken[0]) if broken else "candidate identical"
+            if candidate[0].tool_calls:
+                await replay(d)
             continue
         better, reasons[at] = await _judge(d, at, candidate)
         kept[at] = "new" if better else "original"
