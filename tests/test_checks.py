@@ -13,7 +13,7 @@ from .conftest import TOOLS, call, good_dialogue, result
 
 def _broken_roles() -> list[Message]:
     m = good_dialogue()
-    return [*m[:2], m[6], m[6].model_copy(update={"content": "And another thing entirely."})]
+    return [*m, m[6].model_copy(update={"content": "And another thing entirely."})]
 
 
 def _broken_ids() -> list[Message]:
@@ -53,6 +53,12 @@ def _broken_echo() -> list[Message]:
     return m
 
 
+def _broken_claim() -> list[Message]:
+    m = good_dialogue()
+    m[6] = m[6].model_copy(update={"content": "Done: your booking number is B-78."})
+    return m
+
+
 def _broken_empty() -> list[Message]:
     m = good_dialogue()
     m[6] = m[6].model_copy(update={"content": "  "})
@@ -67,6 +73,7 @@ BROKEN = {
     "schema_valid_arguments": _broken_arguments,
     "no_repetition": _broken_repetition,
     "grounded_ids": _broken_grounding,
+    "claims_grounded": _broken_claim,
     "no_instruction_echo": _broken_echo,
 }
 

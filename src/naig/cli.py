@@ -10,10 +10,11 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from naig.config import MethodSettings, RunConfig
-from naig.envs.registry import combine
+from naig.envs.registry import combine, resolve
 from naig.errors import ConfigError, NaigError
 from naig.llm.registry import open_backend, stack
 from naig.report import print_summary
@@ -70,7 +71,7 @@ def generate(
     tools: Annotated[list[str], typer.Option("--tools", "-t", help="Tool spec: a JSON file, builtin[:pool]. Repeatable.")],
     n: Annotated[int, typer.Option("-n", help="Kept dialogues wanted.")] = 4,
     output: Annotated[Path, typer.Option("-o", "--output", help="Output JSONL; rejected go beside it.")] = Path("out.jsonl"),
-    model: Annotated[str, typer.Option(help="local, local:<name> or openai:<model>.")] = "local",
+    model: Annotated[str, typer.Option(help="local, local:<name>, openai:<model> (add ?schema=json_object for llama.cpp servers).")] = "local",
     base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server URL (or OPENAI_BASE_URL).")] = None,
     seed: Annotated[int, typer.Option(help="Run seed.")] = 0,
     max_attempts: Annotated[int | None, typer.Option(help="Most dialogues attempted (default 3n).")] = None,
@@ -109,6 +110,42 @@ def generate(
     print_summary(summary, out, (str(config.output), str(config.rejected_output)))
     if summary.kept == 0:
         raise typer.Exit(1)
+
+
+tools_app = typer.Typer(help="Inspect tool specs.")
+app.add_typer(tools_app, name="tools")
+
+
+@tools_app.command("list")
+def tools_list(
+    spec: Annotated[str | None, typer.Argument(help="A tool spec; none lists the kinds of spec.")] = None,
+) -> None:
+    """Show what a tool spec yields: tool names, descriptions, where state comes from."""
+    if spec is None:
+        for line in SPEC_HELP:
+            out.print(line, highlight=False, soft_wrap=True)
+        return
+    try:
+        source = resolve(spec)
+    except BaseException as e:  # noqa: BLE001
+        _fail(e)
+        return
+    table = Table(title=f"{spec}: {len(source.pool)} tools, state {source.state}",
+                  title_justify="left")
+    table.add_column("tool")
+    table.add_column("family")
+    table.add_column("description")
+    for t in source.pool:
+        table.add_row(t.name, t.family, t.description.split("\n")[0][:100])
+    out.print(table)
+
+
+SPEC_HELP = (
+    "builtin[:travel|shop|office]   built-in schemas; results simulated by the LLM",
+    "<file>.json / <file>.jsonl     OpenAI-format tools or BFCL function docs; simulated",
+    "bfcl:<Class>[,<Class>...]      BFCL multi-turn classes, executed (e.g. bfcl:GorillaFileSystem)",
+    "tau2:retail, tau2:airline      tau2-bench domains, executed against their databases",
+)
 
 
 @app.command("version")

@@ -182,6 +182,25 @@ def grounded_ids(messages: list[Message], tools: list[Tool]) -> Check:
     return _ok(name)
 
 
+_ID_TOKEN = re.compile(r"#?\b(?=[A-Za-z0-9_-]*\d)(?=[A-Za-z0-9_-]*[A-Za-z])[A-Za-z0-9][A-Za-z0-9_-]{3,}\b")
+
+
+def claims_grounded(messages: list[Message], tools: list[Tool]) -> Check:
+    """The assistant's replies claim only IDs that exist: every ID-like token in a reply
+    (letters and digits, like a booking or order number) appears earlier in the dialogue.
+    Where tools really execute, earlier results are the state, so a claimed ID exists."""
+    for i, m in enumerate(messages):
+        if m.role != "assistant" or m.tool_calls or not m.content:
+            continue
+        earlier = "\n".join(x.content or "" for x in messages[:i])
+        earlier += "\n".join(c.function.arguments for x in messages[:i] for c in x.tool_calls or [])
+        for token in _ID_TOKEN.findall(m.content):
+            if token.lstrip("#") not in earlier:
+                return _fail("claims_grounded", f"[{i}] the reply names {token!r}, which no "
+                                                "earlier turn or tool result contains")
+    return _ok("claims_grounded")
+
+
 _ECHO = re.compile(r"\[(MASK|HIDDEN|TURN)\]|\bsubtask\b|tool-calling step|user's message|"
                    r"\"(vague_request|failing_arguments|recovery)\"|"
                    # the prompts' worked examples: copying them is not a new dialogue
@@ -202,4 +221,4 @@ def no_instruction_echo(messages: list[Message], tools: list[Tool]) -> Check:
 
 RULES: tuple[Rule, ...] = (roles_in_order, turns_nonempty, tool_results_match_calls,
                            call_names_known, schema_valid_arguments, no_repetition,
-                           grounded_ids, no_instruction_echo)
+                           grounded_ids, claims_grounded, no_instruction_echo)
