@@ -4,14 +4,15 @@ to exit codes. The only ``asyncio.run`` in the package is here."""
 from __future__ import annotations
 
 import asyncio
+import signal
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 from naig.config import MethodSettings, RunConfig
 from naig.envs.registry import combine, resolve
@@ -37,7 +38,11 @@ def _range(text: str, name: str) -> tuple[int, int]:
     return a, b
 
 
-async def _generate(config: RunConfig) -> Summary:
+async def _generate(config: RunConfig, *, overwrite: bool = False) -> Summary:
+    # Ctrl-C cancels this task; the runner stops cleanly and returns its summary
+    main_task = asyncio.current_task()
+    assert main_task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGINT, main_task.cancel)
     source = combine(list(config.tools))
     backend = open_backend(config.model, config.base_url)
     llm = stack(backend, concurrency=config.concurrency, cache=config.cache,
@@ -51,7 +56,7 @@ async def _generate(config: RunConfig) -> Summary:
             bar.update(task, completed=s.kept,
                        description=f"done {s.attempted}: kept {s.kept}, rejected {s.rejected}")
         try:
-            return await run(config, llm, source, show)
+            return await run(config, llm, source, show, overwrite=overwrite)
         finally:
             await llm.aclose()
 
@@ -83,6 +88,9 @@ def generate(
     experts: Annotated[bool, typer.Option(help="Run the model-based expert panel.")] = True,
     cache: Annotated[bool, typer.Option(help="Use the persistent response cache.")] = True,
     cache_path: Annotated[Path | None, typer.Option(help="Cache file (default: user cache folder).")] = None,
+    generator: Annotated[str, typer.Option("--method", help="Generation method: naig or mas (the baseline).")] = "naig",
+    resume: Annotated[bool, typer.Option(help="Continue the run that wrote -o (also the default when its settings match).")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Discard what an earlier run wrote to -o.")] = False,
 ) -> None:
     """Generate verified multi-turn tool-use dialogues."""
     try:
@@ -94,11 +102,15 @@ def generate(
                                 steps_min=max(1, p_lo), steps_max=max(1, p_hi),
                                 injections_min=min(i_lo, 4), injections_max=min(i_hi, 4),
                                 refine_steps=refine_steps, experts=experts)
-        config = RunConfig(tools=tuple(tools), n=n, output=output, model=model,
+        if resume and overwrite:
+            raise ConfigError("--resume and --overwrite contradict each other; choose one")
+        if resume and not output.with_name(output.stem + ".run.json").exists():
+            raise ConfigError(f"nothing to resume: no earlier run wrote {output}")
+        config = RunConfig(tools=tuple(tools), n=n, output=output, model=model, generator=generator,
                            base_url=base_url, seed=seed, max_attempts=max_attempts,
                            concurrency=concurrency, cache=cache, cache_path=cache_path,
                            method=method)
-        summary = asyncio.run(_generate(config))
+        summary = asyncio.run(_generate(config, overwrite=overwrite))
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/]: finished dialogues are in the output files")
         raise typer.Exit(130) from None
@@ -108,6 +120,10 @@ def generate(
         _fail(e)
         return
     print_summary(summary, out, (str(config.output), str(config.rejected_output)))
+    if summary.interrupted:
+        err.print("[yellow]interrupted[/]: finished dialogues are kept; run the same command "
+                  "again to resume", soft_wrap=True)
+        raise typer.Exit(130)
     if summary.kept == 0:
         raise typer.Exit(1)
 

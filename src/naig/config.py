@@ -59,6 +59,8 @@ class RunConfig(BaseModel):
     """Where kept dialogues go (JSONL); rejected ones go beside it."""
     model: str = "local"
     """``local``, ``local:<name>`` or ``openai:<model>``."""
+    generator: str = "naig"
+    """The generation method: ``naig`` (ToolACE-MT) or ``mas`` (the turn-by-turn baseline)."""
     base_url: str | None = None
     """OpenAI-compatible server URL for ``openai:`` models."""
     seed: int = 0
@@ -84,6 +86,7 @@ class RunConfig(BaseModel):
     def config_hash(self) -> str:
         """Hash of what shapes the dialogues (not where they go or how fast)."""
         shape = {"tools": self.tools, "model": self.model, "seed": self.seed,
+                 "generator": self.generator,
                  "method": self.method.model_dump()}
         blob = json.dumps(shape, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]

@@ -33,6 +33,8 @@ def print_summary(summary: Summary, console: Console, outputs: tuple[str, str]) 
     rate = s.kept / s.attempted if s.attempted else 0.0
     console.print(f"[bold]kept {s.kept}[/] of {s.wanted} wanted, rejected {s.rejected}; "
                   f"{s.attempted} attempted ({rate:.0%} kept) in {s.seconds:.1f} s")
+    if s.resumed:
+        console.print(f"resumed: {s.resumed} dialogues were already written by an earlier run")
     if s.exhausted:
         console.print(f"[yellow]stopped at --max-attempts {s.attempts_allowed} with fewer kept "
                       "than wanted[/]")

@@ -14,17 +14,17 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from naig import methods
 from naig.config import RunConfig, derive_seed
 from naig.dialogue import Meta, Record, Usage, Verification
 from naig.envs.registry import ToolSource
 from naig.errors import ModelOutputError
 from naig.llm.accounting import AccountedLLM, Ledger, ledger
 from naig.llm.base import LLM
-from naig.methods import naig as naig_method
 from naig.pools import Sampling, sample
 from naig.stages.draft import Draft
 from naig.stages.verify import verify
-from naig.store import JsonlWriter
+from naig.store import RunStore
 
 
 @dataclass
@@ -42,10 +42,13 @@ class Summary:
     new_calls: Ledger = field(default_factory=Ledger)
     cache_hits: Ledger = field(default_factory=Ledger)
     seconds: float = 0.0
+    resumed: int = 0
+    """Dialogues an earlier run on the same output had already written."""
+    interrupted: bool = False
 
     @property
     def exhausted(self) -> bool:
-        return self.kept < self.wanted
+        return self.kept < self.wanted and not self.interrupted
 
 
 Progress = Callable[[Summary], None]
@@ -70,15 +73,16 @@ async def attempt(index: int, config: RunConfig, llm: LLM, source: ToolSource) -
     verification: Verification | None = None
     with ledger() as book:
         try:
-            await naig_method.run(d)
+            await methods.get(config.generator)(d)
             verification = await verify(llm, d.messages, tools, env,
                                         seed=derive_seed(seed, "verify"), experts=s.experts)
         except ModelOutputError as e:
             error = str(e)
     usage: Usage = book.usage()
-    meta = Meta(method="naig", seed=seed, model=llm.name, config_hash=config.config_hash(),
-                environment=env.info(), plan=d.plan, injections=d.injections,
-                refinements=d.refinements, verification=verification, usage=usage, error=error)
+    meta = Meta(method=config.generator, seed=seed, model=llm.name,
+                config_hash=config.config_hash(), environment=env.info(), plan=d.plan,
+                injections=d.injections, refinements=d.refinements,
+                verification=verification, usage=usage, error=error)
     return Record(id=f"d-{index:06d}", tools=[t.openai() for t in tools], messages=d.messages,
                   meta=meta)
 
@@ -96,46 +100,71 @@ def _charge(book: Ledger, usage: Usage) -> None:
 
 
 async def run(config: RunConfig, backend: LLM, source: ToolSource,
-              progress: Progress | None = None) -> Summary:
+              progress: Progress | None = None, *, overwrite: bool = False) -> Summary:
+    """Attempt dialogues until ``config.n`` are kept or attempts run out.
+
+    Resumes what an earlier run on the same output wrote. Cancelling the calling task
+    (Ctrl-C) stops cleanly: in-flight dialogues are abandoned, written ones stay, and the
+    summary comes back with ``interrupted`` set.
+    """
     llm = AccountedLLM(backend)
     summary = Summary(wanted=config.n, attempts_allowed=config.attempts)
+    store = RunStore(config)
+    resumed = store.open(config, overwrite=overwrite)
+    summary.resumed = summary.attempted = len(resumed.done)
+    for r in resumed.kept:
+        summary.kept += 1
+        _charge(summary.kept_usage, r.meta.usage)
+    for r in resumed.rejected:
+        summary.rejected += 1
+        summary.reasons[rejection_reason(r)] += 1
     start = time.perf_counter()
     slots = asyncio.Semaphore(config.concurrency)
     tasks: list[asyncio.Task[None]] = []
-    with JsonlWriter(config.output) as kept_out, JsonlWriter(config.rejected_output) as rej_out:
 
-        async def one(index: int) -> None:
-            record = await attempt(index, config, llm, source)
-            summary.attempted += 1
-            _charge(summary.all_usage, record.meta.usage)
-            if record.meta.verification is not None and record.meta.verification.passed:
-                if summary.kept >= config.n:
-                    return  # a surplus finished alongside the last one wanted
-                summary.kept += 1
-                _charge(summary.kept_usage, record.meta.usage)
-                kept_out.write(record)
-                if summary.kept >= config.n:
-                    for t in tasks:
-                        if t is not asyncio.current_task():
-                            t.cancel()
-            else:
-                summary.rejected += 1
-                summary.reasons[rejection_reason(record)] += 1
-                rej_out.write(record)
-            if progress:
-                progress(summary)
+    async def one(index: int) -> None:
+        record = await attempt(index, config, llm, source)
+        summary.attempted += 1
+        _charge(summary.all_usage, record.meta.usage)
+        v = record.meta.verification
+        if v is not None and v.passed:
+            if summary.kept >= config.n:
+                return  # a surplus finished alongside the last one wanted
+            summary.kept += 1
+            _charge(summary.kept_usage, record.meta.usage)
+            store.write(record, kept=True)
+            if summary.kept >= config.n:
+                for t in tasks:
+                    if t is not asyncio.current_task():
+                        t.cancel()
+        else:
+            summary.rejected += 1
+            summary.reasons[rejection_reason(record)] += 1
+            store.write(record, kept=False)
+        if progress:
+            progress(summary)
 
-        try:
-            async with asyncio.TaskGroup() as group:
-                for index in range(config.attempts):
-                    await slots.acquire()
-                    if summary.kept >= config.n:
-                        break
-                    task = group.create_task(one(index))
-                    task.add_done_callback(lambda _: slots.release())
-                    tasks.append(task)
-        finally:
-            summary.seconds = time.perf_counter() - start
-            summary.new_calls = llm.totals.new
-            summary.cache_hits = llm.totals.cached
+    if progress:
+        progress(summary)
+    try:
+        async with asyncio.TaskGroup() as group:
+            for index in range(config.attempts):
+                if index in resumed.done:
+                    continue
+                await slots.acquire()
+                if summary.kept >= config.n:
+                    break
+                task = group.create_task(one(index))
+                task.add_done_callback(lambda _: slots.release())
+                tasks.append(task)
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if current is None or current.uncancel() > 0:
+            raise  # cancelled from further out than one interrupt: not ours to swallow
+        summary.interrupted = True
+    finally:
+        store.close()
+        summary.seconds = time.perf_counter() - start
+        summary.new_calls = llm.totals.new
+        summary.cache_hits = llm.totals.cached
     return summary

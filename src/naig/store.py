@@ -1,34 +1,138 @@
-"""Append-only JSONL output: a record is durable once ``write`` returns."""
+"""The run's output: append-only JSONL that survives crashes, and resume.
+
+A record is durable once ``write`` returns (append, flush, fsync). Beside the outputs a
+manifest (``<name>.run.json``) records the settings that shape the dialogues; running
+again on the same output resumes: records already written are not generated again, a
+torn last line (a crash mid-write) is dropped, and different settings are refused with
+the names of the settings that differ.
+"""
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
+from typing import Any, TextIO
 
+from naig.config import RunConfig
 from naig.dialogue import Record
-
-
-class JsonlWriter:
-    def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self._f = path.open("a", encoding="utf-8")
-
-    def write(self, record: Record) -> None:
-        self._f.write(record.to_json() + "\n")
-        self._f.flush()
-        os.fsync(self._f.fileno())
-
-    def close(self) -> None:
-        self._f.close()
-
-    def __enter__(self) -> JsonlWriter:
-        return self
-
-    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
-        self.close()
+from naig.errors import ConfigError
 
 
 def read_records(path: Path) -> list[Record]:
     return [Record.from_json(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
+
+
+def _recover(path: Path) -> list[Record]:
+    """The complete records of a JSONL file; a torn or unreadable tail is cut off."""
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    records: list[Record] = []
+    good = 0
+    for line in data.splitlines(keepends=True):
+        if not line.endswith(b"\n"):
+            break
+        try:
+            records.append(Record.from_json(line.decode("utf-8")))
+        except ValueError:
+            break
+        good += len(line)
+    if good < len(data):
+        with path.open("r+b") as f:
+            f.truncate(good)
+            os.fsync(f.fileno())
+    return records
+
+
+def attempt_index(record: Record) -> int:
+    return int(record.id.rsplit("-", 1)[-1])
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            out |= _flatten(v, f"{prefix}{k}.")
+        return out
+    return {prefix.rstrip("."): value}
+
+
+def shaping_settings(config: RunConfig) -> dict[str, Any]:
+    """The settings that decide what the dialogues are (not how many or how fast)."""
+    return {"tools": list(config.tools), "model": config.model, "seed": config.seed,
+            "generator": config.generator, "method": config.method.model_dump()}
+
+
+@dataclass
+class Resumed:
+    kept: list[Record] = field(default_factory=list)
+    rejected: list[Record] = field(default_factory=list)
+
+    @property
+    def done(self) -> set[int]:
+        return {attempt_index(r) for r in (*self.kept, *self.rejected)}
+
+
+class RunStore:
+    """Kept and rejected outputs of one run, with its manifest."""
+
+    def __init__(self, config: RunConfig):
+        self.kept_path = config.output
+        self.rejected_path = config.rejected_output
+        self.manifest_path = config.output.with_name(config.output.stem + ".run.json")
+        self._files: list[TextIO] = []
+
+    def paths(self) -> Iterator[Path]:
+        yield from (self.kept_path, self.rejected_path, self.manifest_path)
+
+    def open(self, config: RunConfig, *, overwrite: bool = False) -> Resumed:
+        """Prepare the outputs; returns what an earlier run of these settings wrote."""
+        if overwrite:
+            for p in self.paths():
+                p.unlink(missing_ok=True)
+        settings = shaping_settings(config)
+        if self.manifest_path.exists():
+            earlier = json.loads(self.manifest_path.read_text("utf-8"))["settings"]
+            self._refuse_if_different(earlier, settings)
+        elif any(p.exists() and p.stat().st_size for p in (self.kept_path, self.rejected_path)):
+            raise ConfigError(f"{self.kept_path} already has data from another run; choose "
+                              "another -o or pass --overwrite")
+        self.kept_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.manifest_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"settings": settings, "config_hash": config.config_hash()},
+                                  indent=1))
+        os.replace(tmp, self.manifest_path)
+        resumed = Resumed(_recover(self.kept_path), _recover(self.rejected_path))
+        self._kept = self._open(self.kept_path)
+        self._rejected = self._open(self.rejected_path)
+        return resumed
+
+    def _refuse_if_different(self, earlier: dict[str, Any], now: dict[str, Any]) -> None:
+        a, b = _flatten(earlier), _flatten(now)
+        diff = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+        if diff:
+            shown = ", ".join(f"{k} ({a.get(k)!r} -> {b.get(k)!r})" for k in diff[:6])
+            raise ConfigError(f"{self.kept_path} was written with other settings: {shown}; "
+                              "use the same settings to resume, or another -o, or --overwrite")
+
+    def _open(self, path: Path) -> TextIO:
+        f = path.open("a", encoding="utf-8")
+        self._files.append(f)
+        return f
+
+    @staticmethod
+    def _append(f: TextIO, record: Record) -> None:
+        f.write(record.to_json() + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+    def write(self, record: Record, *, kept: bool) -> None:
+        self._append(self._kept if kept else self._rejected, record)
+
+    def close(self) -> None:
+        for f in self._files:
+            f.close()
+        self._files.clear()

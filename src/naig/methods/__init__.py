@@ -1,0 +1,29 @@
+"""Generation methods: each turns a fresh ``Draft`` into a finished dialogue.
+
+A method is a coroutine ``run(draft) -> draft``; verification and the record are shared
+by every method (see ``naig.runner``). Methods are keyed by name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from naig.errors import ConfigError
+from naig.stages.draft import Draft
+
+Method = Callable[[Draft], Awaitable[Draft]]
+
+
+def get(name: str) -> Method:
+    from naig.methods import naig
+
+    methods: dict[str, Method] = {"naig": naig.run}
+    try:
+        from naig.methods import mas
+
+        methods["mas"] = mas.run
+    except ImportError:
+        pass
+    if name not in methods:
+        raise ConfigError(f"unknown method {name!r}; known: {', '.join(sorted(methods))}")
+    return methods[name]

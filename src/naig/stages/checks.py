@@ -182,7 +182,8 @@ def grounded_ids(messages: list[Message], tools: list[Tool]) -> Check:
     return _ok(name)
 
 
-_ID_TOKEN = re.compile(r"#?\b(?=[A-Za-z0-9_-]*\d)(?=[A-Za-z0-9_-]*[A-Za-z])[A-Za-z0-9][A-Za-z0-9_-]{3,}\b")
+_ID_TOKEN = re.compile(r"#?\b(?=[A-Za-z0-9_-]*\d)(?=[A-Za-z0-9_-]*[A-Za-z])"
+                       r"[A-Za-z0-9][A-Za-z0-9_-]{3,}\b")
 
 
 def claims_grounded(messages: list[Message], tools: list[Tool]) -> Check:
@@ -204,7 +205,7 @@ def claims_grounded(messages: list[Message], tools: list[Tool]) -> Check:
 _ECHO = re.compile(r"\[(MASK|HIDDEN|TURN)\]|\bsubtask\b|tool-calling step|user's message|"
                    r"\"(vague_request|failing_arguments|recovery)\"|"
                    # the prompts' worked examples: copying them is not a new dialogue
-                   r"\b(HT-204|BK-88213|ORD-5521|ORD-5512|Ana Silva)\b", re.IGNORECASE)
+                   r"\b(LN-40417|LN-40471|SR-7730|Mei Okafor|Salt Roads)\b", re.IGNORECASE)
 
 
 def no_instruction_echo(messages: list[Message], tools: list[Tool]) -> Check:
