@@ -7,6 +7,7 @@ unit logic only: the evidence that a feature works is the end-to-end tier on a r
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -22,14 +23,18 @@ class UnexpectedCall(AssertionError):
 
 class ScriptedLLM(LLM):
     def __init__(self, answers: Iterable[str | dict[str, Any] | list[Any]] = (),
-                 respond: Responder | None = None, name: str = "scripted:test"):
+                 respond: Responder | None = None, name: str = "scripted:test",
+                 delay: float = 0.0):
         self.name = name
         self._queue = list(answers)
         self._respond = respond
+        self._delay = delay
         self.requests: list[Request] = []
 
     async def complete(self, request: Request) -> Completion:
         self.requests.append(request)
+        if self._delay:
+            await asyncio.sleep(self._delay)
         if self._queue:
             answer = self._queue.pop(0)
         elif self._respond is not None:

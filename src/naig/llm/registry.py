@@ -38,7 +38,20 @@ def _openai(name: str, base_url: str | None) -> LLM:
     return OpenAICompatLLM(model, base_url=base_url, schema_mode=mode)
 
 
-BACKENDS: dict[str, Callable[[str, str | None], LLM]] = {"local": _local, "openai": _openai}
+def _scripted(name: str, base_url: str | None) -> LLM:
+    """``scripted:<seconds>``: answers every request with a minimal schema-valid example
+    after a delay. For exercising orchestration (resume, interrupts) without a model."""
+    from naig.testing import ScriptedLLM, schema_example
+
+    try:
+        delay = float(name or 0)
+    except ValueError:
+        raise ConfigError("scripted:<seconds> takes a number, e.g. scripted:0.05") from None
+    return ScriptedLLM(respond=schema_example, name=f"scripted:{name or 0}", delay=delay)
+
+
+BACKENDS: dict[str, Callable[[str, str | None], LLM]] = {
+    "local": _local, "openai": _openai, "scripted": _scripted}
 
 
 def open_backend(spec: str, base_url: str | None = None) -> LLM:

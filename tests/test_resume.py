@@ -1,0 +1,94 @@
+"""Crash safety through the real CLI: SIGKILL and SIGINT mid-run, then resume.
+
+The model is the scripted backend (``scripted:<delay>``): these tests exercise the
+runner and the store, not a model, so every dialogue takes a predictable second or so.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from naig.dialogue import Record
+
+from .contract import assert_contract
+
+N = 6
+
+
+def _cmd(out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "naig.cli", "generate", "--tools", "builtin", "-n", str(N),
+            "--model", "scripted:0.03", "--concurrency", "2", "--seed", "5",
+            "--subtasks", "2", "--steps", "1-2", "--refine-steps", "2",
+            "-o", str(out), "--cache-path", str(out.parent / "cache.sqlite"), *extra]
+
+
+def _lines(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def _start_and_stop_after(out: Path, sig: int, written: int) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(_cmd(out), text=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while len(_lines(out)) < written:
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the run wrote nothing in time"
+        time.sleep(0.05)  # polling an observable: the output file
+    proc.send_signal(sig)
+    proc.wait(timeout=60)
+    return proc
+
+
+def _final_set(out: Path) -> list[Record]:
+    records = [Record.from_json(line) for line in _lines(out)]
+    ids = [r.id for r in records]
+    assert len(records) == N and len(set(ids)) == N, ids
+    for r in records:
+        assert_contract(r, kept=True)
+    return records
+
+
+def test_sigkill_then_resume(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    proc = _start_and_stop_after(out, signal.SIGKILL, 2)
+    assert proc.returncode == -signal.SIGKILL
+    before = _lines(out)
+    with out.open("a") as f:  # a write torn by the kill: half a record, no newline
+        f.write(before[0][: len(before[0]) // 2])
+    again = subprocess.run(_cmd(out), text=True, capture_output=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert "resumed:" in again.stdout
+    records = _final_set(out)
+    assert [r.to_json() for r in records[: len(before)]] == before  # kept, in order
+
+
+def test_sigint_stops_cleanly_then_resume(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    proc = _start_and_stop_after(out, signal.SIGINT, 1)
+    stdout, stderr = proc.communicate()
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and "interrupted" in stderr
+    assert "kept" in stdout  # the summary was printed
+    again = subprocess.run(_cmd(out, "--resume"), text=True, capture_output=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    _final_set(out)
+
+
+def test_resume_with_other_settings_is_refused(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    first = subprocess.run(_cmd(out), text=True, capture_output=True, timeout=300)
+    assert first.returncode == 0, first.stderr
+    cmd = _cmd(out)
+    cmd[cmd.index("--seed") + 1] = "6"
+    cmd[cmd.index("--refine-steps") + 1] = "3"
+    other = subprocess.run(cmd, text=True, capture_output=True, timeout=60)
+    assert other.returncode == 2
+    assert "seed" in other.stderr and "refine_steps" in other.stderr
+    assert "Traceback" not in other.stderr
+    assert len(_lines(out)) == N  # nothing lost
+    fresh = subprocess.run([*cmd, "--overwrite"], text=True, capture_output=True, timeout=300)
+    assert fresh.returncode == 0, fresh.stderr
+    assert os.path.getsize(out) > 0 and len(_lines(out)) == N
