@@ -8,8 +8,11 @@ from jsonschema import Draft202012Validator
 
 from naig.dialogue import Record
 
+STAGES = {"naig": {"plan", "skeleton"}, "mas": {"plan", "user", "assistant"}}
+"""LLM stages every kept dialogue of a method went through."""
 
-def assert_contract(record: Record, *, kept: bool) -> None:
+
+def assert_contract(record: Record, *, kept: bool, method: str = "naig") -> None:
     data = json.loads(record.to_json())
     assert set(data) == {"id", "tools", "messages", "meta"}
     tools = {t["function"]["name"]: t["function"] for t in data["tools"]}
@@ -30,7 +33,7 @@ def assert_contract(record: Record, *, kept: bool) -> None:
         if m["role"] == "tool":
             assert m["tool_call_id"] in answered
     meta = record.meta
-    assert meta.method == "naig" and meta.model and meta.config_hash
+    assert meta.method == method and meta.model and meta.config_hash
     assert meta.environment.name
     usage = meta.usage
     assert usage.calls == sum(u.calls for u in usage.by_stage.values())
@@ -38,7 +41,7 @@ def assert_contract(record: Record, *, kept: bool) -> None:
     if kept:
         assert meta.error is None and meta.plan is not None
         assert meta.verification is not None and meta.verification.passed
-        assert {"plan", "skeleton"} <= set(usage.by_stage)
+        assert STAGES[method] <= set(usage.by_stage)
         names = [c.name for c in meta.verification.checks]
         assert "schema_valid_arguments" in names and "replay" in names
         assert msgs[-1]["role"] == "assistant" and msgs[-1]["content"]

@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from naig.audit import Audit, audit, load
 from naig.config import MethodSettings, RunConfig
 from naig.envs.registry import combine, resolve
 from naig.errors import ConfigError, NaigError
@@ -73,7 +74,7 @@ def _fail(e: BaseException) -> None:
 
 @app.command()
 def generate(
-    tools: Annotated[list[str], typer.Option("--tools", "-t", help="Tool spec: a JSON file, builtin[:pool]. Repeatable.")],
+    tools: Annotated[list[str], typer.Option("--tools", "-t", help="Tool spec: a JSON file, builtin[:pool], bfcl:<Class>, tau2:<domain>, mcp:<cmd>, python:<module>. Repeatable.")],
     n: Annotated[int, typer.Option("-n", help="Kept dialogues wanted.")] = 4,
     output: Annotated[Path, typer.Option("-o", "--output", help="Output JSONL; rejected go beside it.")] = Path("out.jsonl"),
     model: Annotated[str, typer.Option(help="local, local:<name>, openai:<model> (add ?schema=json_object for llama.cpp servers).")] = "local",
@@ -128,6 +129,38 @@ def generate(
         raise typer.Exit(1)
 
 
+@app.command("verify")
+def verify_command(
+    path: Annotated[Path, typer.Argument(help="A JSONL file of naig records.")],
+    model: Annotated[str | None, typer.Option(help="Also run the expert panel with this model.")] = None,
+    base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server URL.")] = None,
+) -> None:
+    """Check written dialogues again: rules, and replay against rebuilt start states."""
+    async def go() -> Audit:
+        llm = open_backend(model, base_url) if model else None
+        try:
+            return await audit(load(path), llm)
+        finally:
+            if llm is not None:
+                await llm.aclose()
+    try:
+        result = asyncio.run(go())
+    except BaseException as e:  # noqa: BLE001
+        _fail(e)
+        return
+    for rid, v in result.verdicts:
+        if not v.passed:
+            first = v.failed[0]
+            out.print(f"{rid}: {first.name}: {escape(first.detail)}", soft_wrap=True,
+                      highlight=False)
+    out.print(f"{result.passed} of {result.checked} passed"
+              + ("; failed checks: " + ", ".join(f"{k} {n}" for k, n in
+                                                 result.failures.most_common())
+                 if result.failures else ""), highlight=False)
+    if result.passed < result.checked:
+        raise typer.Exit(1)
+
+
 tools_app = typer.Typer(help="Inspect tool specs.")
 app.add_typer(tools_app, name="tools")
 
@@ -161,6 +194,8 @@ SPEC_HELP = (
     "<file>.json / <file>.jsonl     OpenAI-format tools or BFCL function docs; simulated",
     "bfcl:<Class>[,<Class>...]      BFCL multi-turn classes, executed (e.g. bfcl:GorillaFileSystem)",
     "tau2:retail, tau2:airline      tau2-bench domains, executed against their databases",
+    "mcp:<command line>             an MCP server over stdio, its tools executed on it",
+    "python:<module or file.py>     typed, documented Python functions, executed in-process",
 )
 
 

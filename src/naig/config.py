@@ -46,6 +46,9 @@ class MethodSettings(BaseModel):
     """Sampling temperature of generation calls (judges and experts use 0)."""
     attempts_per_output: int = Field(3, ge=1)
     """Tries for one structured output, the validation error fed back each time."""
+    mas_max_turns: int = Field(4, ge=2)
+    """[ours] MAS baseline only: most assistant actions (a call or a reply) per subtask; the
+    last one allowed must be a reply, so a runaway subtask still ends on the assistant."""
 
 
 class RunConfig(BaseModel):

@@ -78,6 +78,8 @@ async def attempt(index: int, config: RunConfig, llm: LLM, source: ToolSource) -
                                         seed=derive_seed(seed, "verify"), experts=s.experts)
         except ModelOutputError as e:
             error = str(e)
+        finally:
+            await env.aclose()
     usage: Usage = book.usage()
     meta = Meta(method=config.generator, seed=seed, model=llm.name,
                 config_hash=config.config_hash(), environment=env.info(), plan=d.plan,

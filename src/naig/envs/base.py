@@ -57,6 +57,11 @@ class Environment(ABC):
         """Return to the start state."""
         return None
 
+    async def aclose(self) -> None:
+        """Release what the environment holds (a server process, say); the runner calls it
+        once the dialogue is done, on every path."""
+        return None
+
     async def call(self, call: FunctionCall) -> ToolResult:
         tool = self._tools.get(call.name)
         if tool is None:

@@ -97,14 +97,23 @@ class _Server:
         self._opened = asyncio.Event()
         self._stop = asyncio.Event()
         self._failure: BaseException | None = None
-        self._stderr = tempfile.TemporaryFile("a+", encoding="utf-8", errors="replace")
+        # the server's stderr, for the message if it fails; lives as long as the process
+        self._stderr = tempfile.TemporaryFile(  # noqa: SIM115 (closed by close())
+            "a+", encoding="utf-8", errors="replace")
         self._task: asyncio.Task[None] | None = None
 
     async def open(self) -> None:
         self._task = asyncio.create_task(self._serve(), name=f"mcp server {self.line}")
         await self._opened.wait()
         if self._client is None:
-            why = self._why("could not be started", self._failure)
+            from mcp import MCPError
+            from mcp.types import CONNECTION_CLOSED
+
+            failure = self._failure
+            if isinstance(failure, MCPError) and failure.code == CONNECTION_CLOSED:
+                why = self._why("exited before answering the MCP handshake", None)
+            else:
+                why = self._why("could not be started", failure)
             await self.close()
             raise ToolEnvironmentError(why)
 
@@ -203,9 +212,9 @@ def _encode(value: Any) -> str:
 def _text(block: Any) -> str:
     if isinstance(getattr(block, "text", None), str):
         return str(block.text)
-    resource = getattr(block, "resource", None)  # an embedded resource
-    if isinstance(getattr(resource, "text", None), str):
-        return str(resource.text)
+    text = getattr(getattr(block, "resource", None), "text", None)  # an embedded resource
+    if isinstance(text, str):
+        return text
     what = getattr(block, "mime_type", None) or getattr(block, "uri", None) or ""
     return f"[{block.type}{' ' + str(what) if what else ''}]"
 
@@ -277,6 +286,11 @@ class McpEnvironment(Environment):
     def info(self) -> EnvironmentInfo:
         return EnvironmentInfo(name=self._name,
                                initial_state={"command": shlex.join(self._argv)})
+
+    @property
+    def running(self) -> bool:
+        """Whether a server process is up (started by a call since the last reset)."""
+        return self._server is not None
 
     async def _running(self) -> _Server:
         async with self._lock:

@@ -10,7 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from naig.envs import bfcl, tau2
+from naig.dialogue import EnvironmentInfo
+from naig.envs import bfcl, mcp, python_module, tau2
 from naig.envs.base import Environment
 from naig.envs.simulated import SimulatedEnvironment
 from naig.errors import ConfigError
@@ -57,8 +58,33 @@ def _tau2(spec: str, name: str) -> ToolSource:
                       tau2.factory(name))
 
 
+def _mcp(spec: str, command: str) -> ToolSource:
+    argv = mcp.parse_command(command)
+    return ToolSource(spec, mcp.pool(argv), "executed by the MCP server, one process per "
+                      "dialogue", mcp.factory(spec, argv))
+
+
+def _python(spec: str, target: str) -> ToolSource:
+    return ToolSource(spec, python_module.pool(target), f"executed by {target}'s functions",
+                      python_module.factory(spec, target))
+
+
 PROVIDERS: dict[str, Callable[[str, str], ToolSource]] = {
-    "builtin": _builtin, "bfcl": _bfcl, "tau2": _tau2}
+    "builtin": _builtin, "bfcl": _bfcl, "tau2": _tau2, "mcp": _mcp, "python": _python}
+
+
+Restorer = Callable[[EnvironmentInfo, list[Tool]], Environment]
+RESTORERS: dict[str, Restorer] = {"bfcl": bfcl.from_info, "tau2": tau2.from_info,
+                                  "mcp": mcp.from_info, "python": python_module.from_info}
+
+
+def restore(info: EnvironmentInfo, tools: list[Tool], llm: LLM) -> Environment:
+    """Rebuild a dialogue's start state from its record's ``meta.environment``: what an
+    independent replay needs. Simulated tools come back as a simulated environment."""
+    provider = info.name.partition(":")[0]
+    if provider in RESTORERS:
+        return RESTORERS[provider](info, tools)
+    return SimulatedEnvironment(tools, llm, 0, name=info.name)
 
 
 def resolve(spec: str) -> ToolSource:

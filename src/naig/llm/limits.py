@@ -1,10 +1,43 @@
-"""A concurrency limit: at most ``limit`` requests in flight to the wrapped backend."""
+"""Concurrency limits: at most ``limit`` requests in flight to the wrapped backend.
+
+``LimitedLLM`` holds a fixed limit. ``AdaptiveLimitedLLM`` moves its limit between
+``floor`` and ``ceiling`` the way TCP moves its window (AIMD):
+
+* throttled (HTTP 429 or 503, or a timeout): halve the limit;
+* slower (the median latency of the last few calls above twice a running baseline; a
+  self-hosted vLLM never sends 429, it queues and gets slow): lower it by one;
+* otherwise: raise it by one after ``limit`` successes (answers in normal time) in a row.
+
+Calls that were already in flight when the limit dropped neither drop it again nor
+count towards raising it: a burst of 429s answering one round of calls halves the limit
+once. Latency is measured per
+completion token (per call when the server reports no usage), so long answers are not
+taken for a slow server. It is a heuristic: it finds a limit the server copes with, not
+the best one.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import statistics
+import time
+from collections import deque
+from collections.abc import Callable
 
+from naig.errors import BackendError, BackendTimeout
 from naig.llm.base import LLM, Completion, Request, Wrapper
+
+THROTTLE_STATUSES = frozenset({429, 503})
+"""Statuses a server sends when it wants fewer requests (503: "overloaded")."""
+WINDOW = 5
+"""Latency samples whose median is compared with the baseline."""
+SLOWER = 2.0
+"""The median over the baseline that counts as "slower"."""
+FASTER_WEIGHT = 0.2
+SLOWER_WEIGHT = 0.01
+"""How fast the baseline (a moving average) follows a faster and a slower sample: it
+tracks the fast end, like TCP Vegas' base RTT, so a slowdown is noticed for dozens of
+calls before it becomes the new normal (longer prompts later in a run, say)."""
 
 
 class LimitedLLM(Wrapper):
@@ -23,3 +56,93 @@ class LimitedLLM(Wrapper):
                 return await self.inner.complete(request)
             finally:
                 self.in_flight -= 1
+
+
+_THROTTLED = -1.0
+"""The outcome of a throttled call (a latency sample is never negative)."""
+
+
+class AdaptiveLimitedLLM(Wrapper):
+    def __init__(self, inner: LLM, *, start: int, floor: int = 1, ceiling: int,
+                 clock: Callable[[], float] = time.perf_counter):
+        super().__init__(inner)
+        if not 1 <= floor <= ceiling:
+            raise ValueError(f"need 1 <= floor <= ceiling, got {floor} and {ceiling}")
+        self.floor = floor
+        self.ceiling = ceiling
+        self.limit = min(max(start, floor), ceiling)
+        """Requests allowed in flight now."""
+        self.in_flight = 0
+        self.peak = 0
+        """Most requests ever in flight at once."""
+        self.baseline: float | None = None
+        """Running typical latency, seconds per completion token (None while warming up)."""
+        self._clock = clock
+        self._recent: deque[float] = deque(maxlen=WINDOW)
+        self._streak = 0
+        self._epoch = 0  # bumped on every decrease
+        # A Condition, not a Semaphore: the limit can drop below what is in flight, and
+        # waiters must then wait for more than one release.
+        self._ready = asyncio.Condition()
+
+    async def complete(self, request: Request) -> Completion:
+        async with self._ready:
+            await self._ready.wait_for(lambda: self.in_flight < self.limit)
+            self.in_flight += 1
+            self.peak = max(self.peak, self.in_flight)
+            epoch = self._epoch
+        outcome: float | None = None  # None: no verdict on the server (other error)
+        start = self._clock()
+        try:
+            completion = await self.inner.complete(request)
+            outcome = (self._clock() - start) / max(1, completion.completion_tokens)
+            return completion
+        except BackendError as e:
+            if isinstance(e, BackendTimeout) or e.status in THROTTLE_STATUSES:
+                outcome = _THROTTLED
+            raise
+        finally:
+            # Shielded: a second cancellation must not lose the release (nor wake-ups).
+            await asyncio.shield(self._release(epoch, outcome))
+
+    async def _release(self, epoch: int, outcome: float | None) -> None:
+        async with self._ready:
+            self.in_flight -= 1
+            if outcome == _THROTTLED:
+                self._decrease(epoch, self.limit // 2)
+            elif outcome is not None:
+                self._observe(epoch, outcome)
+            self._ready.notify_all()
+
+    def _observe(self, epoch: int, sample: float) -> None:
+        self._recent.append(sample)
+        if self.baseline is None:
+            if len(self._recent) == WINDOW:
+                self.baseline = statistics.median(self._recent)
+            self._succeeded(epoch)
+            return
+        slow = SLOWER * self.baseline
+        slower = len(self._recent) == WINDOW and statistics.median(self._recent) > slow
+        weight = FASTER_WEIGHT if sample < self.baseline else SLOWER_WEIGHT
+        # Clipped, so one very slow call does not drag the baseline up with it.
+        self.baseline += weight * (min(sample, slow) - self.baseline)
+        if slower:
+            self._decrease(epoch, self.limit - 1)
+        elif sample <= slow:  # a slow call is no sign the limit could grow
+            self._succeeded(epoch)
+
+    def _decrease(self, epoch: int, to: int) -> None:
+        self._streak = 0
+        if epoch != self._epoch:
+            return  # started before the last decrease: that one already answered it
+        self.limit = max(self.floor, to)
+        self._epoch += 1
+        self._recent.clear()
+
+    def _succeeded(self, epoch: int) -> None:
+        if epoch != self._epoch:
+            return  # started before the last decrease: says nothing about the new limit
+        self._streak += 1
+        if self._streak >= self.limit and self.limit < self.ceiling:
+            self.limit += 1
+            self._streak = 0

@@ -7,19 +7,26 @@ form, which is the only one llama-cpp-python's server honours (it answers the st
 form with HTTP 500). The model spec ``openai:<model>?schema=json_object`` selects the
 latter (see ``naig.llm.registry``).
 
-Transient failures (refused or dropped connections, timeouts, 429, 5xx) are retried
-twice by the client with a short backoff; then they surface as ``BackendError``.
+Every failure surfaces at once as a ``BackendError``: the client's own retries are off, so
+that retrying happens in one place, ``naig.llm.retry.RetryingLLM``. Transient ones (refused
+or dropped connections, timeouts, 408, 429, 5xx) are marked ``retryable``, with the
+server's ``Retry-After`` when it sent one; a timeout is a ``BackendTimeout``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime
+import email.utils
+import math
 import os
 import time
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import openai
 
-from naig.errors import BackendError, ConfigError
+from naig.errors import BackendError, BackendTimeout, ConfigError
 from naig.llm.base import LLM, Completion, Request
 
 SchemaMode = Literal["json_schema", "json_object"]
@@ -49,7 +56,7 @@ class OpenAICompatLLM(LLM):
         self.schema_mode = schema_mode
         self.timeout = timeout
         self._client = openai.AsyncOpenAI(
-            base_url=self.base_url, api_key=key, max_retries=2,
+            base_url=self.base_url, api_key=key, max_retries=0,
             timeout=openai.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT)))
 
     @property
@@ -77,8 +84,8 @@ class OpenAICompatLLM(LLM):
                 **kwargs,
             )
         except openai.APITimeoutError:
-            raise BackendError(f"{self.where} did not answer within {self.timeout:g} s; "
-                               "is the server overloaded?", retryable=True) from None
+            raise BackendTimeout(f"{self.where} did not answer within {self.timeout:g} s; "
+                                 "is the server overloaded?", retryable=True) from None
         except openai.APIConnectionError as e:
             raise BackendError(f"cannot reach {self.where} ({_one_line(str(e.__cause__ or e))})"
                                "; start the server or fix --base-url", retryable=True) from None
@@ -105,10 +112,35 @@ class OpenAICompatLLM(LLM):
                 f"--model {self.name}?schema=json_object")
         return BackendError(f"{self.name} at {self.where}: HTTP {e.status_code}: {detail}",
                             status=e.status_code,
-                            retryable=e.status_code == 429 or e.status_code >= 500)
+                            retryable=e.status_code in (408, 429) or e.status_code >= 500,
+                            retry_after=retry_after(e.response.headers))
 
     async def aclose(self) -> None:
         await self._client.close()
+
+
+def retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """Seconds the server asked to wait: ``retry-after-ms``, else ``Retry-After`` as seconds
+    or as an HTTP date (relative to ``now``, a Unix time); None when it asked nothing
+    readable."""
+    millis = headers.get("retry-after-ms")
+    with contextlib.suppress(ValueError):
+        if millis is not None and math.isfinite(float(millis)):
+            return max(0.0, float(millis) / 1000)
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:  # "-0000": HTTP dates are GMT anyway
+            when = when.replace(tzinfo=datetime.UTC)
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
 def _one_line(text: str, limit: int = 300) -> str:

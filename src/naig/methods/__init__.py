@@ -1,7 +1,8 @@
 """Generation methods: each turns a fresh ``Draft`` into a finished dialogue.
 
 A method is a coroutine ``run(draft) -> draft``; verification and the record are shared
-by every method (see ``naig.runner``). Methods are keyed by name.
+by every method (see ``naig.runner``). Methods are keyed by name: ``naig`` (ToolACE-MT,
+non-autoregressive) and ``mas`` (the turn-by-turn multi-agent-simulation baseline).
 """
 
 from __future__ import annotations
@@ -9,21 +10,17 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from naig.errors import ConfigError
+from naig.methods import mas, naig
 from naig.stages.draft import Draft
 
 Method = Callable[[Draft], Awaitable[Draft]]
 
 
 def get(name: str) -> Method:
-    from naig.methods import naig
-
-    methods: dict[str, Method] = {"naig": naig.run}
-    try:
-        from naig.methods import mas
-
-        methods["mas"] = mas.run
-    except ImportError:
-        pass
+    methods: dict[str, Method] = {"naig": naig.run, "mas": mas.run}
     if name not in methods:
         raise ConfigError(f"unknown method {name!r}; known: {', '.join(sorted(methods))}")
     return methods[name]
+
+
+__all__ = ["Method", "get"]
