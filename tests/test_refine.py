@@ -102,3 +102,25 @@ def test_a_candidate_that_breaks_a_rule_never_reaches_the_judge() -> None:
 def test_maskable_turns_exclude_system_and_tool_results() -> None:
     d = make_draft(ScriptedLLM(), good_dialogue())
     assert maskable(d) == [1, 2, 4, 6]
+
+
+def test_rule_failures_steer_refinement_to_the_blamed_turns() -> None:
+    from naig.stages.refine import flagged, values_to_state
+
+    from .conftest import call
+
+    dialogue = good_dialogue()
+    dialogue[4] = call("call_2", "book_hotel", hotel_id="H-9999", nights=2)
+    llm = ScriptedLLM(respond=_judge_says("new", "x"))
+    d = make_draft(llm, dialogue)
+    problems = flagged(d)
+    assert set(problems) == {1, 4} and "H-9999" in problems[4]
+    assert values_to_state(d, 1) == ["Paris", "H-9999", "2"]  # the rewrite replaces turn 1
+    for t in d.turns:
+        t.selections = 5
+    d.turns[1].selections = 0
+    llm._respond = lambda r: ({"better": "A", "reason": "-"} if "better" in
+                              r.schema_["properties"] else {"content": "Book H-9999, 2 nights."})
+    asyncio.run(refine_step(d, 1))
+    sent = llm.requests[0].messages[-1].content
+    assert "H-9999" in sent and "problem" in sent

@@ -5,5 +5,5 @@ from naig.dialogue import Message, Record
 from naig.errors import BackendError, BudgetExhausted, ConfigError, ModelOutputError, NaigError
 from naig.tools import Tool
 
-__all__ = ["BackendError", "BudgetExhausted", "ConfigError", "Message", "MethodSettings", "ModelOutputError",
-           "NaigError", "Record", "RunConfig", "Tool"]
+__all__ = ["BackendError", "BudgetExhausted", "ConfigError", "Message", "MethodSettings",
+           "ModelOutputError", "NaigError", "Record", "RunConfig", "Tool"]

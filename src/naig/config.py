@@ -38,6 +38,9 @@ class MethodSettings(BaseModel):
     """[ours] Turns masked per refinement step (fewer for short dialogues)."""
     decay: float = Field(0.5, gt=0, le=1)
     """[ours] A turn's selection weight is decay**k after k selections."""
+    flag_boost: float = Field(4.0, ge=1)
+    """[ours] A turn a rule check blames is this many times likelier to be masked, and its
+    rewrite is told the problem."""
     judge_both_orders: bool = True
     """[ours] The refinement judge sees both orders; the candidate must win both."""
     experts: bool = True

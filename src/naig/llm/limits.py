@@ -10,10 +10,12 @@
 
 Calls that were already in flight when the limit dropped neither drop it again nor
 count towards raising it: a burst of 429s answering one round of calls halves the limit
-once. Latency is measured per
-completion token (per call when the server reports no usage), so long answers are not
-taken for a slow server. It is a heuristic: it finds a limit the server copes with, not
-the best one.
+once. Latency is measured per completion token (per call when the server reports no
+usage), so long answers are not taken for a slow server. It is a heuristic: it finds a
+limit the server copes with, not the best one.
+
+It goes inside ``RetryingLLM``, so that it sees every try and a call waiting to retry
+holds no slot; the embedded model, which runs one call at a time, needs neither.
 """
 
 from __future__ import annotations
@@ -58,10 +60,6 @@ class LimitedLLM(Wrapper):
                 self.in_flight -= 1
 
 
-_THROTTLED = -1.0
-"""The outcome of a throttled call (a latency sample is never negative)."""
-
-
 class AdaptiveLimitedLLM(Wrapper):
     def __init__(self, inner: LLM, *, start: int, floor: int = 1, ceiling: int,
                  clock: Callable[[], float] = time.perf_counter):
@@ -91,27 +89,27 @@ class AdaptiveLimitedLLM(Wrapper):
             self.in_flight += 1
             self.peak = max(self.peak, self.in_flight)
             epoch = self._epoch
-        outcome: float | None = None  # None: no verdict on the server (other error)
+        throttled = False
+        latency: float | None = None  # per completion token; None: no answer
         start = self._clock()
         try:
             completion = await self.inner.complete(request)
-            outcome = (self._clock() - start) / max(1, completion.completion_tokens)
+            latency = (self._clock() - start) / max(1, completion.completion_tokens)
             return completion
         except BackendError as e:
-            if isinstance(e, BackendTimeout) or e.status in THROTTLE_STATUSES:
-                outcome = _THROTTLED
+            throttled = isinstance(e, BackendTimeout) or e.status in THROTTLE_STATUSES
             raise
         finally:
             # Shielded: a second cancellation must not lose the release (nor wake-ups).
-            await asyncio.shield(self._release(epoch, outcome))
+            await asyncio.shield(self._release(epoch, throttled, latency))
 
-    async def _release(self, epoch: int, outcome: float | None) -> None:
+    async def _release(self, epoch: int, throttled: bool, latency: float | None) -> None:
         async with self._ready:
             self.in_flight -= 1
-            if outcome == _THROTTLED:
+            if throttled:
                 self._decrease(epoch, self.limit // 2)
-            elif outcome is not None:
-                self._observe(epoch, outcome)
+            elif latency is not None:
+                self._observe(epoch, latency)
             self._ready.notify_all()
 
     def _observe(self, epoch: int, sample: float) -> None:
@@ -121,14 +119,14 @@ class AdaptiveLimitedLLM(Wrapper):
                 self.baseline = statistics.median(self._recent)
             self._succeeded(epoch)
             return
-        slow = SLOWER * self.baseline
-        slower = len(self._recent) == WINDOW and statistics.median(self._recent) > slow
+        threshold = SLOWER * self.baseline
+        slower = len(self._recent) == WINDOW and statistics.median(self._recent) > threshold
         weight = FASTER_WEIGHT if sample < self.baseline else SLOWER_WEIGHT
         # Clipped, so one very slow call does not drag the baseline up with it.
-        self.baseline += weight * (min(sample, slow) - self.baseline)
+        self.baseline += weight * (min(sample, threshold) - self.baseline)
         if slower:
             self._decrease(epoch, self.limit - 1)
-        elif sample <= slow:  # a slow call is no sign the limit could grow
+        elif sample <= threshold:  # a slow call is no sign the limit could grow
             self._succeeded(epoch)
 
     def _decrease(self, epoch: int, to: int) -> None:

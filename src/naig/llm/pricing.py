@@ -52,6 +52,8 @@ class Price:
 
 
 FREE = Price(0.0, 0.0)
+FREE_PROVIDERS = ("local", "scripted")
+"""The embedded model, and the scripted one for tests and demos."""
 
 DEFAULT_PRICES: dict[str, Price] = {
     # OpenAI's list prices in 2025 (standard tier, uncached input).
@@ -79,7 +81,7 @@ def price_of(model: str, prices: dict[str, Price] | None = None) -> Price | None
     table = DEFAULT_PRICES if prices is None else prices
     if model in table:
         return table[model]
-    if model == "local" or model.startswith("local:"):
+    if model.partition(":")[0] in FREE_PROVIDERS:
         return FREE
     undated = _SNAPSHOT.sub("", model)
     return table.get(undated) if undated != model else None

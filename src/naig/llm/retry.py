@@ -49,7 +49,7 @@ class RetryingLLM(Wrapper):
             if error.retry_after > self.cap:
                 return None
             return error.retry_after + self._rng.uniform(0, self.base)
-        return self._rng.uniform(0, min(self.cap, self.base * 2 ** (retry - 1)))
+        return self._rng.uniform(0, min(self.cap, self.base * 2.0 ** min(retry - 1, 64)))
 
     async def complete(self, request: Request) -> Completion:
         for attempt in range(1, self.attempts + 1):

@@ -9,7 +9,9 @@ re-executed, and every later result refreshed, before the judge sees it.
 
 from __future__ import annotations
 
+import json
 import random
+import re
 from typing import Any, Literal
 
 from naig.dialogue import Message, Refinement
@@ -39,18 +41,71 @@ def choose_masks(weights: dict[int, float], count: int, rng: random.Random) -> l
     return sorted(chosen)
 
 
+_TURN = re.compile(r"^\[(\d+)\]")
+
+
+def flagged(d: Draft) -> dict[int, str]:
+    """Turns a rule check blames (its detail starts with ``[i]``), with the reason.
+
+    A call that uses a value nowhere earlier also blames the user message that opened its
+    subtask: stating the value there is one way to fix it.
+    """
+    out: dict[int, str] = {}
+    msgs = d.messages
+    for rule in RULES:
+        check = rule(msgs, d.tools)
+        hit = _TURN.match(check.detail) if not check.passed else None
+        if hit is None or int(hit.group(1)) >= len(msgs):
+            continue
+        at = int(hit.group(1))
+        out.setdefault(at, check.detail)
+        if check.name == "grounded_ids":
+            opener = max((i for i in range(at) if msgs[i].role == "user"), default=None)
+            if opener is not None:
+                out.setdefault(opener, check.detail)
+    return out
+
+
+def values_to_state(d: Draft, at: int) -> list[str]:
+    """Argument values of the calls answering user turn ``at`` that no earlier turn
+    states: the user's words must carry them."""
+    msgs = d.messages
+    said = "\n".join(m.content or "" for m in msgs[:at])
+    values: list[str] = []
+    for m in msgs[at + 1:]:
+        if m.role == "user":
+            break
+        for c in m.tool_calls or []:
+            for v in _scalars(json.loads(c.function.arguments)):
+                if v not in said and v not in values:
+                    values.append(v)
+    return values
+
+
+def _scalars(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        return [v for x in node.values() for v in _scalars(x)]
+    if isinstance(node, list):
+        return [v for x in node for v in _scalars(x)]
+    if isinstance(node, bool) or node is None:
+        return []
+    return [str(node)]
+
+
 def _kind(m: Message) -> str:
     if m.tool_calls:
         return "assistant tool call"
     return "user message" if m.role == "user" else "assistant reply"
 
 
-async def _candidate(d: Draft, at: int, masked: list[int]) -> list[Message]:
+async def _candidate(d: Draft, at: int, masked: list[int], problem: str) -> list[Message]:
     original = d.turns[at].message
     kind = _kind(original)
     marks = {j: "[HIDDEN]" for j in masked if j != at} | {at: "[MASK]"}
+    state = values_to_state(d, at) if original.role == "user" else []
     messages, digest = render("refine_turn", system=d.env.system_prompt(), kind=kind,
-                              others=len(masked) > 1, transcript=transcript(d.messages, marks))
+                              others=len(masked) > 1, transcript=transcript(d.messages, marks),
+                              problem=_strip_index(problem), values=state)
     if original.tool_calls:
         names = {c.function.name for c in original.tool_calls}
         tools = [t for t in d.tools if t.name in names] or d.tools
@@ -66,6 +121,10 @@ async def _candidate(d: Draft, at: int, masked: list[int]) -> list[Message]:
     if original.tool_calls:
         return await make_calls(d, raw["calls"], content=original.content)
     return [Message(role=original.role, content=raw["content"].strip())]
+
+
+def _strip_index(detail: str) -> str:
+    return _TURN.sub("", detail).strip()
 
 
 def _object(raw: Any) -> dict[str, Any]:
@@ -138,13 +197,15 @@ async def refine_step(d: Draft, step: int) -> Refinement | None:
     if not candidates:
         return None
     count = d.settings.masks_per_step if len(candidates) >= 6 else 1
-    weights = {i: d.settings.decay ** d.turns[i].selections for i in candidates}
+    problems = flagged(d)
+    weights = {i: d.settings.decay ** d.turns[i].selections
+               * (d.settings.flag_boost if i in problems else 1.0) for i in candidates}
     masked = choose_masks(weights, count, d.rng)
     kept: dict[int, Literal["new", "original"]] = {}
     reasons: dict[int, str] = {}
     for at in sorted(masked, reverse=True):  # from the end, so earlier indices hold
         d.turns[at].selections += 1
-        candidate = await _candidate(d, at, masked)
+        candidate = await _candidate(d, at, masked, problems.get(at, ""))
         broken = _new_rule_failures(d, at, candidate)
         if _same(d, at, candidate) or broken:
             kept[at] = "original"
