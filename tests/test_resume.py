@@ -92,3 +92,25 @@ def test_resume_with_other_settings_is_refused(tmp_path: Path) -> None:
     fresh = subprocess.run([*cmd, "--overwrite"], text=True, capture_output=True, timeout=300)
     assert fresh.returncode == 0, fresh.stderr
     assert os.path.getsize(out) > 0 and len(_lines(out)) == N
+
+
+def test_token_budget_stops_cleanly_and_resume_goes_on(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    stopped = subprocess.run(_cmd(out, "--max-tokens", "12000"), text=True,
+                             capture_output=True, timeout=300)
+    assert stopped.returncode == 5, stopped.stderr
+    assert "stopped:" in stopped.stdout and "Traceback" not in stopped.stderr
+    written = _lines(out)
+    assert 0 < len(written) < N
+    for line in written:
+        assert_contract(Record.from_json(line), kept=True)
+    again = subprocess.run(_cmd(out), text=True, capture_output=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert _lines(out)[: len(written)] == written
+    _final_set(out)
+
+
+def test_negative_budget_is_a_clean_error(tmp_path: Path) -> None:
+    p = subprocess.run(_cmd(tmp_path / "o.jsonl", "--max-cost", "-1"), text=True,
+                       capture_output=True, timeout=60)
+    assert p.returncode == 2 and "max_cost" in p.stderr and "Traceback" not in p.stderr

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -17,7 +18,8 @@ from rich.table import Table
 from naig.audit import Audit, audit, load
 from naig.config import MethodSettings, RunConfig
 from naig.envs.registry import combine, resolve
-from naig.errors import ConfigError, NaigError
+from naig.errors import BudgetExhausted, ConfigError, NaigError
+from naig.llm.pricing import Budget, load_prices
 from naig.llm.registry import open_backend, stack
 from naig.report import print_summary
 from naig.runner import Summary, run
@@ -45,9 +47,14 @@ async def _generate(config: RunConfig, *, overwrite: bool = False) -> Summary:
     assert main_task is not None
     asyncio.get_running_loop().add_signal_handler(signal.SIGINT, main_task.cancel)
     source = combine(list(config.tools))
+    budget = None
+    if config.max_cost is not None or config.max_tokens is not None:
+        budget = Budget.for_model(config.model, max_cost=config.max_cost,
+                                  max_tokens=config.max_tokens,
+                                  prices=load_prices(config.prices))
     backend = open_backend(config.model, config.base_url)
     llm = stack(backend, concurrency=config.concurrency, cache=config.cache,
-                cache_path=config.cache_path)
+                cache_path=config.cache_path, budget=budget)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn())
     with Progress(*columns, console=err, transient=False) as bar:
@@ -66,6 +73,10 @@ def _fail(e: BaseException) -> None:
     if isinstance(e, BaseExceptionGroup):
         inner = e.exceptions[0]
         return _fail(inner)
+    if isinstance(e, ValidationError):
+        first = e.errors()[0]
+        where = ".".join(str(x) for x in first["loc"])
+        e = ConfigError(f"{where}: {first['msg']}")
     if isinstance(e, NaigError):
         err.print(f"[red]error:[/] {escape(str(e))}", soft_wrap=True, highlight=False)
         raise typer.Exit(e.exit_code)
@@ -92,6 +103,9 @@ def generate(
     generator: Annotated[str, typer.Option("--method", help="Generation method: naig or mas (the baseline).")] = "naig",
     resume: Annotated[bool, typer.Option(help="Continue the run that wrote -o (also the default when its settings match).")] = False,
     overwrite: Annotated[bool, typer.Option(help="Discard what an earlier run wrote to -o.")] = False,
+    max_cost: Annotated[float | None, typer.Option(help="Stop cleanly once new LLM calls cost this many USD.")] = None,
+    max_tokens: Annotated[int | None, typer.Option(help="Stop cleanly once new LLM calls used this many tokens.")] = None,
+    prices: Annotated[Path | None, typer.Option(help="Price table (JSON/TOML, USD per million tokens).")] = None,
 ) -> None:
     """Generate verified multi-turn tool-use dialogues."""
     try:
@@ -110,6 +124,7 @@ def generate(
         config = RunConfig(tools=tuple(tools), n=n, output=output, model=model, generator=generator,
                            base_url=base_url, seed=seed, max_attempts=max_attempts,
                            concurrency=concurrency, cache=cache, cache_path=cache_path,
+                           max_cost=max_cost, max_tokens=max_tokens, prices=prices,
                            method=method)
         summary = asyncio.run(_generate(config, overwrite=overwrite))
     except KeyboardInterrupt:
@@ -125,6 +140,8 @@ def generate(
         err.print("[yellow]interrupted[/]: finished dialogues are kept; run the same command "
                   "again to resume", soft_wrap=True)
         raise typer.Exit(130)
+    if summary.stopped:
+        raise typer.Exit(BudgetExhausted.exit_code)
     if summary.kept == 0:
         raise typer.Exit(1)
 

@@ -80,6 +80,12 @@ class RunConfig(BaseModel):
     cache_path: Path | None = None
     """Cache file (default: the user cache folder)."""
     method: MethodSettings = MethodSettings()
+    max_cost: float | None = Field(None, gt=0)
+    """Stop cleanly once the run's new LLM calls cost this many USD."""
+    max_tokens: int | None = Field(None, gt=0)
+    """Stop cleanly once the run's new LLM calls used this many tokens."""
+    prices: Path | None = None
+    """A JSON or TOML price table (USD per million tokens) overriding the built-in one."""
 
     @property
     def attempts(self) -> int:

@@ -96,12 +96,15 @@ class StageUsage(_Model):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     seconds: float = 0.0
+    cost_usd: float = 0.0
+    """At the model's price in the run's price table (0 for local models)."""
 
     def add(self, other: StageUsage) -> None:
         self.calls += other.calls
         self.prompt_tokens += other.prompt_tokens
         self.completion_tokens += other.completion_tokens
         self.seconds += other.seconds
+        self.cost_usd += other.cost_usd
 
 
 class Usage(StageUsage):

@@ -35,6 +35,8 @@ def print_summary(summary: Summary, console: Console, outputs: tuple[str, str]) 
                   f"{s.attempted} attempted ({rate:.0%} kept) in {s.seconds:.1f} s")
     if s.resumed:
         console.print(f"resumed: {s.resumed} dialogues were already written by an earlier run")
+    if s.stopped:
+        console.print(f"[yellow]stopped: {s.stopped}[/]")
     if s.exhausted:
         console.print(f"[yellow]stopped at --max-attempts {s.attempts_allowed} with fewer kept "
                       "than wanted[/]")
@@ -43,7 +45,11 @@ def print_summary(summary: Summary, console: Console, outputs: tuple[str, str]) 
             f"{k} {v}" for k, v in s.reasons.most_common()))
     console.print(usage_table("LLM work of all attempts (as first measured)", s.all_usage,
                               s.kept))
-    new, hits = s.new_calls.usage(), s.cache_hits.usage()
+    new, hits = s.new_calls.usage(s.price), s.cache_hits.usage()
+    spent = f", ${new.cost_usd:.4f}" if s.price is not None and new.cost_usd else ""
     console.print(f"this run: {new.calls} new LLM calls ({new.prompt_tokens} prompt + "
-                  f"{new.completion_tokens} completion tokens), {hits.calls} cache hits")
+                  f"{new.completion_tokens} completion tokens{spent}), {hits.calls} cache hits")
+    if s.kept and s.price is not None:
+        console.print(f"cost per kept dialogue (as first measured): "
+                      f"${s.all_usage.usage(s.price).cost_usd / s.kept:.4f}")
     console.print(f"kept: {outputs[0]}\nrejected: {outputs[1]}")

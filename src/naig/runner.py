@@ -18,9 +18,10 @@ from naig import methods
 from naig.config import RunConfig, derive_seed
 from naig.dialogue import Meta, Record, Usage, Verification
 from naig.envs.registry import ToolSource
-from naig.errors import ModelOutputError
+from naig.errors import BudgetExhausted, ModelOutputError
 from naig.llm.accounting import AccountedLLM, Ledger, ledger
 from naig.llm.base import LLM
+from naig.llm.pricing import Price, load_prices, price_of
 from naig.pools import Sampling, sample
 from naig.stages.draft import Draft
 from naig.stages.verify import verify
@@ -45,10 +46,13 @@ class Summary:
     resumed: int = 0
     """Dialogues an earlier run on the same output had already written."""
     interrupted: bool = False
+    stopped: str = ""
+    """Why the run stopped before its goal (a spending limit reached), if it did."""
+    price: Price | None = None
 
     @property
     def exhausted(self) -> bool:
-        return self.kept < self.wanted and not self.interrupted
+        return self.kept < self.wanted and not self.interrupted and not self.stopped
 
 
 Progress = Callable[[Summary], None]
@@ -59,7 +63,8 @@ def _unavailable(pool: list, tools: list, rng: random.Random) -> list:  # type: 
     return rng.sample(others, 1) if others else []
 
 
-async def attempt(index: int, config: RunConfig, llm: LLM, source: ToolSource) -> Record:
+async def attempt(index: int, config: RunConfig, llm: LLM, source: ToolSource,
+                  price: Price | None = None) -> Record:
     """Generate and verify one dialogue; a model that never gives a valid answer yields a
     rejected record with the reason, not an exception."""
     seed = derive_seed(config.seed, index)
@@ -80,7 +85,7 @@ async def attempt(index: int, config: RunConfig, llm: LLM, source: ToolSource) -
             error = str(e)
         finally:
             await env.aclose()
-    usage: Usage = book.usage()
+    usage: Usage = book.usage(price)
     meta = Meta(method=config.generator, seed=seed, model=llm.name,
                 config_hash=config.config_hash(), environment=env.info(), plan=d.plan,
                 injections=d.injections, refinements=d.refinements,
@@ -111,6 +116,7 @@ async def run(config: RunConfig, backend: LLM, source: ToolSource,
     """
     llm = AccountedLLM(backend)
     summary = Summary(wanted=config.n, attempts_allowed=config.attempts)
+    summary.price = price_of(config.model, load_prices(config.prices))
     store = RunStore(config)
     resumed = store.open(config, overwrite=overwrite)
     summary.resumed = summary.attempted = len(resumed.done)
@@ -124,8 +130,19 @@ async def run(config: RunConfig, backend: LLM, source: ToolSource,
     slots = asyncio.Semaphore(config.concurrency)
     tasks: list[asyncio.Task[None]] = []
 
+    def stop_others() -> None:
+        for t in tasks:
+            if t is not asyncio.current_task():
+                t.cancel()
+
     async def one(index: int) -> None:
-        record = await attempt(index, config, llm, source)
+        try:
+            record = await attempt(index, config, llm, source, summary.price)
+        except BudgetExhausted as e:
+            if not summary.stopped:
+                summary.stopped = str(e)
+                stop_others()
+            return
         summary.attempted += 1
         _charge(summary.all_usage, record.meta.usage)
         v = record.meta.verification
@@ -136,9 +153,7 @@ async def run(config: RunConfig, backend: LLM, source: ToolSource,
             _charge(summary.kept_usage, record.meta.usage)
             store.write(record, kept=True)
             if summary.kept >= config.n:
-                for t in tasks:
-                    if t is not asyncio.current_task():
-                        t.cancel()
+                stop_others()
         else:
             summary.rejected += 1
             summary.reasons[rejection_reason(record)] += 1
@@ -154,7 +169,7 @@ async def run(config: RunConfig, backend: LLM, source: ToolSource,
                 if index in resumed.done:
                     continue
                 await slots.acquire()
-                if summary.kept >= config.n:
+                if summary.kept >= config.n or summary.stopped:
                     break
                 task = group.create_task(one(index))
                 task.add_done_callback(lambda _: slots.release())

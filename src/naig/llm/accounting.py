@@ -13,6 +13,7 @@ from contextvars import ContextVar
 
 from naig.dialogue import StageUsage, Usage
 from naig.llm.base import LLM, Completion, Request, Wrapper
+from naig.llm.pricing import Price, cost
 
 
 class Ledger:
@@ -26,13 +27,16 @@ class Ledger:
         u.add(StageUsage(calls=1, prompt_tokens=c.prompt_tokens,
                          completion_tokens=c.completion_tokens, seconds=c.seconds))
 
-    def usage(self) -> Usage:
+    def usage(self, price: Price | None = None) -> Usage:
+        """Totals and stages; with a price, each priced in USD."""
         total = Usage(by_stage={k: v.model_copy() for k, v in sorted(self.by_stage.items())})
-        for u in self.by_stage.values():
-            total.add(u)
-        total.seconds = round(total.seconds, 3)
         for u in total.by_stage.values():
             u.seconds = round(u.seconds, 3)
+            if price is not None:
+                u.cost_usd = round(cost(u, price), 6)
+            total.add(u)
+        total.seconds = round(total.seconds, 3)
+        total.cost_usd = round(total.cost_usd, 6)
         return total
 
 

@@ -7,8 +7,11 @@ from pathlib import Path
 
 from naig.errors import ConfigError
 from naig.llm.base import LLM
+from naig.llm.breaker import CircuitBreakerLLM
 from naig.llm.cache import CachedLLM
-from naig.llm.limits import LimitedLLM
+from naig.llm.limits import AdaptiveLimitedLLM, LimitedLLM
+from naig.llm.pricing import Budget, BudgetLLM
+from naig.llm.retry import RetryingLLM
 from naig.llm.weights import DEFAULT_MODEL
 
 
@@ -62,7 +65,22 @@ def open_backend(spec: str, base_url: str | None = None) -> LLM:
     return factory(name, base_url)
 
 
-def stack(backend: LLM, *, concurrency: int, cache: bool, cache_path: Path | None) -> LLM:
-    """The backend behind a concurrency limit, then the cache (hits skip the limit)."""
-    llm: LLM = LimitedLLM(backend, 1 if backend.serializes else concurrency)
+def stack(backend: LLM, *, concurrency: int, cache: bool, cache_path: Path | None,
+          budget: Budget | None = None) -> LLM:
+    """The wrappers every run uses, outermost first: cache > budget > breaker > retry >
+    limit > backend.
+
+    Cache hits skip everything below (free, no slot, served after the budget is spent);
+    the budget reserves once for a call and all its retries; the breaker counts only
+    calls that still failed after retrying; retrying happens outside the limit, so a call
+    waiting to retry frees its slot and the limit sees every 429.
+    """
+    llm: LLM
+    if backend.serializes:
+        llm = LimitedLLM(backend, 1)
+    else:
+        llm = AdaptiveLimitedLLM(backend, start=concurrency, ceiling=concurrency)
+    llm = CircuitBreakerLLM(RetryingLLM(llm))
+    if budget is not None:
+        llm = BudgetLLM(llm, budget)
     return CachedLLM(llm, cache_path) if cache else llm
