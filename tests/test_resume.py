@@ -114,3 +114,12 @@ def test_negative_budget_is_a_clean_error(tmp_path: Path) -> None:
     p = subprocess.run(_cmd(tmp_path / "o.jsonl", "--max-cost", "-1"), text=True,
                        capture_output=True, timeout=60)
     assert p.returncode == 2 and "max_cost" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_dry_run_estimates_without_writing(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    p = subprocess.run(_cmd(out, "--dry-run", "2"), text=True, capture_output=True,
+                       timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert "sample: 2 dialogues attempted" in p.stdout and f"estimate for {N} kept" in p.stdout
+    assert not out.exists() and not out.with_name("out.run.json").exists()

@@ -19,6 +19,7 @@ from naig.audit import Audit, audit, load
 from naig.config import MethodSettings, RunConfig
 from naig.envs.registry import combine, resolve
 from naig.errors import BudgetExhausted, ConfigError, NaigError
+from naig.estimate import Estimate, estimate
 from naig.llm.pricing import Budget, load_prices
 from naig.llm.registry import open_backend, stack
 from naig.report import print_summary
@@ -41,7 +42,8 @@ def _range(text: str, name: str) -> tuple[int, int]:
     return a, b
 
 
-async def _generate(config: RunConfig, *, overwrite: bool = False) -> Summary:
+async def _generate(config: RunConfig, *, overwrite: bool = False,
+                    dry_run: int = 0) -> Summary | Estimate:
     # Ctrl-C cancels this task; the runner stops cleanly and returns its summary
     main_task = asyncio.current_task()
     assert main_task is not None
@@ -64,6 +66,8 @@ async def _generate(config: RunConfig, *, overwrite: bool = False) -> Summary:
             bar.update(task, completed=s.kept,
                        description=f"done {s.attempted}: kept {s.kept}, rejected {s.rejected}")
         try:
+            if dry_run:
+                return await estimate(config, llm, source, dry_run)
             return await run(config, llm, source, show, overwrite=overwrite)
         finally:
             await llm.aclose()
@@ -106,6 +110,7 @@ def generate(
     max_cost: Annotated[float | None, typer.Option(help="Stop cleanly once new LLM calls cost this many USD.")] = None,
     max_tokens: Annotated[int | None, typer.Option(help="Stop cleanly once new LLM calls used this many tokens.")] = None,
     prices: Annotated[Path | None, typer.Option(help="Price table (JSON/TOML, USD per million tokens).")] = None,
+    dry_run: Annotated[int, typer.Option(help="Estimate the run's cost from a sample of this many dialogues; write nothing.")] = 0,
 ) -> None:
     """Generate verified multi-turn tool-use dialogues."""
     try:
@@ -126,7 +131,7 @@ def generate(
                            concurrency=concurrency, cache=cache, cache_path=cache_path,
                            max_cost=max_cost, max_tokens=max_tokens, prices=prices,
                            method=method)
-        summary = asyncio.run(_generate(config, overwrite=overwrite))
+        result = asyncio.run(_generate(config, overwrite=overwrite, dry_run=dry_run))
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/]: finished dialogues are in the output files")
         raise typer.Exit(130) from None
@@ -135,6 +140,11 @@ def generate(
     except BaseException as e:  # noqa: BLE001 - mapped to exit codes, tracebacks only for bugs
         _fail(e)
         return
+    if isinstance(result, Estimate):
+        for line in result.lines(config.n):
+            out.print(line, highlight=False, soft_wrap=True)
+        return
+    summary = result
     print_summary(summary, out, (str(config.output), str(config.rejected_output)))
     if summary.interrupted:
         err.print("[yellow]interrupted[/]: finished dialogues are kept; run the same command "

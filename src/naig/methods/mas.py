@@ -7,11 +7,12 @@ simulated ones ask the LLM). Every agent request reads the whole dialogue so far
 is what makes MAS costly; that is the point of the comparison, so it stays that way.
 
 LLM requests per dialogue: one ``plan``; one ``user`` request per user message, plus one
-at the end where the user says the plan is done; one ``assistant`` request per assistant
-action (a set of calls or a reply); ``env`` requests for simulated results. A subtask
-moves on when the assistant has replied and the user either starts the next subtask or
-ends the dialogue; ``mas_max_turns`` bounds the assistant actions per subtask, the last
-one allowed being a text reply, so alternation holds and the dialogue ends on a reply.
+at the end where the user says the plan is done (none where the turn limit ended the
+last subtask); one ``assistant`` request per assistant action (a set of calls or a
+reply); ``env`` requests for simulated results. A subtask moves on when the assistant
+has replied and the user either starts the next subtask or ends the dialogue;
+``mas_max_turns`` bounds the assistant actions per subtask, the last one allowed being a
+text reply, so alternation holds and the dialogue ends on a reply.
 """
 
 from __future__ import annotations
@@ -33,10 +34,11 @@ Calls = list[dict[str, Any]]
 
 @dataclass(frozen=True)
 class Move:
-    """What the user agent does after an assistant reply."""
+    """What the user agent answers: a message, and what it means for the subtask."""
 
     kind: Literal["stay", "next", "done"]
-    """``stay`` on the subtask, start the ``next`` one, or say the plan is ``done``."""
+    """``stay`` on the subtask (an opening is a ``stay`` too), start the ``next`` one, or
+    say the plan is ``done`` (no text)."""
     text: str = ""
 
 
