@@ -124,3 +124,24 @@ def test_rule_failures_steer_refinement_to_the_blamed_turns() -> None:
     asyncio.run(refine_step(d, 1))
     sent = llm.requests[0].messages[-1].content
     assert "H-9999" in sent and "problem" in sent
+
+
+def test_a_tie_goes_to_the_candidate_that_fixes_a_failing_check() -> None:
+    from .conftest import call
+
+    dialogue = good_dialogue()
+    dialogue[1] = Message(role="user", content="Weather in Paris, then book my hotel for 2 nights.")
+    dialogue[4] = call("call_2", "book_hotel", hotel_id="H-1001", nights=2)  # H-1001 unsaid
+
+    def biased(request):  # type: ignore[no-untyped-def]
+        if "better" in request.schema_["properties"]:
+            return {"better": "A", "reason": "first is best"}
+        return {"content": "What's the weather in Paris? Then book hotel H-1001 for 2 nights."}
+    d = make_draft(ScriptedLLM(respond=biased), dialogue, masks_per_step=1)
+    for t in d.turns:
+        t.selections = 5
+    d.turns[1].selections = 0
+    record = asyncio.run(refine_step(d, 1))
+    assert record is not None and record.masked == [1] and record.kept == ["new"]
+    assert "grounded_ids" in record.reasons[0]
+    assert "H-1001" in (d.messages[1].content or "")

@@ -4,7 +4,9 @@ to exit codes. The only ``asyncio.run`` in the package is here."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -17,6 +19,7 @@ from rich.table import Table
 
 from naig.audit import Audit, audit, load
 from naig.config import MethodSettings, RunConfig
+from naig.engines import ray as ray_engine
 from naig.envs.registry import combine, resolve
 from naig.errors import BudgetExhausted, ConfigError, NaigError
 from naig.estimate import Estimate, estimate
@@ -43,11 +46,16 @@ def _range(text: str, name: str) -> tuple[int, int]:
 
 
 async def _generate(config: RunConfig, *, overwrite: bool = False,
-                    dry_run: int = 0) -> Summary | Estimate:
+                    dry_run: int = 0, engine: str = "local", ray_address: str | None = None,
+                    shards: int | None = None) -> Summary | Estimate:
     # Ctrl-C cancels this task; the runner stops cleanly and returns its summary
     main_task = asyncio.current_task()
     assert main_task is not None
     asyncio.get_running_loop().add_signal_handler(signal.SIGINT, main_task.cancel)
+    if engine == "ray" and not dry_run:
+        with _progress(config.n) as show:
+            return await ray_engine.run(config, show, overwrite=overwrite, address=ray_address,
+                                        shards=shards)
     source = combine(list(config.tools))
     budget = None
     if config.max_cost is not None or config.max_tokens is not None:
@@ -57,20 +65,26 @@ async def _generate(config: RunConfig, *, overwrite: bool = False,
     backend = open_backend(config.model, config.base_url)
     llm = stack(backend, concurrency=config.concurrency, cache=config.cache,
                 cache_path=config.cache_path, budget=budget)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn())
-    with Progress(*columns, console=err, transient=False) as bar:
-        task = bar.add_task("kept 0, rejected 0", total=config.n)
-
-        def show(s: Summary) -> None:
-            bar.update(task, completed=s.kept,
-                       description=f"done {s.attempted}: kept {s.kept}, rejected {s.rejected}")
+    with _progress(config.n) as show:
         try:
             if dry_run:
                 return await estimate(config, llm, source, dry_run)
             return await run(config, llm, source, show, overwrite=overwrite)
         finally:
             await llm.aclose()
+
+
+@contextlib.contextmanager
+def _progress(n: int) -> Iterator[Callable[[Summary], None]]:
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn())
+    with Progress(*columns, console=err, transient=False) as bar:
+        task = bar.add_task("kept 0, rejected 0", total=n)
+
+        def show(s: Summary) -> None:
+            bar.update(task, completed=s.kept,
+                       description=f"done {s.attempted}: kept {s.kept}, rejected {s.rejected}")
+        yield show
 
 
 def _fail(e: BaseException) -> None:
@@ -93,7 +107,7 @@ def generate(
     n: Annotated[int, typer.Option("-n", help="Kept dialogues wanted.")] = 4,
     output: Annotated[Path, typer.Option("-o", "--output", help="Output JSONL; rejected go beside it.")] = Path("out.jsonl"),
     model: Annotated[str, typer.Option(help="local, local:<name>, openai:<model> (add ?schema=json_object for llama.cpp servers).")] = "local",
-    base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server URL (or OPENAI_BASE_URL).")] = None,
+    base_url: Annotated[list[str] | None, typer.Option(help="OpenAI-compatible server URL (or OPENAI_BASE_URL); several (repeated or comma-separated) are load-balanced.")] = None,
     seed: Annotated[int, typer.Option(help="Run seed.")] = 0,
     max_attempts: Annotated[int | None, typer.Option(help="Most dialogues attempted (default 3n).")] = None,
     concurrency: Annotated[int, typer.Option(help="Dialogues generated at once.")] = 1,
@@ -111,6 +125,9 @@ def generate(
     max_tokens: Annotated[int | None, typer.Option(help="Stop cleanly once new LLM calls used this many tokens.")] = None,
     prices: Annotated[Path | None, typer.Option(help="Price table (JSON/TOML, USD per million tokens).")] = None,
     dry_run: Annotated[int, typer.Option(help="Estimate the run's cost from a sample of this many dialogues; write nothing.")] = 0,
+    engine: Annotated[str, typer.Option(help="Where the work runs: local (this process) or ray (a Ray cluster, in shards).")] = "local",
+    ray_address: Annotated[str | None, typer.Option(help="With --engine ray: the cluster to join (auto: the one this machine is in); default: start a local one.")] = None,
+    shards: Annotated[int | None, typer.Option(help="With --engine ray: shards of attempts (default: the cluster's CPU count).")] = None,
 ) -> None:
     """Generate verified multi-turn tool-use dialogues."""
     try:
@@ -124,14 +141,22 @@ def generate(
                                 refine_steps=refine_steps, experts=experts)
         if resume and overwrite:
             raise ConfigError("--resume and --overwrite contradict each other; choose one")
+        if engine not in ("local", "ray"):
+            raise ConfigError(f"--engine {engine}: use local or ray")
+        if engine != "ray" and (ray_address is not None or shards is not None):
+            raise ConfigError("--ray-address and --shards go with --engine ray")
+        if shards is not None and shards < 1:
+            raise ConfigError("--shards must be at least 1")
         if resume and not output.with_name(output.stem + ".run.json").exists():
             raise ConfigError(f"nothing to resume: no earlier run wrote {output}")
         config = RunConfig(tools=tuple(tools), n=n, output=output, model=model, generator=generator,
-                           base_url=base_url, seed=seed, max_attempts=max_attempts,
+                           base_url=",".join(base_url) if base_url else None, seed=seed,
+                           max_attempts=max_attempts,
                            concurrency=concurrency, cache=cache, cache_path=cache_path,
                            max_cost=max_cost, max_tokens=max_tokens, prices=prices,
                            method=method)
-        result = asyncio.run(_generate(config, overwrite=overwrite, dry_run=dry_run))
+        result = asyncio.run(_generate(config, overwrite=overwrite, dry_run=dry_run,
+                                       engine=engine, ray_address=ray_address, shards=shards))
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/]: finished dialogues are in the output files")
         raise typer.Exit(130) from None

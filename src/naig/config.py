@@ -68,7 +68,8 @@ class RunConfig(BaseModel):
     generator: str = "naig"
     """The generation method: ``naig`` (ToolACE-MT) or ``mas`` (the turn-by-turn baseline)."""
     base_url: str | None = None
-    """OpenAI-compatible server URL for ``openai:`` models."""
+    """OpenAI-compatible server URL for ``openai:`` models; several, comma-separated, are
+    load-balanced."""
     seed: int = 0
     """Run seed; each dialogue's seed is derived from it with sha256."""
     max_attempts: int | None = None

@@ -11,7 +11,7 @@ import asyncio
 import random
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 from naig import methods
@@ -56,6 +56,11 @@ class Summary:
 
 
 Progress = Callable[[Summary], None]
+
+SharedGoal = Callable[[Record | None], Awaitable[int]]
+"""For a run that is one of several working towards one goal (the Ray engine's shards):
+told each record the run writes (or None, to ask), answers the highest attempt index still
+needed. Attempts above it are not started, and those in flight are cancelled."""
 
 
 def _unavailable(pool: list, tools: list, rng: random.Random) -> list:  # type: ignore[type-arg]
@@ -107,12 +112,16 @@ def _charge(book: Ledger, usage: Usage) -> None:
 
 
 async def run(config: RunConfig, backend: LLM, source: ToolSource,
-              progress: Progress | None = None, *, overwrite: bool = False) -> Summary:
+              progress: Progress | None = None, *, overwrite: bool = False,
+              indices: Iterable[int] | None = None,
+              shared: SharedGoal | None = None) -> Summary:
     """Attempt dialogues until ``config.n`` are kept or attempts run out.
 
     Resumes what an earlier run on the same output wrote. Cancelling the calling task
     (Ctrl-C) stops cleanly: in-flight dialogues are abandoned, written ones stay, and the
-    summary comes back with ``interrupted`` set.
+    summary comes back with ``interrupted`` set. ``indices`` (increasing) restricts the run
+    to those attempts instead of ``range(config.attempts)``; ``shared`` stops it when a goal
+    shared with other runs is met.
     """
     llm = AccountedLLM(backend)
     summary = Summary(wanted=config.n, attempts_allowed=config.attempts)
@@ -128,11 +137,11 @@ async def run(config: RunConfig, backend: LLM, source: ToolSource,
         summary.reasons[rejection_reason(r)] += 1
     start = time.perf_counter()
     slots = asyncio.Semaphore(config.concurrency)
-    tasks: list[asyncio.Task[None]] = []
+    tasks: dict[int, asyncio.Task[None]] = {}
 
-    def stop_others() -> None:
-        for t in tasks:
-            if t is not asyncio.current_task():
+    def stop_others(above: int = -1) -> None:
+        for i, t in tasks.items():
+            if i > above and t is not asyncio.current_task():
                 t.cancel()
 
     async def one(index: int) -> None:
@@ -158,6 +167,8 @@ async def run(config: RunConfig, backend: LLM, source: ToolSource,
             summary.rejected += 1
             summary.reasons[rejection_reason(record)] += 1
             store.write(record, kept=False)
+        if shared is not None:
+            stop_others(above=await shared(record))
         if progress:
             progress(summary)
 
@@ -165,15 +176,17 @@ async def run(config: RunConfig, backend: LLM, source: ToolSource,
         progress(summary)
     try:
         async with asyncio.TaskGroup() as group:
-            for index in range(config.attempts):
+            for index in range(config.attempts) if indices is None else indices:
                 if index in resumed.done:
                     continue
                 await slots.acquire()
                 if summary.kept >= config.n or summary.stopped:
                     break
+                if shared is not None and index > await shared(None):
+                    break
                 task = group.create_task(one(index))
                 task.add_done_callback(lambda _: slots.release())
-                tasks.append(task)
+                tasks[index] = task
     except asyncio.CancelledError:
         current = asyncio.current_task()
         if current is None or current.uncancel() > 0:

@@ -146,14 +146,19 @@ def _show(messages: list[Message]) -> str:
     return " | ".join(describe(m) for m in messages)
 
 
-def _new_rule_failures(d: Draft, at: int, candidate: list[Message]) -> list[str]:
-    """Rule checks the dialogue would fail with the candidate but passes without it."""
+def _failing(messages: list[Message], d: Draft) -> dict[str, str]:
+    return {c.name: c.detail for r in RULES if not (c := r(messages, d.tools)).passed}
+
+
+def _rule_change(d: Draft, at: int, candidate: list[Message]) -> tuple[list[str], list[str]]:
+    """Rule checks the candidate would break, and those it would fix."""
     span = 1 + d.results_after(at)
     now = d.messages
-    trial = now[:at] + candidate + now[at + span:]
-    before = {r.__name__ for r in RULES if not r(now, d.tools).passed}
-    return [c.name + ": " + c.detail for r in RULES
-            if r.__name__ not in before and not (c := r(trial, d.tools)).passed]
+    before = _failing(now, d)
+    after = _failing(now[:at] + candidate + now[at + span:], d)
+    broken = [f"{k}: {v}" for k, v in after.items() if k not in before]
+    fixed = [k for k in before if k not in after]
+    return broken, fixed
 
 
 async def _prefers(d: Draft, at: int, first: list[Message], second: list[Message]) -> bool:
@@ -170,11 +175,14 @@ async def _prefers(d: Draft, at: int, first: list[Message], second: list[Message
     return bool(raw["better"] == "A")
 
 
-async def _judge(d: Draft, at: int, candidate: list[Message]) -> tuple[bool, str]:
+async def _judge(d: Draft, at: int, candidate: list[Message], fixes: list[str]
+                 ) -> tuple[bool, str]:
     """Whether the candidate is better than the original, and why.
 
-    The judge sees both versions in both orders and the candidate wins only if it is
-    preferred both times: a small judge's position bias then keeps the original.
+    The judge sees both versions in both orders and the candidate wins if it is preferred
+    both times. A judge whose choice follows the position has no preference; then the rule
+    checks break the tie: a candidate that fixes a failing check (and, as checked before,
+    breaks none) is better.
     """
     span = 1 + d.results_after(at)
     original = [t.message for t in d.turns[at:at + span]]
@@ -184,6 +192,9 @@ async def _judge(d: Draft, at: int, candidate: list[Message]) -> tuple[bool, str
         if new_as_a and new_as_b:
             return True, "judge preferred the candidate in both orders"
         if new_as_a or new_as_b:
+            if fixes:
+                return True, "judge had no consistent preference; the candidate fixes " + \
+                    ", ".join(fixes)
             return False, "judge's preference followed position: kept the original"
         return False, "judge preferred the original in both orders"
     new_first = d.rng.random() < 0.5
@@ -206,14 +217,14 @@ async def refine_step(d: Draft, step: int) -> Refinement | None:
     for at in sorted(masked, reverse=True):  # from the end, so earlier indices hold
         d.turns[at].selections += 1
         candidate = await _candidate(d, at, masked, problems.get(at, ""))
-        broken = _new_rule_failures(d, at, candidate)
+        broken, fixes = _rule_change(d, at, candidate)
         if _same(d, at, candidate) or broken:
             kept[at] = "original"
             reasons[at] = ("candidate breaks " + broken[0]) if broken else "candidate identical"
             if candidate[0].tool_calls:
                 await replay(d)
             continue
-        better, reasons[at] = await _judge(d, at, candidate)
+        better, reasons[at] = await _judge(d, at, candidate, fixes)
         kept[at] = "new" if better else "original"
         if better:
             d.replace(at, 1 + d.results_after(at), candidate, keep=0)
