@@ -84,3 +84,13 @@ def test_accounting_charges_the_current_dialogue_by_stage(tmp_path: Path) -> Non
     usage = book.usage()
     assert usage.calls == 3 and usage.by_stage["plan"].calls == 2
     assert llm.totals.new.usage().calls == 2 and llm.totals.cached.usage().calls == 1
+
+
+def test_an_answer_that_copies_its_instructions_is_retried() -> None:
+    words = "Write the user's own words: a natural request that states every value"
+    llm = ScriptedLLM([{"n": 1, "text": "a natural request that states every value here"},
+                       {"n": 2, "text": "Please book two nights in Paris."}])
+    got = asyncio.run(ask(llm, messages(("user", words)), SCHEMA, _n, stage="refine", seed=0,
+                          template_hash="h", instructions=words))
+    assert got == 2
+    assert "copies the instructions" in llm.requests[1].messages[-1].content

@@ -222,18 +222,18 @@ async def run(config: RunConfig, progress: Progress | None = None, *, overwrite:
     machine belongs to), or a local one started for the run. ``shards`` defaults to the
     cluster's CPU count. Same outputs, resume and stopping as the local engine; cancelling
     the calling task stops the shards and merges what is final."""
+    start = time.perf_counter()
     ray = import_ray()
     started = _connect(ray, address)
     try:
-        return await _drive(ray, config, progress, overwrite, shards)
+        return await _drive(ray, config, progress, overwrite, shards, start)
     finally:
         if started:
             ray.shutdown()
 
 
 async def _drive(ray: ModuleType, config: RunConfig, progress: Progress | None,
-                 overwrite: bool, shards: int | None) -> Summary:
-    start = time.perf_counter()
+                 overwrite: bool, shards: int | None, start: float) -> Summary:
     summary = Summary(wanted=config.n, attempts_allowed=config.attempts)
     summary.price = price_of(config.model, load_prices(config.prices))
     store = RunStore(config)

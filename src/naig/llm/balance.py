@@ -7,10 +7,11 @@ with a retryable ``BackendError`` (refused or dropped connection, timeout, 408, 
 is set aside for a cool-down (the server's ``Retry-After`` when it sent one) and the
 request is tried on another endpoint, each endpoint at most once per request. When every
 endpoint is set aside, the one back soonest is tried anyway, as a probe; a success brings
-it back at once. When every endpoint failed, the last error goes up as it was (still
-retryable), to ``RetryingLLM`` and the circuit breaker above. Errors that say nothing
-about an endpoint's health (a 400 for a prompt too long, a refused key) pass through at
-once and set nothing aside.
+it back at once. When every endpoint failed, the last error goes up, still retryable and
+saying that every endpoint failed, to ``RetryingLLM`` and the circuit breaker above (they
+wrap the balanced LLM, not each endpoint). Errors that say nothing about an endpoint's
+health (a 400 for a prompt too long, a refused key) pass through at once and set nothing
+aside.
 
 The balanced LLM takes the name of its endpoints (``openai:<model>``): records and cache
 keys do not depend on which server answered.

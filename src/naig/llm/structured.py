@@ -9,6 +9,7 @@ up to ``attempts`` times; then ``ModelOutputError`` carries the last raw text.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -21,9 +22,42 @@ REASON_CHARS = 300
 """Longest reason a judge or expert may give: bounds a small model's rambling."""
 
 
+ECHO_WORDS = 6
+"""An answer that repeats this many consecutive words of its instructions copied them."""
+
+
+def _grams(text: str) -> set[tuple[str, ...]]:
+    words = re.findall(r"\w+", text.lower())
+    return {tuple(words[i:i + ECHO_WORDS]) for i in range(len(words) - ECHO_WORDS + 1)}
+
+
+def _strings(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        return [s for v in node.values() for s in _strings(v)]
+    if isinstance(node, list):
+        return [s for v in node for s in _strings(v)]
+    return [node] if isinstance(node, str) else []
+
+
+def copied(value: Any, instructions: str) -> str | None:
+    """The first run of words of ``instructions`` that a string in ``value`` repeats."""
+    banned = _grams(instructions)
+    for text in _strings(value):
+        for gram in _grams(text):
+            if gram in banned:
+                return " ".join(gram)
+    return None
+
+
 async def ask(llm: LLM, messages: tuple[ChatMessage, ...], schema: dict[str, Any],
               validate: Callable[[Any], T], *, stage: str, seed: int, template_hash: str,
-              temperature: float = 0.7, max_tokens: int = 1024, attempts: int = 3) -> T:
+              temperature: float = 0.7, max_tokens: int = 1024, attempts: int = 3,
+              instructions: str = "") -> T:
+    """Ask for JSON matching ``schema``; ``validate`` turns it into the result.
+
+    ``instructions`` is the prompt text the answer must not copy (a small model's habit):
+    an answer repeating six of its words in a row is invalid and retried.
+    """
     history = messages
     raw = ""
     problem = ""
@@ -35,7 +69,11 @@ async def ask(llm: LLM, messages: tuple[ChatMessage, ...], schema: dict[str, Any
                           template_hash=template_hash, stage=stage)
         raw = (await llm.complete(request)).text
         try:
-            return validate(json.loads(raw, strict=False))
+            value = json.loads(raw, strict=False)
+            echo = copied(value, instructions) if instructions else None
+            if echo:
+                raise ValueError(f"it copies the instructions ('{echo}'); write new content")
+            return validate(value)
         except (ValueError, TypeError) as e:  # JSONDecodeError and ValidationError are ValueErrors
             problem = _short(str(e))
         history = (*messages,

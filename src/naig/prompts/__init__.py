@@ -35,3 +35,12 @@ def render(name: str, /, **variables: object) -> tuple[tuple[ChatMessage, ...], 
     messages = tuple(ChatMessage(role=role, content=body.strip())
                      for role, body in zip(parts[1::2], parts[2::2], strict=True))
     return messages, digest
+
+
+def instructions(messages: tuple[ChatMessage, ...], *variables: object) -> str:
+    """The template's own words in rendered ``messages``: every variable's text (the
+    dialogue so far, goals, values) removed. An answer must not copy these."""
+    text = "\n".join(m.content for m in messages if m.role == "user")
+    for v in sorted((str(x) for x in variables if x), key=len, reverse=True):
+        text = text.replace(v, " ")
+    return text

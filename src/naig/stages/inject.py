@@ -14,8 +14,9 @@ from typing import Any, Literal
 
 from naig.dialogue import FunctionCall, Injection, Message
 from naig.envs.base import error_result
+from naig.errors import ModelOutputError
 from naig.llm.structured import ask
-from naig.prompts import render
+from naig.prompts import instructions, render
 from naig.stages.calls import closed, encode, make_calls
 from naig.stages.draft import Draft
 from naig.transcript import transcript
@@ -63,10 +64,12 @@ def _eligible(d: Draft, kind: Kind) -> list[int]:
 
 
 async def _ask(d: Draft, kind: Kind, schema: dict[str, Any], **variables: Any) -> dict[str, Any]:
-    messages, digest = render(f"inject_{kind}", transcript=transcript(d.messages), **variables)
+    shown = transcript(d.messages)
+    messages, digest = render(f"inject_{kind}", transcript=shown, **variables)
     return await ask(d.llm, messages, schema, _nonempty, stage="refine",
                      seed=d.request_seed(kind), template_hash=digest,
-                     temperature=d.settings.temperature, attempts=d.settings.attempts_per_output)
+                     temperature=d.settings.temperature, attempts=d.settings.attempts_per_output,
+                     instructions=instructions(messages, shown, *variables.values()))
 
 
 async def _clarification(d: Draft, at: int) -> int:
@@ -128,12 +131,15 @@ async def inject(d: Draft, kind: Kind) -> Injection | None:
     if not places:
         return None
     at = d.rng.choice(places)
-    if kind == "clarification":
-        added = await _clarification(d, at)
-    elif kind == "error_simulation":
-        added = await _error_simulation(d, at)
-    else:
-        added = await _after_reply(d, kind, at)
+    try:
+        if kind == "clarification":
+            added = await _clarification(d, at)
+        elif kind == "error_simulation":
+            added = await _error_simulation(d, at)
+        else:
+            added = await _after_reply(d, kind, at)
+    except ModelOutputError:
+        return None  # the model gave no usable injection: the dialogue goes on without it
     if not added:
         return None
     record = Injection(type=kind, at=at, added=added)

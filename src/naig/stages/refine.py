@@ -15,8 +15,9 @@ import re
 from typing import Any, Literal
 
 from naig.dialogue import Message, Refinement
+from naig.errors import ModelOutputError
 from naig.llm.structured import REASON_CHARS, ask
-from naig.prompts import render
+from naig.prompts import instructions, render
 from naig.stages.calls import calls_schema, make_calls, replay, to_model_calls
 from naig.stages.checks import RULES
 from naig.stages.draft import Draft
@@ -103,9 +104,11 @@ async def _candidate(d: Draft, at: int, masked: list[int], problem: str) -> list
     kind = _kind(original)
     marks = {j: "[HIDDEN]" for j in masked if j != at} | {at: "[MASK]"}
     state = values_to_state(d, at) if original.role == "user" else []
+    shown = transcript(d.messages, marks)
     messages, digest = render("refine_turn", system=d.env.system_prompt(), kind=kind,
-                              others=len(masked) > 1, transcript=transcript(d.messages, marks),
+                              others=len(masked) > 1, transcript=shown,
                               problem=_strip_index(problem), values=state)
+    banned = instructions(messages, shown, *state)
     if original.tool_calls:
         names = {c.function.name for c in original.tool_calls}
         tools = [t for t in d.tools if t.name in names] or d.tools
@@ -117,7 +120,8 @@ async def _candidate(d: Draft, at: int, masked: list[int], problem: str) -> list
                   "properties": {"content": {"type": "string", "minLength": 1}}}
     raw = await ask(d.llm, messages, schema, _object, stage="refine",
                     seed=d.request_seed("refine"), template_hash=digest,
-                    temperature=d.settings.temperature, attempts=d.settings.attempts_per_output)
+                    temperature=d.settings.temperature, attempts=d.settings.attempts_per_output,
+                    instructions=banned)
     if original.tool_calls:
         return await make_calls(d, raw["calls"], content=original.content)
     return [Message(role=original.role, content=raw["content"].strip())]
@@ -216,7 +220,11 @@ async def refine_step(d: Draft, step: int) -> Refinement | None:
     reasons: dict[int, str] = {}
     for at in sorted(masked, reverse=True):  # from the end, so earlier indices hold
         d.turns[at].selections += 1
-        candidate = await _candidate(d, at, masked, problems.get(at, ""))
+        try:
+            candidate = await _candidate(d, at, masked, problems.get(at, ""))
+        except ModelOutputError as e:  # no usable rewrite: the original stays
+            kept[at], reasons[at] = "original", f"no valid candidate: {e}"
+            continue
         broken, fixes = _rule_change(d, at, candidate)
         if _same(d, at, candidate) or broken:
             kept[at] = "original"
@@ -224,7 +232,10 @@ async def refine_step(d: Draft, step: int) -> Refinement | None:
             if candidate[0].tool_calls:
                 await replay(d)
             continue
-        better, reasons[at] = await _judge(d, at, candidate, fixes)
+        try:
+            better, reasons[at] = await _judge(d, at, candidate, fixes)
+        except ModelOutputError as e:
+            better, reasons[at] = False, f"no valid judgement: {e}"
         kept[at] = "new" if better else "original"
         if better:
             d.replace(at, 1 + d.results_after(at), candidate, keep=0)

@@ -13,7 +13,7 @@ from typing import Any
 
 from naig.dialogue import Message, Subtask
 from naig.llm.structured import ask
-from naig.prompts import render
+from naig.prompts import instructions, render
 from naig.stages.calls import calls_schema, make_calls
 from naig.stages.draft import Draft
 from naig.transcript import transcript
@@ -42,13 +42,14 @@ def _validate(steps: int):  # type: ignore[no-untyped-def]
 
 async def _subtask(d: Draft, task: str, sub: Subtask) -> None:
     tools = [t for t in (d.tool(n) for n in sub.tools) if t is not None]
+    history = transcript(d.messages)
     messages, digest = render("skeleton", system=d.env.system_prompt(), task=task,
-                              history=transcript(d.messages), goal=sub.goal,
-                              tools=sub.tools, steps=sub.steps)
+                              history=history, goal=sub.goal, tools=sub.tools, steps=sub.steps)
     raw = await ask(d.llm, messages, _schema(tools, sub.steps), _validate(sub.steps),
                     stage="skeleton", seed=d.request_seed("skeleton"), template_hash=digest,
                     temperature=d.settings.temperature, max_tokens=400 + 250 * sub.steps,
-                    attempts=d.settings.attempts_per_output)
+                    attempts=d.settings.attempts_per_output,
+                    instructions=instructions(messages, history, task, sub.goal))
     d.append(Message(role="user", content=raw["user"].strip()))
     for step in raw["steps"]:
         d.append(*await make_calls(d, step["calls"]))
