@@ -1,25 +1,32 @@
 """Benchmark the orchestrator (``naig.runner.run``) against a local OpenAI-compatible server.
 
-The server runs in a separate process (so the client's CPU time is the orchestrator's
-alone) and answers every chat completion after a fixed latency with a minimal instance of
-the request's JSON Schema (``naig.testing.example``), reporting usage tokens. It records
-when each request arrived and when its answer was sent.
+The server runs in a separate process (so that the client's CPU time is the
+orchestrator's alone) and answers every chat completion with a minimal instance of the
+request's JSON Schema (``naig.testing.example``), reporting usage tokens, after a latency
+that follows one of two models: ``fixed`` (every answer after ``--latency``, 200 ms) or
+``decode`` (``--per-token`` per completion token, 10 ms: the same 200 ms on average, since
+these answers average 20 tokens). It records when each request arrived and was answered.
 
-For each concurrency C the benchmark runs ``naig.runner.run`` with ``--model openai:bench``
-(cache off, ``--tools builtin``, small dialogues) and reports:
+For each latency model and concurrency C, the benchmark runs ``naig.runner.run`` with
+``--model openai:bench`` (the real wrapper stack, cache off, ``--tools builtin``, small
+dialogues) on ``max(40, 3C)`` dialogues, stopping a run after ``--max-seconds``, and
+reports:
 
-* occupancy: mean requests in flight at the server over the steady part of the run (while
-  all C dialogue slots are busy: from the first request until the last dialogue starts),
-  divided by C; the same for calls the dialogues have issued (slot wait included) and
-  calls holding a slot of the adaptive limiter; the limiter's final ``limit`` and ``peak``;
-* the client process's CPU time per dialogue and per LLM call, and the same run's CPU on
-  the in-process ``scripted:0`` backend (same answers, no HTTP) for comparison;
-* dialogues per second and wall time.
+* occupancy: mean requests in flight at the server over the steady part of the run (all
+  C dialogue slots busy: from the first request until the last dialogue starts, or the run
+  is stopped), divided by C; the same for calls the dialogues issued (waiting for a slot
+  included) and calls holding a slot of the adaptive limiter, whose final, mean and peak
+  ``limit`` it reports;
+* the client's CPU time per dialogue and per LLM call, and the same dialogues' CPU on the
+  in-process ``scripted:0`` backend (same answers, no HTTP);
+* dialogues per second and wall time;
+* once, the client CPU per call of the openai SDK alone (``chat.completions.create`` as
+  naig calls it, and the same body through the SDK's low-level ``post``).
 
-    .venv/bin/python benchmarks/orchestrator.py --concurrency 4 16 64 --latency 0.2
+    .venv/bin/python benchmarks/orchestrator.py            # about 3 minutes on 2 cores
 
-Prints a Markdown table and writes ``benchmarks/results/orchestrator.json``. ``--profile C``
-adds one cProfile'd run at concurrency C and reports the client's CPU by package.
+Prints Markdown tables and writes ``benchmarks/results/orchestrator.json``.
+``--profile C`` adds one cProfile'd run (CPU timer) at concurrency C: CPU by package.
 """
 
 from __future__ import annotations
@@ -83,6 +90,7 @@ class _Server:
         self.latency = latency
         self.per_token = per_token
         self.spans: list[Span] = []
+        self.tokens: list[int] = []
         self.cpu0 = time.process_time()
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -110,15 +118,17 @@ class _Server:
                      start: float) -> tuple[str, bytes]:
         if method == "POST" and path.endswith("/chat/completions"):
             data, tokens = _completion(json.loads(body))
+            self.tokens.append(tokens)
             latency = self.latency + self.per_token * tokens
             await asyncio.sleep(max(0.0, start + latency - time.monotonic()))
             return "200 OK", data
         if path == "/reset":
             self.spans.clear()
+            self.tokens.clear()
             self.cpu0 = time.process_time()
             return "200 OK", b"{}"
         if path == "/stats":
-            return "200 OK", json.dumps({"spans": self.spans,
+            return "200 OK", json.dumps({"spans": self.spans, "tokens": self.tokens,
                                          "cpu": time.process_time() - self.cpu0}).encode()
         return "404 Not Found", b'{"error": {"message": "not found"}}'
 
@@ -243,7 +253,7 @@ def measure(args: argparse.Namespace, url: str, concurrency: int, work: Path) ->
                                 url + "/v1", args.max_seconds))
     stats = _call(url + "/stats")
     s: Summary = got["summary"]
-    spans: list[Span] = [tuple(x) for x in stats["spans"]]  # type: ignore[misc]
+    spans: list[Span] = [(float(a), float(b)) for a, b in stats["spans"]]
     calls = len(spans)
     first = min(start for start, _ in got["top"])
     # Steady part: every dialogue slot busy, i.e. until the last dialogue starts, which is
@@ -277,8 +287,11 @@ def measure(args: argparse.Namespace, url: str, concurrency: int, work: Path) ->
         "limit_mean_steady": round(sum(in_window) / len(in_window), 1) if in_window else None,
         "limiter_baseline_ms_per_token": round(1000 * got["baseline"], 2)
         if got["baseline"] else None,
+        "limit_every_2s": [lim for t, lim in got["limits"][::40]],
         "call_ms_client": round(1000 * sum(e - b for b, e in got["wire"])
                                 / max(1, len(got["wire"])), 1),
+        "completion_tokens_min_mean_max": [min(stats["tokens"]), round(
+            sum(stats["tokens"]) / len(stats["tokens"]), 1), max(stats["tokens"])],
         "call_ms_server": round(1000 * sum(e - b for b, e in spans) / max(1, calls), 1),
         "client_cpu_s": round(got["cpu"], 2),
         "cpu_ms_per_dialogue": round(1000 * cpu_per_call * calls_per_dialogue, 1),
@@ -288,6 +301,45 @@ def measure(args: argparse.Namespace, url: str, concurrency: int, work: Path) ->
                                               / max(1, base["summary"].attempted), 1),
         "server_cpu_s": round(stats["cpu"], 2),
     }
+
+
+async def _sdk_cost(url: str, work: Path, args: argparse.Namespace,
+                    concurrency: int = 32, repeat: int = 5) -> dict[str, float]:
+    """Client CPU per call of naig's backend (``chat.completions.create``) and of the same
+    body posted with the SDK's low-level ``post``, which skips its per-request ``transform``
+    of the parameters: the requests of a few real dialogues, replayed."""
+    from openai.types.chat import ChatCompletion
+
+    from naig.llm.openai_compat import OpenAICompatLLM
+    from naig.testing import ScriptedLLM, schema_example
+
+    recorder = ScriptedLLM(respond=schema_example)
+    config = _config(args, 4, 4, "scripted:0", work)
+    await run(config, stack(recorder, concurrency=4, cache=False, cache_path=None),
+              combine(list(config.tools)))
+    requests = recorder.requests * repeat
+    llm = OpenAICompatLLM("bench", base_url=url + "/v1")
+    slots = asyncio.Semaphore(concurrency)
+
+    async def post(r: Request) -> None:
+        body: dict[str, Any] = {"model": llm.model, "temperature": r.temperature,
+                                "messages": [m.model_dump() for m in r.messages],
+                                "max_tokens": r.max_tokens, "seed": r.seed}
+        if r.schema_ is not None:
+            body["response_format"] = llm._response_format(r.schema_)
+        await llm._client.post("/chat/completions", cast_to=ChatCompletion, body=body)
+
+    async def one(way: str, r: Request) -> None:
+        async with slots:
+            await (llm.complete(r) if way == "create" else post(r))
+
+    cpu: dict[str, list[float]] = {"create": [], "post": []}
+    for way in ["create", "post"] * 2:
+        start = time.process_time()
+        await asyncio.gather(*(one(way, r) for r in requests))
+        cpu[way].append(1000 * (time.process_time() - start) / len(requests))
+    await llm.aclose()
+    return {f"{way}_cpu_ms_per_call": round(min(v), 2) for way, v in cpu.items()}
 
 
 def warm_up(args: argparse.Namespace, url: str, work: Path) -> None:
@@ -392,6 +444,7 @@ def main() -> None:
     start = time.perf_counter()
     results: dict[str, list[dict[str, Any]]] = {}
     prof = None
+    sdk: dict[str, float] = {}
     for kind in args.server:
         latency, per_token = (args.latency, 0.0) if kind == "fixed" else (0.0, args.per_token)
         with serving(latency, per_token) as url:
@@ -402,6 +455,9 @@ def main() -> None:
                 print(kind, json.dumps(results[kind][-1]), file=sys.stderr)
             if args.profile and kind == args.server[0]:
                 prof = profile(args, url, args.profile, work)
+            if kind == args.server[-1]:
+                sdk = asyncio.run(_sdk_cost(url, work, args))
+                print("sdk", json.dumps(sdk), file=sys.stderr)
     report = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "platform": platform.platform(),
@@ -412,7 +468,7 @@ def main() -> None:
                      "steps": args.steps, "refine_steps": args.refine_steps, "cache": False,
                      "model": "openai:bench", "max_seconds": args.max_seconds,
                      "servers": {k: SERVERS[k] for k in args.server}},
-        "runs": results, "profile": prof,
+        "runs": results, "openai_sdk_cpu": sdk, "profile": prof,
         "benchmark_wall_s": round(time.perf_counter() - start, 1),
     }
     args.out.mkdir(parents=True, exist_ok=True)
@@ -421,6 +477,7 @@ def main() -> None:
         what = (f"{args.latency * 1000:g} ms" if kind == "fixed"
                 else f"{args.per_token * 1000:g} ms per completion token")
         print(f"\n### Server latency: {kind} ({what})\n\n{markdown(rows)}")
+    print(f"\nopenai SDK alone, client CPU per call: {sdk}")
     if prof:
         print("\n" + json.dumps(prof, indent=2))
     print(f"\nbenchmark wall time: {report['benchmark_wall_s']} s")
