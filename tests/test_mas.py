@@ -118,7 +118,7 @@ def test_every_assistant_request_carries_the_whole_dialogue_so_far() -> None:
         assert transcript(d.messages[:at]) in body
         assert d.system in body
         for t in TOOLS:
-            assert t.name in body and json.dumps(t.parameters, sort_keys=True) in body
+            assert t.name in body and json.dumps(t.parameters) in body
     # it grows: the last request holds every earlier turn, results included
     last = _text(sent[-1])
     assert "What's the weather in Paris?" in last and '"conditions": "sunny"' in last
@@ -190,3 +190,15 @@ def test_runner_with_mas_writes_contract_valid_verified_records(tmp_path: Path) 
         assert {"plan", "user", "assistant", "verify"} <= set(r.meta.usage.by_stage)
         assert not r.meta.injections and not r.meta.refinements
     assert "skeleton" not in backend.stages() and "refine" not in backend.stages()
+
+
+def test_an_agent_answer_that_copies_its_instructions_is_retried() -> None:
+    copy = {"reply": "To answer the user after the results you need, I reply."}
+    llm = ScriptedLLM(respond=scripted(
+        plan=[PLAN], user=[{"message": "Weather in Paris?"}, {"next": "Book H-1001, 2 nights."},
+                           {"done": True}],
+        assistant=[copy, WEATHER, {"reply": "Sunny."}, BOOKING, {"reply": "Booked: B-77."}],
+        env=[{"temperature": 18}, {"booking_id": "B-77"}]))
+    d = _run(llm)
+    assert "copies the instructions" in _sent(llm, "assistant")[1].messages[-1].content
+    assert copy["reply"] not in [m.content for m in d.messages]

@@ -123,7 +123,7 @@ def test_rule_failures_steer_refinement_to_the_blamed_turns() -> None:
                               r.schema_["properties"] else {"content": "Book H-9999, 2 nights."})
     asyncio.run(refine_step(d, 1))
     sent = llm.requests[0].messages[-1].content
-    assert "H-9999" in sent and "problem" in sent
+    assert "H-9999" in sent and "Problem:" in sent
 
 
 def test_a_tie_goes_to_the_candidate_that_fixes_a_failing_check() -> None:

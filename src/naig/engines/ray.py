@@ -72,6 +72,8 @@ POLL = 0.5
 """Seconds between progress updates."""
 CANCEL_WAIT = 30.0
 """Seconds to wait for cancelled shards to stop before merging."""
+CONNECT_TIMEOUT = 5.0
+"""Seconds a ``--ray-address`` has to accept a connection."""
 
 
 def import_ray() -> ModuleType:
@@ -200,10 +202,30 @@ async def _shard(config: RunConfig, shard: int, indices: list[int], tally: Any) 
         await llm.aclose()
 
 
-def _connect(ray: ModuleType, address: str | None) -> bool:
+async def _reachable(address: str) -> bool:
+    """Whether a ``host:port`` address answers; other forms (``auto``, ``ray://...``) are
+    left to Ray. Ray itself keeps retrying an address that does not answer for many
+    minutes, deaf to Ctrl-C while it does."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit() or "://" in address:
+        return True
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)),
+                                           CONNECT_TIMEOUT)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    return True
+
+
+async def _connect(ray: ModuleType, address: str | None) -> bool:
     """Join the cluster at ``address``, or start a local one; True when this call did."""
     if ray.is_initialized():
         return False
+    if address is not None and not await _reachable(address):
+        raise ConfigError(f"nothing answers at --ray-address {address}: start the cluster "
+                          "there (`ray start --head`), or pass auto on a node of a running "
+                          "cluster")
     try:
         if address is None:
             ray.init(include_dashboard=False, logging_level="WARNING")
@@ -224,7 +246,7 @@ async def run(config: RunConfig, progress: Progress | None = None, *, overwrite:
     the calling task stops the shards and merges what is final."""
     start = time.perf_counter()
     ray = import_ray()
-    started = _connect(ray, address)
+    started = await _connect(ray, address)
     try:
         return await _drive(ray, config, progress, overwrite, shards, start)
     finally:

@@ -17,12 +17,13 @@ text reply, so alternation holds and the dialogue ends on a reply.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from naig.dialogue import Message, Plan
 from naig.llm.structured import ask
-from naig.prompts import render
+from naig.prompts import instructions, render
 from naig.stages.calls import calls_schema, encode, make_calls
 from naig.stages.draft import Draft
 from naig.stages.plan import plan
@@ -130,25 +131,32 @@ def user_view(messages: list[Message]) -> str:
 
 async def _user(d: Draft, p: Plan, t: int, *, opening: bool) -> Move:
     last = t + 1 == len(p.subtasks)
+    goal = p.subtasks[t].goal
     after = None if opening or last else p.subtasks[t + 1].goal
-    messages, digest = render("mas_user", task=p.task, goal=p.subtasks[t].goal, next=after,
-                              opening=opening, last=last, history=user_view(d.messages))
+    history = user_view(d.messages)
+    messages, digest = render("mas_user", task=p.task, goal=goal, next=after,
+                              opening=opening, last=last, history=history)
     move: Move = await ask(d.llm, messages, user_schema(opening, last), _mover(opening, last),
                            stage="user", seed=d.request_seed("user"), template_hash=digest,
                            temperature=d.settings.temperature, max_tokens=300,
-                           attempts=d.settings.attempts_per_output)
+                           attempts=d.settings.attempts_per_output,
+                           instructions=instructions(messages, history, p.task, goal, after))
     return move
 
 
 async def _assistant(d: Draft, reply_only: bool) -> Calls | str:
-    messages, digest = render("mas_assistant", system=d.system,
-                              tools=[t.openai()["function"] for t in d.tools],
-                              transcript=transcript(d.messages), reply_only=reply_only)
+    history = transcript(d.messages)
+    tools = [{"name": t.name, "description": t.description,
+              "parameters": json.dumps(t.parameters, ensure_ascii=False)} for t in d.tools]
+    messages, digest = render("mas_assistant", system=d.system, tools=tools,
+                              transcript=history, reply_only=reply_only)
+    shown = [v for t in tools for v in t.values()]
     action: Calls | str = await ask(
         d.llm, messages, assistant_schema(d.tools, reply_only), _action(d.tools),
         stage="assistant", seed=d.request_seed("assistant"), template_hash=digest,
         temperature=d.settings.temperature, max_tokens=800,
-        attempts=d.settings.attempts_per_output)
+        attempts=d.settings.attempts_per_output,
+        instructions=instructions(messages, history, *shown))
     return action
 
 
