@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from naig.audit import Audit, audit, load
+from naig.bench import BenchReport, bench
 from naig.config import MethodSettings, RunConfig
 from naig.engines import ray as ray_engine
 from naig.envs.registry import combine, resolve
@@ -179,6 +181,48 @@ def generate(
         raise typer.Exit(BudgetExhausted.exit_code)
     if summary.kept == 0:
         raise typer.Exit(1)
+
+
+@app.command("bench")
+def bench_command(
+    tools: Annotated[list[str], typer.Option("--tools", "-t", help="Tool spec (as for generate).")] = ["builtin"],  # noqa: B006
+    n: Annotated[int, typer.Option("-n", help="Dialogues attempted per method (the same seeds).")] = 2,
+    output: Annotated[Path, typer.Option("-o", "--output", help="Report stem: writes STEM.json, STEM.md and each method's dialogues.")] = Path("out/bench"),
+    model: Annotated[str, typer.Option(help="local, local:<name>, openai:<model>.")] = "local",
+    base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server URL.")] = None,
+    seed: Annotated[int, typer.Option(help="Run seed.")] = 0,
+    concurrency: Annotated[int, typer.Option(help="Dialogues at once, per method.")] = 1,
+    refine_steps: Annotated[int, typer.Option(help="Refinement steps (naig).")] = 5,
+    subtasks: Annotated[str, typer.Option(help="Subtasks per task, MIN-MAX.")] = "2-5",
+    steps: Annotated[str, typer.Option(help="Tool-calling steps per subtask, MIN-MAX.")] = "1-6",
+    experts: Annotated[bool, typer.Option(help="Run the expert panel.")] = True,
+) -> None:
+    """Compare NAIG with the multi-agent-simulation baseline on the same seeds and model."""
+    try:
+        (s_lo, s_hi), (p_lo, p_hi) = _range(subtasks, "subtasks"), _range(steps, "steps")
+        method = MethodSettings(subtasks_min=max(1, s_lo), subtasks_max=max(1, s_hi),
+                                steps_min=max(1, p_lo), steps_max=max(1, p_hi),
+                                refine_steps=refine_steps, experts=experts)
+        config = RunConfig(tools=tuple(tools), n=n, output=output.with_suffix(".jsonl"),
+                           model=model, base_url=base_url, seed=seed, concurrency=concurrency,
+                           cache=False, method=method)
+
+        async def go() -> BenchReport:
+            backend = open_backend(config.model, config.base_url)
+            try:
+                return await bench(config, backend, combine(list(config.tools)))
+            finally:
+                await backend.aclose()
+        report = asyncio.run(go())
+    except BaseException as e:  # noqa: BLE001
+        _fail(e)
+        return
+    out.print(report.rich())
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.with_suffix(".json").write_text(json.dumps(report.to_dict(), indent=1))
+    output.with_suffix(".md").write_text(report.to_markdown())
+    out.print(f"report: {output.with_suffix('.json')}, {output.with_suffix('.md')}",
+              highlight=False)
 
 
 @app.command("verify")
