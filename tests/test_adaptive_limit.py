@@ -217,3 +217,33 @@ def test_cancelled_calls_give_their_slots_back() -> None:
 
     assert asyncio.run(go()) == "1"
     assert limited.limit == 1 and limited.in_flight == 0
+
+
+def test_a_fixed_latency_server_with_mixed_answer_lengths_keeps_the_limit() -> None:
+    """Long plan answers and short verdicts at the same latency per call are not a
+    slowing server (found by benchmarks/orchestrator.py: the limit used to collapse)."""
+
+    class Fixed(LLM):
+        name = "fixed:test"
+        now = 0.0
+
+        def clock(self) -> float:
+            return self.now
+
+        async def complete(self, request: Request) -> Completion:
+            self.now += 0.2
+            tokens = 100 if request.stage == "plan" else 4
+            return Completion(text="ok", completion_tokens=tokens)
+
+    inner = Fixed()
+    limited = AdaptiveLimitedLLM(inner, start=8, ceiling=8, clock=inner.clock)
+
+    async def go() -> list[int]:
+        seen = []
+        for i in range(60):
+            stage = "plan" if i % 4 == 0 else "verify"
+            await limited.complete(REQUEST.model_copy(update={"stage": stage}))
+            seen.append(limited.limit)
+        return seen
+
+    assert set(asyncio.run(go())) == {8}

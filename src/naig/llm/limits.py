@@ -34,6 +34,7 @@ THROTTLE_STATUSES = frozenset({429, 503})
 WINDOW = 5
 """Latency samples whose median is compared with the baseline."""
 SLOWER = 2.0
+TINY = 1e-9  # seconds per token: a floor for baselines measured on instant fakes
 """The median over the baseline that counts as "slower"."""
 FASTER_WEIGHT = 0.2
 SLOWER_WEIGHT = 0.01
@@ -73,10 +74,14 @@ class AdaptiveLimitedLLM(Wrapper):
         self.in_flight = 0
         self.peak = 0
         """Most requests ever in flight at once."""
-        self.baseline: float | None = None
-        """Running typical latency, seconds per completion token (None while warming up)."""
+        self.baselines: dict[str, float] = {}
+        """Running typical latency per stage, seconds per completion token. Per stage,
+        because stages differ in answer length and a server's fixed cost per call (prefill,
+        queueing, network) makes short answers slower per token: one shared baseline
+        would read a stage's mix as a slowing server."""
         self._clock = clock
-        self._recent: deque[float] = deque(maxlen=WINDOW)
+        self._recent: deque[float] = deque(maxlen=WINDOW)  # latency / its stage's baseline
+        self._warmup: dict[str, list[float]] = {}
         self._streak = 0
         self._epoch = 0  # bumped on every decrease
         # A Condition, not a Semaphore: the limit can drop below what is in flight, and
@@ -90,6 +95,7 @@ class AdaptiveLimitedLLM(Wrapper):
             self.peak = max(self.peak, self.in_flight)
             epoch = self._epoch
         throttled = False
+        stage = request.stage
         latency: float | None = None  # per completion token; None: no answer
         start = self._clock()
         try:
@@ -101,29 +107,40 @@ class AdaptiveLimitedLLM(Wrapper):
             raise
         finally:
             # Shielded: a second cancellation must not lose the release (nor wake-ups).
-            await asyncio.shield(self._release(epoch, throttled, latency))
+            await asyncio.shield(self._release(epoch, throttled, latency, stage))
 
-    async def _release(self, epoch: int, throttled: bool, latency: float | None) -> None:
+    @property
+    def baseline(self) -> float | None:
+        """The baseline of requests with no stage (tests and single-stage use)."""
+        return self.baselines.get("")
+
+    async def _release(self, epoch: int, throttled: bool, latency: float | None,
+                       stage: str) -> None:
         async with self._ready:
             self.in_flight -= 1
             if throttled:
                 self._decrease(epoch, self.limit // 2)
             elif latency is not None:
-                self._observe(epoch, latency)
+                self._observe(epoch, latency, stage)
             self._ready.notify_all()
 
-    def _observe(self, epoch: int, sample: float) -> None:
-        self._recent.append(sample)
-        if self.baseline is None:
-            if len(self._recent) == WINDOW:
-                self.baseline = statistics.median(self._recent)
+    def _observe(self, epoch: int, sample: float, stage: str = "") -> None:
+        """Compare a call with its own stage's baseline; the window holds those ratios."""
+        base = self.baselines.get(stage)
+        if base is None:
+            warm = self._warmup.setdefault(stage, [])
+            warm.append(sample)
+            if len(warm) == WINDOW:
+                base = self.baselines[stage] = max(statistics.median(warm), TINY)
+                self._recent.extend(s / base for s in self._warmup.pop(stage))
             self._succeeded(epoch)
             return
-        threshold = SLOWER * self.baseline
-        slower = len(self._recent) == WINDOW and statistics.median(self._recent) > threshold
-        weight = FASTER_WEIGHT if sample < self.baseline else SLOWER_WEIGHT
+        self._recent.append(sample / base)
+        threshold = SLOWER * base
+        slower = len(self._recent) == WINDOW and statistics.median(self._recent) > SLOWER
+        weight = FASTER_WEIGHT if sample < base else SLOWER_WEIGHT
         # Clipped, so one very slow call does not drag the baseline up with it.
-        self.baseline += weight * (min(sample, threshold) - self.baseline)
+        self.baselines[stage] = base + weight * (min(sample, threshold) - base)
         if slower:
             self._decrease(epoch, self.limit - 1)
         elif sample <= threshold:  # a slow call is no sign the limit could grow
