@@ -141,3 +141,13 @@ def _handler(server: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
             return None  # quiet
 
     return Handler
+
+
+class Waits:
+    """A ``sleep`` that records what it was asked to wait and returns at once."""
+
+    def __init__(self) -> None:
+        self.seconds: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.seconds.append(seconds)

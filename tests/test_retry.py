@@ -15,19 +15,11 @@ from naig.llm.base import LLM, Completion, Request, messages
 from naig.llm.openai_compat import OpenAICompatLLM, retry_after
 from naig.llm.retry import RetryingLLM
 
-from .openai_fake import HANG, FakeOpenAI, error, ok
+from .openai_fake import HANG, FakeOpenAI, Waits, error, ok
 
 REQUEST = Request(messages=messages(("user", "hi")), max_tokens=8)
 
 
-class Waits:
-    """A ``sleep`` that records what it was asked to wait and returns at once."""
-
-    def __init__(self) -> None:
-        self.seconds: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.seconds.append(seconds)
 
 
 class Highest(random.Random):

@@ -16,17 +16,11 @@ from naig.llm.openai_compat import OpenAICompatLLM
 from naig.llm.pricing import Budget, BudgetLLM
 from naig.llm.retry import RetryingLLM
 
-from .openai_fake import FakeOpenAI, error, ok
+from .openai_fake import FakeOpenAI, Waits, error, ok
 
 REQUEST = Request(messages=messages(("user", "hi")), max_tokens=8)
 
 
-class Waits:
-    def __init__(self) -> None:
-        self.seconds: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.seconds.append(seconds)
 
 
 class Stack:
