@@ -94,3 +94,17 @@ def test_an_answer_that_copies_its_instructions_is_retried() -> None:
                           template_hash="h", instructions=words))
     assert got == 2
     assert "copies the instructions" in llm.requests[1].messages[-1].content
+
+
+def test_the_copy_report_is_the_same_in_every_process() -> None:
+    """The retry prompt quotes the copied words; it must not depend on hash seeds."""
+    import subprocess
+    import sys
+
+    code = ("from naig.llm.structured import copied; print(copied({'t': 'one two three four "
+            "five six seven eight nine ten'}, 'one two three four five six seven eight nine "
+            "ten eleven'))")
+    outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           env={"PYTHONHASHSEED": str(seed), "PATH": ""}).stdout
+            for seed in range(6)}
+    assert outs == {"one two three four five six\n"}

@@ -26,9 +26,11 @@ ECHO_WORDS = 6
 """An answer that repeats this many consecutive words of its instructions copied them."""
 
 
-def _grams(text: str) -> set[tuple[str, ...]]:
+def _grams(text: str) -> list[tuple[str, ...]]:
+    """Runs of ``ECHO_WORDS`` words, in the order they occur (a set would iterate in an
+    order that changes with every process: the retry prompt, and so the cache key, too)."""
     words = re.findall(r"\w+", text.lower())
-    return {tuple(words[i:i + ECHO_WORDS]) for i in range(len(words) - ECHO_WORDS + 1)}
+    return [tuple(words[i:i + ECHO_WORDS]) for i in range(len(words) - ECHO_WORDS + 1)]
 
 
 def _strings(node: Any) -> list[str]:
@@ -41,7 +43,7 @@ def _strings(node: Any) -> list[str]:
 
 def copied(value: Any, instructions: str) -> str | None:
     """The first run of words of ``instructions`` that a string in ``value`` repeats."""
-    banned = _grams(instructions)
+    banned = set(_grams(instructions))
     for text in _strings(value):
         for gram in _grams(text):
             if gram in banned:
