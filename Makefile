@@ -38,7 +38,7 @@ lint: setup
 	$(BIN)/ruff check src tests
 
 bench: setup
-	$(BIN)/python benchmarks/embedded.py
+	$(BIN)/python benchmarks/embedded.py --n 1 --max-attempts 4 --subtasks 2-2 --steps 1-2 --refine-steps 3 --seed 1
 
 clean:
 	rm -rf $(VENV) out .pytest_cache
