@@ -26,6 +26,7 @@ from naig.pools import Sampling, sample
 from naig.stages.draft import Draft
 from naig.stages.verify import verify
 from naig.store import RunStore
+from naig.tools import Tool
 
 
 @dataclass
@@ -63,7 +64,8 @@ told each record the run writes (or None, to ask), answers the highest attempt i
 needed. Attempts above it are not started, and those in flight are cancelled."""
 
 
-def _unavailable(pool: list, tools: list, rng: random.Random) -> list:  # type: ignore[type-arg]
+def _unavailable(pool: list[Tool], tools: list[Tool], rng: random.Random) -> list[Tool]:
+    """One tool of the pool the dialogue lacks: what a tool-awareness request may ask for."""
     others = [t for t in pool if t not in tools]
     return rng.sample(others, 1) if others else []
 

@@ -9,6 +9,7 @@ the written ones).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from naig.dialogue import Message, Subtask
@@ -30,7 +31,7 @@ def _schema(tools: list[Any], steps: int) -> dict[str, Any]:
                            "reply": {"type": "string", "minLength": 1}}}
 
 
-def _validate(steps: int):  # type: ignore[no-untyped-def]
+def _validate(steps: int) -> Callable[[Any], dict[str, Any]]:
     def check(raw: Any) -> dict[str, Any]:
         if not isinstance(raw, dict) or len(raw.get("steps", [])) != steps:
             raise ValueError(f"'steps' must have exactly {steps} items")
