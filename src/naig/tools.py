@@ -32,6 +32,10 @@ class Tool(BaseModel):
     family: str = ""
     """The domain or file the tool came from; sampling draws a dialogue's tools from one."""
 
+    def results(self) -> dict[str, Any]:
+        """The schema a result must fit: the known one, else any JSON object."""
+        return self.result_schema or {"type": "object"}
+
     def openai(self) -> dict[str, Any]:
         return {"type": "function", "function": {
             "name": self.name, "description": self.description, "parameters": self.parameters}}

@@ -29,12 +29,11 @@ def describe(message: Message) -> str:
     return f"{message.role}: {_clip(message.content or '')}"
 
 
-def transcript(messages: Sequence[Message], marks: Mapping[int, str] | None = None,
-               start: int = 1) -> str:
-    """Numbered lines for ``messages[start:]`` (the system message is left out by default)."""
+def transcript(messages: Sequence[Message], marks: Mapping[int, str] | None = None) -> str:
+    """Numbered lines for every message but the system message (index 0)."""
     marks = marks or {}
     lines = []
-    for i in range(start, len(messages)):
+    for i in range(1, len(messages)):
         body = marks[i] if i in marks else describe(messages[i])
         lines.append(f"[{i}] {body}")
     return "\n".join(lines)

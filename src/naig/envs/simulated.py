@@ -18,8 +18,6 @@ from naig.llm.structured import ask
 from naig.prompts import render
 from naig.tools import Tool, parse_arguments
 
-ANY_OBJECT: dict[str, Any] = {"type": "object"}
-
 
 def call_key(name: str, arguments: dict[str, Any]) -> str:
     return name + json.dumps(arguments, sort_keys=True, separators=(",", ":"))
@@ -50,9 +48,9 @@ class SimulatedEnvironment(Environment):
         earlier = [f"{k} -> {r.content}" for k, r in list(self._memory.items())[-8:]]
         messages, digest = render("simulate_result", tool=tool.openai()["function"],
                                   arguments=json.dumps(arguments), earlier=earlier,
-                                  result_schema=json.dumps(tool.result_schema or ANY_OBJECT))
+                                  result_schema=json.dumps(tool.results()))
         seed = self._seed ^ int(hashlib.sha256(key.encode()).hexdigest()[:8], 16)
-        value = await ask(self._llm, messages, tool.result_schema or ANY_OBJECT, _as_object,
+        value = await ask(self._llm, messages, tool.results(), _as_object,
                           stage="env", seed=seed, template_hash=digest, max_tokens=400)
         result = ToolResult(content=json.dumps(value, ensure_ascii=False),
                             error=isinstance(value, dict) and "error" in value)

@@ -15,8 +15,6 @@ from naig.envs.base import ToolResult
 from naig.stages.draft import Draft
 from naig.tools import Tool
 
-ANY_OBJECT: dict[str, Any] = {"type": "object"}
-
 
 def closed(schema: Any) -> Any:
     """A copy of a schema for decoding: objects admit only their declared properties."""
@@ -35,7 +33,7 @@ def call_schema(tools: list[Tool], *, with_result: bool = False) -> dict[str, An
     for t in tools:
         props: dict[str, Any] = {"name": {"const": t.name}, "arguments": closed(t.parameters)}
         if with_result:
-            props["result"] = closed(t.result_schema) if t.result_schema else ANY_OBJECT
+            props["result"] = closed(t.results())
         branches.append({"type": "object", "properties": props, "required": list(props),
                          "additionalProperties": False})
     return {"anyOf": branches} if len(branches) > 1 else branches[0]
