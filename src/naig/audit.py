@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from naig.dialogue import Record, Verification
 from naig.envs.registry import restore
-from naig.errors import BackendError, ConfigError
+from naig.errors import BackendError
 from naig.llm.base import LLM, Completion, Request
 from naig.stages.verify import verify
 from naig.tools import tool_from_dict
@@ -32,20 +31,6 @@ class Audit:
     passed: int = 0
     failures: Counter[str] = field(default_factory=Counter)
     verdicts: list[tuple[str, Verification]] = field(default_factory=list)
-
-
-def load(path: Path) -> list[Record]:
-    if not path.is_file():
-        raise ConfigError(f"{path} does not exist")
-    records = []
-    for n, line in enumerate(path.read_text("utf-8").splitlines(), 1):
-        if line.strip():
-            try:
-                records.append(Record.from_json(line))
-            except ValueError as e:
-                raise ConfigError(f"{path}:{n}: not a naig record ({str(e).splitlines()[0]})"
-                                  ) from None
-    return records
 
 
 async def audit(records: list[Record], llm: LLM | None = None) -> Audit:

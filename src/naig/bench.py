@@ -33,8 +33,8 @@ from naig.llm.registry import stack
 from naig.runner import attempt, rejection_reason
 from naig.stats import CorpusStats, corpus_stats
 
-BenchProgress = Callable[[str, int, int], None]
-"""Called as ``(method, done, total)`` each time an attempt finishes."""
+BenchProgress = Callable[[str, Record, int, int], None]
+"""Called as ``(method, record, done, total)`` each time an attempt finishes."""
 
 
 def total_usage(usages: Iterable[Usage]) -> Usage:
@@ -226,10 +226,12 @@ def _paths(config: RunConfig, method: str) -> tuple[Path, Path]:
 
 
 def _write(paths: tuple[Path, Path], records: list[Record]) -> None:
-    paths[0].parent.mkdir(parents=True, exist_ok=True)
+    """Both files, in attempt order, each replaced whole (no half-written file)."""
     for path, keep in zip(paths, (True, False), strict=True):
-        path.write_text("".join(r.to_json() + "\n" for r in records if _kept(r) == keep),
+        part = path.with_name(path.name + ".part")
+        part.write_text("".join(r.to_json() + "\n" for r in records if _kept(r) == keep),
                         "utf-8")
+        part.replace(path)
 
 
 def _kept(record: Record) -> bool:
@@ -245,11 +247,16 @@ async def _measure(config: RunConfig, backend: LLM, source: ToolSource, attempts
     slots = asyncio.Semaphore(config.concurrency)
     records: dict[int, Record] = {}
 
+    paths = _paths(config, method)
+    paths[0].parent.mkdir(parents=True, exist_ok=True)
+
     async def one(index: int) -> None:
         async with slots:
-            records[index] = await attempt(index, config, llm, source)
+            record = records[index] = await attempt(index, config, llm, source)
+        # rewritten after each attempt: an interrupted benchmark keeps what it did
+        _write(paths, [records[i] for i in sorted(records)])
         if progress:
-            progress(method, len(records), attempts)
+            progress(method, record, len(records), attempts)
 
     start = time.perf_counter()
     async with asyncio.TaskGroup() as group:
@@ -259,8 +266,6 @@ async def _measure(config: RunConfig, backend: LLM, source: ToolSource, attempts
     done = [records[i] for i in sorted(records)]
     kept = [r for r in done if _kept(r)]
     rejected = Counter(rejection_reason(r) for r in done if not _kept(r))
-    paths = _paths(config, method)
-    _write(paths, done)
     return MethodResult(
         method=method, attempted=len(done), kept=len(kept),
         usage=total_usage(r.meta.usage for r in done), run_usage=llm.totals.new.usage(),

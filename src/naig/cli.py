@@ -18,17 +18,21 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from naig.audit import Audit, audit, load
+from naig.audit import Audit, audit
 from naig.bench import BenchReport, bench
 from naig.config import MethodSettings, RunConfig
+from naig.dialogue import Record
 from naig.engines import ray as ray_engine
 from naig.envs.registry import combine, resolve
 from naig.errors import BudgetExhausted, ConfigError, NaigError
 from naig.estimate import Estimate, estimate
+from naig.export import export
 from naig.llm.pricing import Budget, load_prices
 from naig.llm.registry import open_backend, stack
 from naig.report import print_summary
-from naig.runner import Summary, run
+from naig.runner import Summary, rejection_reason, run
+from naig.store import iter_records
+from naig.viewer import render_html
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Synthesize multi-turn tool-use dialogues (ToolACE-MT).")
@@ -208,12 +212,21 @@ def bench_command(
                            cache=False, method=method)
 
         async def go() -> BenchReport:
+            main_task = asyncio.current_task()
+            assert main_task is not None
+            asyncio.get_running_loop().add_signal_handler(signal.SIGINT, main_task.cancel)
             backend = open_backend(config.model, config.base_url)
             try:
-                return await bench(config, backend, combine(list(config.tools)))
+                return await bench(config, backend, combine(list(config.tools)),
+                                   progress=_bench_line)
             finally:
                 await backend.aclose()
         report = asyncio.run(go())
+    except asyncio.CancelledError:
+        err.print(f"interrupted: the dialogues finished so far are in {output.parent}/"
+                  f"{output.stem}.<method>[.rejected].jsonl; no report written",
+                  highlight=False)
+        raise typer.Exit(130) from None
     except BaseException as e:  # noqa: BLE001
         _fail(e)
         return
@@ -222,6 +235,15 @@ def bench_command(
     output.with_suffix(".json").write_text(json.dumps(report.to_dict(), indent=1))
     output.with_suffix(".md").write_text(report.to_markdown())
     out.print(f"report: {output.with_suffix('.json')}, {output.with_suffix('.md')}",
+              highlight=False)
+
+
+def _bench_line(method: str, record: Record, done: int, total: int) -> None:
+    """One line per finished attempt, readable in a terminal and in a log file."""
+    v, u = record.meta.verification, record.meta.usage
+    verdict = "kept" if v is not None and v.passed else f"rejected ({rejection_reason(record)})"
+    err.print(f"{method} {done}/{total}: {record.id} {verdict}; {u.calls} calls, "
+              f"{u.prompt_tokens + u.completion_tokens:,} tokens, {u.seconds:.0f} s",
               highlight=False)
 
 
@@ -235,7 +257,7 @@ def verify_command(
     async def go() -> Audit:
         llm = open_backend(model, base_url) if model else None
         try:
-            return await audit(load(path), llm)
+            return await audit(list(iter_records(path)), llm)
         finally:
             if llm is not None:
                 await llm.aclose()
@@ -255,6 +277,37 @@ def verify_command(
                  if result.failures else ""), highlight=False)
     if result.passed < result.checked:
         raise typer.Exit(1)
+
+
+@app.command("export")
+def export_command(
+    path: Annotated[Path, typer.Argument(help="A JSONL file of naig records.")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="openai ({messages, tools}) or sharegpt (LLaMA-Factory, with tool roles).")] = "openai",
+    output: Annotated[Path, typer.Option("-o", "--output", help="Output JSONL.")] = Path("export.jsonl"),
+) -> None:
+    """Convert dialogues into a fine-tuning framework's format."""
+    try:
+        count = export(iter_records(path), fmt, output)
+    except BaseException as e:  # noqa: BLE001
+        _fail(e)
+        return
+    out.print(f"{count} dialogues written to {output} ({fmt})", highlight=False)
+
+
+@app.command("view")
+def view_command(
+    path: Annotated[Path, typer.Argument(help="A JSONL file of naig records.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Output HTML page.")] = Path("report.html"),
+) -> None:
+    """Write the dialogues as one self-contained HTML page, to read them by eye."""
+    try:
+        page = render_html(iter_records(path), title=path.name)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(page, "utf-8")
+    except BaseException as e:  # noqa: BLE001
+        _fail(e)
+        return
+    out.print(f"wrote {output}", highlight=False)
 
 
 tools_app = typer.Typer(help="Inspect tool specs.")

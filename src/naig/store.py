@@ -22,7 +22,22 @@ from naig.errors import ConfigError
 
 
 def read_records(path: Path) -> list[Record]:
-    return [Record.from_json(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
+    return list(iter_records(path))
+
+
+def iter_records(path: Path) -> Iterator[Record]:
+    """A naig JSONL file's records, one at a time (for user-given files: a missing file
+    or a line that is not a record is a ConfigError naming the file and line)."""
+    if not path.is_file():
+        raise ConfigError(f"{path} does not exist")
+    with path.open(encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if line.strip():
+                try:
+                    yield Record.from_json(line)
+                except ValueError as e:
+                    raise ConfigError(f"{path}:{n}: not a naig record "
+                                      f"({str(e).splitlines()[0]})") from None
 
 
 def _recover(path: Path) -> list[Record]:

@@ -1,0 +1,114 @@
+"""`naig export` (openai, sharegpt) and `naig view` (one HTML page), on hand-made records."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from naig.dialogue import (
+    Check,
+    EnvironmentInfo,
+    FunctionCall,
+    Message,
+    Meta,
+    Record,
+    ToolCall,
+    Verification,
+)
+from naig.export import to_openai, to_sharegpt
+from naig.viewer import render_html
+
+from .conftest import TOOLS, good_dialogue, result
+
+
+def _record(rid: str, messages: list[Message], passed: bool = True) -> Record:
+    checks = [Check(name="roles_in_order", passed=True),
+              Check(name="grounded_ids", passed=passed, detail="" if passed else "H-9 unstated")]
+    return Record(id=rid, tools=[t.openai() for t in TOOLS], messages=messages,
+                  meta=Meta(seed=1, model="scripted", config_hash="x",
+                            environment=EnvironmentInfo(name="simulated"),
+                            verification=Verification(passed=passed, checks=checks)))
+
+
+def _parallel() -> list[Message]:
+    calls = [ToolCall(id="call_1", function=FunctionCall(name="get_weather",
+                                                         arguments='{"city": "Paris"}')),
+             ToolCall(id="call_2", function=FunctionCall(name="get_weather",
+                                                         arguments='{"city": "Rome"}'))]
+    return [Message(role="system", content="Be brief."),
+            Message(role="user", content="Weather in Paris and Rome?"),
+            Message(role="assistant", tool_calls=calls),
+            result("call_1", temperature=18), result("call_2", temperature=24),
+            Message(role="assistant", content="Paris 18, Rome 24.")]
+
+
+def test_openai_format_is_the_record_without_id_and_meta() -> None:
+    r = _record("d-000001", good_dialogue())
+    data = to_openai(r)
+    assert set(data) == {"messages", "tools"}
+    assert data == {k: v for k, v in json.loads(r.to_json()).items() if k in data}
+
+
+def test_sharegpt_roles_alternate_and_parallel_calls_merge() -> None:
+    single = to_sharegpt(_record("d-000001", good_dialogue()))
+    assert single["system"] == "You are a helpful assistant."
+    assert [t["from"] for t in single["conversations"]] == [
+        "human", "function_call", "observation", "function_call", "observation", "gpt"]
+    first = json.loads(single["conversations"][1]["value"])
+    assert first == {"name": "get_weather", "arguments": {"city": "Paris"}}
+    assert json.loads(single["conversations"][2]["value"]) == {"temperature": 18,
+                                                              "conditions": "sunny"}
+    assert [t["name"] for t in json.loads(single["tools"])] == ["get_weather", "book_hotel"]
+
+    par = to_sharegpt(_record("d-000002", _parallel()))
+    roles = [t["from"] for t in par["conversations"]]
+    assert roles == ["human", "function_call", "observation", "gpt"]
+    # LLaMA-Factory's rule: human/observation at odd positions, gpt/function_call at even
+    assert all((r in ("human", "observation")) == (i % 2 == 0) for i, r in enumerate(roles))
+    calls = json.loads(par["conversations"][1]["value"])
+    assert [c["arguments"]["city"] for c in calls] == ["Paris", "Rome"]
+    assert json.loads(par["conversations"][2]["value"]) == [{"temperature": 18},
+                                                           {"temperature": 24}]
+
+
+def test_view_escapes_text_and_shows_verdicts() -> None:
+    evil = good_dialogue()
+    evil[1] = Message(role="user", content="<script>alert(1)</script> book H-9")
+    page = render_html([_record("d-000001", good_dialogue()),
+                        _record("d-000002", evil, passed=False)], title="out.jsonl")
+    assert "<script>alert" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "2 dialogues: 1 kept, 1 rejected" in page
+    assert "grounded_ids: H-9 unstated" in page
+    assert "book_hotel(" in page and "&#34;hotel_id&#34;: &#34;H-1001&#34;" in page
+
+
+def _naig(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "naig.cli", *args], cwd=cwd, text=True,
+                          capture_output=True, timeout=120)
+
+
+def test_cli_export_and_view(tmp_path: Path) -> None:
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(_record(f"d-{i:06d}", m).to_json() + "\n"
+                           for i, m in enumerate([good_dialogue(), _parallel()])))
+    p = _naig("export", str(src), "--format", "sharegpt", "-o", "ft/data.jsonl", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    lines = (tmp_path / "ft" / "data.jsonl").read_text().splitlines()
+    assert len(lines) == 2 and "conversations" in json.loads(lines[0])
+    p = _naig("view", str(src), "-o", "report.html", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert "d-000001" in (tmp_path / "report.html").read_text()
+
+
+def test_cli_export_and_view_bad_input(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(_record("d-000001", good_dialogue()).to_json() + "\n{not a record\n")
+    cases = [(("export", str(bad), "-o", "x.jsonl"), "bad.jsonl:2"),
+             (("export", str(bad), "--format", "alpaca"), "unknown export format"),
+             (("view", "missing.jsonl"), "does not exist")]
+    for args, words in cases:
+        p = _naig(*args, cwd=tmp_path)
+        assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
+        lines = [x for x in p.stderr.splitlines() if x.strip()]
+        assert len(lines) == 1 and words in lines[0], p.stderr
+    assert not (tmp_path / "x.jsonl").exists() and not list(tmp_path.glob("*.part"))
