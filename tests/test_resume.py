@@ -4,6 +4,7 @@ The model is the scripted backend (``scripted:<delay>``): these tests exercise t
 runner and the store, not a model, so every dialogue takes a predictable second or so.
 """
 
+import json
 import os
 import signal
 import subprocess
@@ -108,6 +109,30 @@ def test_token_budget_stops_cleanly_and_resume_goes_on(tmp_path: Path) -> None:
     assert again.returncode == 0, again.stderr
     assert _lines(out)[: len(written)] == written
     _final_set(out)
+
+
+def test_a_token_budget_holds_across_restarts(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    manifest = tmp_path / "out.run.json"
+
+    def spent() -> int:
+        s = json.loads(manifest.read_text())["spent"]
+        return int(s["prompt_tokens"] + s["completion_tokens"])
+
+    first = subprocess.run(_cmd(out, "--max-tokens", "12000"), text=True,
+                           capture_output=True, timeout=300)
+    assert first.returncode == 5, first.stderr
+    written, before = _lines(out), spent()
+    assert 0 < before <= 12000
+    same = subprocess.run(_cmd(out, "--max-tokens", "12000"), text=True,
+                          capture_output=True, timeout=300)
+    assert same.returncode == 5, same.stderr  # the limit is already spent: no new work
+    assert "earlier runs on this output spent" in same.stdout
+    assert _lines(out) == written and spent() == before
+    raised = subprocess.run(_cmd(out, "--max-tokens", "20000"), text=True,
+                            capture_output=True, timeout=300)
+    assert raised.returncode in (0, 5), raised.stderr
+    assert len(_lines(out)) > len(written) and before < spent() <= 20000
 
 
 def test_negative_budget_is_a_clean_error(tmp_path: Path) -> None:

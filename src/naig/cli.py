@@ -75,7 +75,8 @@ async def _generate(config: RunConfig, *, overwrite: bool = False,
         try:
             if dry_run:
                 return await estimate(config, llm, source, dry_run)
-            return await run(config, llm, source, show, overwrite=overwrite)
+            return await run(config, llm, source, show, overwrite=overwrite,
+                             budget=budget)
         finally:
             await llm.aclose()
 

@@ -35,6 +35,12 @@ def print_summary(summary: Summary, console: Console, outputs: tuple[str, str]) 
                   f"{s.attempted} attempted ({rate:.0%} kept) in {s.seconds:.1f} s")
     if s.resumed:
         console.print(f"resumed: {s.resumed} dialogues were already written by an earlier run")
+    if s.earlier_spent.calls:
+        e = s.earlier_spent
+        cost = f", ${e.cost_usd:.4f}" if e.cost_usd else ""
+        console.print(f"earlier runs on this output spent {e.calls} LLM calls "
+                      f"({e.prompt_tokens + e.completion_tokens} tokens{cost}); spending "
+                      "limits count it")
     if s.stopped:
         console.print(f"[yellow]stopped: {s.stopped}[/]")
     if s.exhausted:

@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 
 from naig import methods
 from naig.config import RunConfig, derive_seed
-from naig.dialogue import Meta, Record, Usage, Verification
+from naig.dialogue import Meta, Record, StageUsage, Usage, Verification
 from naig.envs.registry import ToolSource
 from naig.errors import BudgetExhausted, ModelOutputError
 from naig.llm.accounting import AccountedLLM, Ledger, ledger
 from naig.llm.base import LLM
-from naig.llm.pricing import Price, load_prices, price_of
+from naig.llm.pricing import Budget, Price, load_prices, price_of
 from naig.pools import Sampling, sample
 from naig.stages.draft import Draft
 from naig.stages.verify import verify
@@ -50,6 +50,8 @@ class Summary:
     stopped: str = ""
     """Why the run stopped before its goal (a spending limit reached), if it did."""
     price: Price | None = None
+    earlier_spent: StageUsage = field(default_factory=StageUsage)
+    """What earlier runs on the same output spent (calls that reached a model)."""
 
     @property
     def exhausted(self) -> bool:
@@ -116,14 +118,16 @@ def _charge(book: Ledger, usage: Usage) -> None:
 async def run(config: RunConfig, backend: LLM, source: ToolSource,
               progress: Progress | None = None, *, overwrite: bool = False,
               indices: Iterable[int] | None = None,
-              shared: SharedGoal | None = None) -> Summary:
+              shared: SharedGoal | None = None, budget: Budget | None = None) -> Summary:
     """Attempt dialogues until ``config.n`` are kept or attempts run out.
 
     Resumes what an earlier run on the same output wrote. Cancelling the calling task
     (Ctrl-C) stops cleanly: in-flight dialogues are abandoned, written ones stay, and the
     summary comes back with ``interrupted`` set. ``indices`` (increasing) restricts the run
     to those attempts instead of ``range(config.attempts)``; ``shared`` stops it when a goal
-    shared with other runs is met.
+    shared with other runs is met. ``budget`` (the one inside ``backend``'s stack) is
+    charged first with what earlier runs on this output spent, so its limits hold across
+    restarts; the spend is kept in the output's manifest as each dialogue is written.
     """
     llm = AccountedLLM(backend)
     summary = Summary(wanted=config.n, attempts_allowed=config.attempts)
@@ -131,6 +135,15 @@ async def run(config: RunConfig, backend: LLM, source: ToolSource,
     store = RunStore(config)
     resumed = store.open(config, overwrite=overwrite)
     summary.resumed = summary.attempted = len(resumed.done)
+    summary.earlier_spent = resumed.spent
+    if budget is not None:
+        budget.spent.add(resumed.spent)
+
+    def save_spent() -> None:
+        spent = StageUsage()
+        spent.add(resumed.spent)
+        spent.add(llm.totals.new.usage(summary.price))
+        store.save_spent(spent)
     for r in resumed.kept:
         summary.kept += 1
         _charge(summary.kept_usage, r.meta.usage)
@@ -169,6 +182,7 @@ async def run(config: RunConfig, backend: LLM, source: ToolSource,
             summary.rejected += 1
             summary.reasons[rejection_reason(record)] += 1
             store.write(record, kept=False)
+        save_spent()
         if shared is not None:
             stop_others(above=await shared(record))
         if progress:
@@ -195,6 +209,7 @@ async def run(config: RunConfig, backend: LLM, source: ToolSource,
             raise  # cancelled from further out than one interrupt: not ours to swallow
         summary.interrupted = True
     finally:
+        save_spent()
         store.close()
         summary.seconds = time.perf_counter() - start
         summary.new_calls = llm.totals.new

@@ -4,7 +4,8 @@ A record is durable once ``write`` returns (append, flush, fsync). Beside the ou
 manifest (``<name>.run.json``) records the settings that shape the dialogues; running
 again on the same output resumes: records already written are not generated again, a
 torn last line (a crash mid-write) is dropped, and different settings are refused with
-the names of the settings that differ.
+the names of the settings that differ. The manifest also keeps what all runs on the output
+have spent on LLM calls, so that spending limits hold across restarts.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from naig.config import RunConfig
-from naig.dialogue import Record
+from naig.dialogue import Record, StageUsage
 from naig.errors import ConfigError
 
 
@@ -85,6 +86,8 @@ def shaping_settings(config: RunConfig) -> dict[str, Any]:
 class Resumed:
     kept: list[Record] = field(default_factory=list)
     rejected: list[Record] = field(default_factory=list)
+    spent: StageUsage = field(default_factory=StageUsage)
+    """LLM work that reached a model in the earlier runs on this output."""
 
     @property
     def done(self) -> set[int]:
@@ -109,21 +112,31 @@ class RunStore:
             for p in self.paths():
                 p.unlink(missing_ok=True)
         settings = shaping_settings(config)
+        spent = StageUsage()
         if self.manifest_path.exists():
-            earlier = json.loads(self.manifest_path.read_text("utf-8"))["settings"]
-            self._refuse_if_different(earlier, settings)
+            manifest = json.loads(self.manifest_path.read_text("utf-8"))
+            self._refuse_if_different(manifest["settings"], settings)
+            spent = StageUsage.model_validate(manifest.get("spent", {}))
         elif any(p.exists() and p.stat().st_size for p in (self.kept_path, self.rejected_path)):
             raise ConfigError(f"{self.kept_path} already has data from another run; choose "
                               "another -o or pass --overwrite")
         self.kept_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.manifest_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"settings": settings, "config_hash": config.config_hash()},
-                                  indent=1))
-        os.replace(tmp, self.manifest_path)
-        resumed = Resumed(_recover(self.kept_path), _recover(self.rejected_path))
+        self._manifest = {"settings": settings, "config_hash": config.config_hash()}
+        self.save_spent(spent)
+        resumed = Resumed(_recover(self.kept_path), _recover(self.rejected_path), spent)
         self._kept = self._open(self.kept_path)
         self._rejected = self._open(self.rejected_path)
         return resumed
+
+    def save_spent(self, spent: StageUsage) -> None:
+        """Record in the manifest what all runs on this output have spent, so that a
+        spending limit holds across restarts (replaced atomically, never torn)."""
+        tmp = self.manifest_path.with_suffix(".tmp")
+        with tmp.open("w", encoding="utf-8") as f:
+            json.dump(self._manifest | {"spent": spent.model_dump()}, f, indent=1)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.manifest_path)
 
     def _refuse_if_different(self, earlier: dict[str, Any], now: dict[str, Any]) -> None:
         a, b = _flatten(earlier), _flatten(now)

@@ -197,7 +197,7 @@ async def _shard(config: RunConfig, shard: int, indices: list[int], tally: Any) 
 
     try:
         return await runner.run(config, llm, combine(list(config.tools)), _crash_hook(shard),
-                                indices=indices, shared=shared)
+                                indices=indices, shared=shared, budget=budget)
     finally:
         await llm.aclose()
 
