@@ -54,6 +54,8 @@ def test_bench_bad_input_is_one_line(tmp_path: Path) -> None:
 def test_ctrl_c_keeps_the_finished_dialogues_and_exits_130(tmp_path: Path) -> None:
     stem = tmp_path / "bench"
     kept = tmp_path / "bench.naig.jsonl"
+    stale = tmp_path / "bench.mas.jsonl"
+    stale.write_text("an earlier benchmark's dialogues\n")
     proc = subprocess.Popen(_cmd(stem, n=20, delay="0.05"), text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
@@ -69,3 +71,4 @@ def test_ctrl_c_keeps_the_finished_dialogues_and_exits_130(tmp_path: Path) -> No
     assert 1 <= len(records) < 20
     assert [r.id for r in records] == sorted(r.id for r in records)
     assert not stem.with_suffix(".json").exists()
+    assert not stale.exists() and not list(tmp_path.glob("*.part"))

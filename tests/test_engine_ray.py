@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from naig.config import RunConfig
-from naig.dialogue import Record
+from naig.dialogue import Record, StageUsage
 from naig.engines import ray as ray_engine
 from naig.errors import ConfigError
 from naig.runner import Summary
@@ -190,3 +190,27 @@ def test_merge_stops_at_the_first_attempt_not_written_and_goes_on_later(
     _write_shards(config, local, ["", "...r"])  # shard 1 resumes: 3 rejected
     complete, kept, rejected, _ = _merge(config)
     assert complete and (kept, rejected) == ([0, 1, 2, 5], [3, 4])
+
+
+def test_shard_spend_moves_into_the_run_manifest_and_limits_count_it(tmp_path: Path) -> None:
+    config = _config(tmp_path, 2).model_copy(update={"max_tokens": 1000})
+    store = RunStore(config)
+    store.open(config)
+    for k, tokens in enumerate((300, 200)):
+        shard = RunStore(ray_engine.shard_config(config, k, 2))
+        shard.open(config)
+        shard.save_spent(StageUsage(calls=1, prompt_tokens=tokens))
+        shard.close()
+    earlier = StageUsage(calls=1, prompt_tokens=100)
+    total = ray_engine._collect_spent(config, store, earlier)
+    assert (total.calls, total.prompt_tokens) == (3, 600)
+    assert store.spent_on_disk().prompt_tokens == 600  # saved in the run's manifest ...
+    for k in (0, 1):  # ... and cleared from the shards', so a restart counts it once
+        shard = RunStore(ray_engine.shard_config(config, k, 2))
+        assert shard.spent_on_disk().calls == 0
+    assert ray_engine._collect_spent(config, store, total).prompt_tokens == 600
+    left = ray_engine._remaining(config, total, None)
+    assert left.max_tokens == 400 and ray_engine.shard_config(left, 0, 2).max_tokens == 200
+    assert ray_engine._remaining(config.model_copy(update={"max_tokens": 500}), total,
+                                 None).max_tokens == 0
+    store.close()

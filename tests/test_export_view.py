@@ -1,9 +1,13 @@
 """`naig export` (openai, sharegpt) and `naig view` (one HTML page), on hand-made records."""
 
 import json
+import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from naig.dialogue import (
     Check,
@@ -15,7 +19,7 @@ from naig.dialogue import (
     ToolCall,
     Verification,
 )
-from naig.export import to_openai, to_sharegpt
+from naig.export import Unexportable, export, to_openai, to_sharegpt
 from naig.viewer import render_html
 
 from .conftest import TOOLS, good_dialogue, result
@@ -71,6 +75,23 @@ def test_sharegpt_roles_alternate_and_parallel_calls_merge() -> None:
                                                            {"temperature": 24}]
 
 
+@pytest.mark.parametrize(("edit", "why"), [
+    (lambda m: m[:1] + m[2:], "turn 1 (function_call)"),           # no user turn first
+    (lambda m: [*m[:2], *m[3:]], "turn 2 (observation)"),          # a result with no call
+    (lambda m: m[:-1], "does not end on an assistant turn"),
+    (lambda m: [*m[:2], m[0], *m[2:]], "a system message after the first turn"),
+])
+def test_sharegpt_refuses_what_it_cannot_express(
+        edit: Callable[[list[Message]], list[Message]], why: str, tmp_path: Path) -> None:
+    broken = _record("d-000002", edit(good_dialogue()))
+    with pytest.raises(Unexportable, match=re.escape(why)):
+        to_sharegpt(broken)
+    done = export([_record("d-000001", good_dialogue()), broken], "sharegpt",
+                  tmp_path / "ft.jsonl")
+    assert done.written == 1 and list(done.skipped) == ["d-000002"]
+    assert len((tmp_path / "ft.jsonl").read_text().splitlines()) == 1
+
+
 def test_view_escapes_text_and_shows_verdicts() -> None:
     evil = good_dialogue()
     evil[1] = Message(role="user", content="<script>alert(1)</script> book H-9")
@@ -80,6 +101,10 @@ def test_view_escapes_text_and_shows_verdicts() -> None:
     assert "2 dialogues: 1 kept, 1 rejected" in page
     assert "grounded_ids: H-9 unstated" in page
     assert "book_hotel(" in page and "&#34;hotel_id&#34;: &#34;H-1001&#34;" in page
+    thinking = good_dialogue()
+    thinking[2] = thinking[2].model_copy(update={"content": "Checking the weather first."})
+    page = render_html([_record("d-000003", thinking)], title="t")
+    assert "Checking the weather first." in page and "get_weather(" in page
 
 
 def _naig(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -95,6 +120,11 @@ def test_cli_export_and_view(tmp_path: Path) -> None:
     assert p.returncode == 0, p.stderr
     lines = (tmp_path / "ft" / "data.jsonl").read_text().splitlines()
     assert len(lines) == 2 and "conversations" in json.loads(lines[0])
+    with src.open("a") as f:  # a record sharegpt cannot express: skipped and named
+        f.write(_record("d-000009", good_dialogue()[:-1]).to_json() + "\n")
+    p = _naig("export", str(src), "--format", "sharegpt", "-o", "ft/data.jsonl", cwd=tmp_path)
+    assert p.returncode == 0 and "2 dialogues written" in p.stdout, p.stderr
+    assert "skipped 1" in p.stderr and "d-000009" in p.stderr
     p = _naig("view", str(src), "-o", "report.html", cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     assert "d-000001" in (tmp_path / "report.html").read_text()
@@ -103,7 +133,16 @@ def test_cli_export_and_view(tmp_path: Path) -> None:
 def test_cli_export_and_view_bad_input(tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text(_record("d-000001", good_dialogue()).to_json() + "\n{not a record\n")
+    latin = tmp_path / "latin.jsonl"
+    latin.write_bytes(b"\xff\xfe not utf-8\n")
+    good = tmp_path / "good.jsonl"
+    good.write_text(_record("d-000001", good_dialogue()).to_json() + "\n")
+    (tmp_path / "adir").mkdir()
     cases = [(("export", str(bad), "-o", "x.jsonl"), "bad.jsonl:2"),
+             (("export", str(latin), "-o", "x.jsonl"), "latin.jsonl:1"),
+             (("view", str(latin), "-o", "x.html"), "latin.jsonl:1"),
+             (("export", str(good), "-o", "adir"), "cannot write adir"),
+             (("view", str(good), "-o", "adir"), "cannot write adir"),
              (("export", str(bad), "--format", "alpaca"), "unknown export format"),
              (("view", "missing.jsonl"), "does not exist")]
     for args, words in cases:
@@ -111,4 +150,5 @@ def test_cli_export_and_view_bad_input(tmp_path: Path) -> None:
         assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
         lines = [x for x in p.stderr.splitlines() if x.strip()]
         assert len(lines) == 1 and words in lines[0], p.stderr
-    assert not (tmp_path / "x.jsonl").exists() and not list(tmp_path.glob("*.part"))
+    assert not (tmp_path / "x.jsonl").exists() and not (tmp_path / "x.html").exists()
+    assert not list(tmp_path.glob("*.part"))

@@ -220,6 +220,7 @@ def _sections(r: BenchReport) -> list[tuple[str, list[str], list[list[str]]]]:
 
 
 def _paths(config: RunConfig, method: str) -> tuple[Path, Path]:
+    """Where a method's kept and rejected dialogues go."""
     out = config.output
     return (out.with_name(f"{out.stem}.{method}{out.suffix}"),
             out.with_name(f"{out.stem}.{method}.rejected{out.suffix}"))
@@ -253,7 +254,8 @@ async def _measure(config: RunConfig, backend: LLM, source: ToolSource, attempts
     async def one(index: int) -> None:
         async with slots:
             record = records[index] = await attempt(index, config, llm, source)
-        # rewritten after each attempt: an interrupted benchmark keeps what it did
+        # rewritten whole after each attempt (a benchmark has tens, not thousands): an
+        # interrupted benchmark keeps what it did
         _write(paths, [records[i] for i in sorted(records)])
         if progress:
             progress(method, record, len(records), attempts)
@@ -290,6 +292,9 @@ async def bench(config: RunConfig, backend: LLM, source: ToolSource,
     for name in names:
         registry.get(name)  # an unknown method fails before any work
     count = attempts if attempts is not None else config.n
+    for name in names:  # an earlier benchmark's dialogues must not pass for this one's
+        for path in _paths(config, name):
+            path.unlink(missing_ok=True)
     results = {}
     for name in names:
         results[name] = await _measure(config.model_copy(update={"generator": name}),

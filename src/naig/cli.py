@@ -288,11 +288,16 @@ def export_command(
 ) -> None:
     """Convert dialogues into a fine-tuning framework's format."""
     try:
-        count = export(iter_records(path), fmt, output)
+        done = export(iter_records(path), fmt, output)
     except BaseException as e:  # noqa: BLE001
         _fail(e)
         return
-    out.print(f"{count} dialogues written to {output} ({fmt})", highlight=False)
+    out.print(f"{done.written} dialogues written to {output} ({fmt})", highlight=False)
+    if done.skipped:
+        shown = "; ".join(f"{k}: {why}" for k, why in list(done.skipped.items())[:3])
+        more = f" and {len(done.skipped) - 3} more" if len(done.skipped) > 3 else ""
+        err.print(f"skipped {len(done.skipped)} that {fmt} cannot express: {escape(shown)}"
+                  f"{more}", soft_wrap=True, highlight=False)
 
 
 @app.command("view")
@@ -303,8 +308,11 @@ def view_command(
     """Write the dialogues as one self-contained HTML page, to read them by eye."""
     try:
         page = render_html(iter_records(path), title=path.name)
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(page, "utf-8")
+        try:
+            output.parent.mkdir(parents=True, exist_ok=True)
+            output.write_text(page, "utf-8")
+        except OSError as e:
+            raise ConfigError(f"cannot write {output}: {e.strerror or e}") from None
     except BaseException as e:  # noqa: BLE001
         _fail(e)
         return

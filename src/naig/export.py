@@ -8,7 +8,8 @@
   (a JSON string). A ``function_call`` value is ``{"name", "arguments"}`` (arguments as
   an object), or a list of them for parallel calls; their results become one
   ``observation`` (a JSON list where there are several), so that human/observation and
-  gpt/function_call alternate as the format requires.
+  gpt/function_call alternate as the format requires. A record that cannot alternate so
+  (a rejected dialogue out of order, say) is skipped and named.
 
 Every exported line is a pure function of one record, so exporting is streaming and
 order-preserving.
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +38,17 @@ def _result(text: str | None) -> Any:
         return text
 
 
+class Unexportable(ValueError):
+    """A record the format cannot express (it is skipped, and counted)."""
+
+
+_SHAREGPT_ODD = ("human", "observation")
+"""LLaMA-Factory's rule: these at positions 1, 3, ...; ``gpt``, ``function_call`` between."""
+
+
 def to_sharegpt(record: Record) -> dict[str, Any]:
+    """The record as a LLaMA-Factory ShareGPT sample. Text an assistant wrote beside its
+    calls is dropped: a ``function_call`` turn holds only the calls."""
     system = ""
     turns: list[dict[str, str]] = []
     pending: list[Message] = []  # consecutive tool results, merged into one observation
@@ -55,6 +67,8 @@ def to_sharegpt(record: Record) -> dict[str, Any]:
             continue
         flush()
         if m.role == "system":
+            if turns or system:
+                raise Unexportable("a system message after the first turn")
             system = m.content or ""
         elif m.role == "user":
             turns.append({"from": "human", "value": m.content or ""})
@@ -66,6 +80,12 @@ def to_sharegpt(record: Record) -> dict[str, Any]:
         else:
             turns.append({"from": "gpt", "value": m.content or ""})
     flush()
+    for i, t in enumerate(turns):
+        if (t["from"] in _SHAREGPT_ODD) != (i % 2 == 0):
+            raise Unexportable(f"turn {i + 1} ({t['from']}) breaks the human/observation - "
+                               "gpt/function_call alternation")
+    if not turns or turns[-1]["from"] in _SHAREGPT_ODD:
+        raise Unexportable("it does not end on an assistant turn")
     tools = [t.get("function", t) for t in record.tools]
     return {"conversations": turns, "system": system,
             "tools": json.dumps(tools, ensure_ascii=False)}
@@ -83,25 +103,40 @@ def converter(name: str) -> Callable[[Record], dict[str, Any]]:
                           + ", ".join(FORMATS)) from None
 
 
-def export(records: Iterable[Record], fmt: str, output: Path) -> int:
-    """Write ``records`` in format ``fmt`` as JSONL; returns how many were written.
+@dataclass
+class Exported:
+    written: int = 0
+    skipped: dict[str, str] = field(default_factory=dict)
+    """Record id -> why the format cannot express it."""
+
+
+def export(records: Iterable[Record], fmt: str, output: Path) -> Exported:
+    """Write ``records`` in format ``fmt`` as JSONL, skipping (and naming) those the format
+    cannot express.
 
     The file is written beside ``output`` and moved into place at the end, so a bad
     record half-way leaves no half-written export behind.
     """
     convert = converter(fmt)
-    output.parent.mkdir(parents=True, exist_ok=True)
+    done = Exported()
     part = output.with_name(output.name + ".part")
-    count = 0
     try:
+        output.parent.mkdir(parents=True, exist_ok=True)
         with part.open("w", encoding="utf-8") as f:
             for record in records:
-                f.write(json.dumps(convert(record), ensure_ascii=False) + "\n")
-                count += 1
+                try:
+                    line = json.dumps(convert(record), ensure_ascii=False)
+                except Unexportable as e:
+                    done.skipped[record.id] = str(e)
+                    continue
+                f.write(line + "\n")
+                done.written += 1
         part.replace(output)
+    except OSError as e:
+        raise ConfigError(f"cannot write {output}: {e.strerror or e}") from None
     finally:
         part.unlink(missing_ok=True)
-    return count
+    return done
 
 
-__all__ = ["FORMATS", "converter", "export", "to_openai", "to_sharegpt"]
+__all__ = ["FORMATS", "Exported", "Unexportable", "converter", "export", "to_openai", "to_sharegpt"]

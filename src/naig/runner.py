@@ -60,6 +60,9 @@ class Summary:
 
 Progress = Callable[[Summary], None]
 
+SAVE_EVERY = 5.0
+"""Seconds between saves of the run's spend to its manifest (also saved with each record)."""
+
 SharedGoal = Callable[[Record | None], Awaitable[int]]
 """For a run that is one of several working towards one goal (the Ray engine's shards):
 told each record the run writes (or None, to ask), answers the highest attempt index still
@@ -144,6 +147,11 @@ async def run(config: RunConfig, backend: LLM, source: ToolSource,
         spent.add(resumed.spent)
         spent.add(llm.totals.new.usage(summary.price))
         store.save_spent(spent)
+
+    async def keep_saving() -> None:  # so that a crash loses at most SAVE_EVERY's spend
+        while True:
+            await asyncio.sleep(SAVE_EVERY)
+            save_spent()
     for r in resumed.kept:
         summary.kept += 1
         _charge(summary.kept_usage, r.meta.usage)
@@ -190,6 +198,7 @@ async def run(config: RunConfig, backend: LLM, source: ToolSource,
 
     if progress:
         progress(summary)
+    saver = asyncio.create_task(keep_saving())
     try:
         async with asyncio.TaskGroup() as group:
             for index in range(config.attempts) if indices is None else indices:
@@ -209,6 +218,7 @@ async def run(config: RunConfig, backend: LLM, source: ToolSource,
             raise  # cancelled from further out than one interrupt: not ours to swallow
         summary.interrupted = True
     finally:
+        saver.cancel()
         save_spent()
         store.close()
         summary.seconds = time.perf_counter() - start

@@ -31,14 +31,19 @@ def iter_records(path: Path) -> Iterator[Record]:
     or a line that is not a record is a ConfigError naming the file and line)."""
     if not path.is_file():
         raise ConfigError(f"{path} does not exist")
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if line.strip():
-                try:
+    return _records(path)
+
+
+def _records(path: Path) -> Iterator[Record]:
+    with path.open("rb") as f:
+        for n, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+                if line.strip():
                     yield Record.from_json(line)
-                except ValueError as e:
-                    raise ConfigError(f"{path}:{n}: not a naig record "
-                                      f"({str(e).splitlines()[0]})") from None
+            except ValueError as e:  # UnicodeDecodeError and pydantic's errors included
+                raise ConfigError(f"{path}:{n}: not a naig record "
+                                  f"({str(e).splitlines()[0]})") from None
 
 
 def _recover(path: Path) -> list[Record]:
@@ -61,6 +66,15 @@ def _recover(path: Path) -> list[Record]:
             f.truncate(good)
             os.fsync(f.fileno())
     return records
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        json.dump(data, f, indent=1)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
 
 
 def attempt_index(record: Record) -> int:
@@ -131,12 +145,21 @@ class RunStore:
     def save_spent(self, spent: StageUsage) -> None:
         """Record in the manifest what all runs on this output have spent, so that a
         spending limit holds across restarts (replaced atomically, never torn)."""
-        tmp = self.manifest_path.with_suffix(".tmp")
-        with tmp.open("w", encoding="utf-8") as f:
-            json.dump(self._manifest | {"spent": spent.model_dump()}, f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.manifest_path)
+        _write_json(self.manifest_path, self._manifest | {"spent": spent.model_dump()})
+
+    def spent_on_disk(self) -> StageUsage:
+        """What the manifest on disk says was spent (0 where there is none)."""
+        if not self.manifest_path.exists():
+            return StageUsage()
+        manifest = json.loads(self.manifest_path.read_text("utf-8"))
+        return StageUsage.model_validate(manifest.get("spent", {}))
+
+    def clear_spent(self) -> None:
+        """Set the manifest's spend to 0: once it has been moved into another manifest
+        (the Ray engine moves its shards' spend into the run's)."""
+        if self.manifest_path.exists():
+            manifest = json.loads(self.manifest_path.read_text("utf-8"))
+            _write_json(self.manifest_path, manifest | {"spent": StageUsage().model_dump()})
 
     def _refuse_if_different(self, earlier: dict[str, Any], now: dict[str, Any]) -> None:
         a, b = _flatten(earlier), _flatten(now)

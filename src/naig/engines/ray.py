@@ -53,7 +53,7 @@ from naig.dialogue import Record, StageUsage
 from naig.envs.registry import combine
 from naig.errors import ConfigError, NaigError
 from naig.llm.accounting import Ledger
-from naig.llm.pricing import Budget, load_prices, price_of
+from naig.llm.pricing import FREE, Budget, Price, cost, load_prices, price_of
 from naig.llm.registry import open_backend, stack
 from naig.runner import Progress, Summary, rejection_reason
 from naig.store import RunStore, attempt_index
@@ -265,6 +265,7 @@ async def _drive(ray: ModuleType, config: RunConfig, progress: Progress | None,
             _remove_shards(config.output)
         merged = resumed.done
         written = _open_shards(config, merged)
+        earlier = summary.earlier_spent = _collect_spent(config, store, resumed.spent)
         summary.resumed = len(merged) + len(written)
         need = config.n - len(resumed.kept)
         todo = [i for i in range(config.attempts) if i not in merged and i not in written]
@@ -275,13 +276,15 @@ async def _drive(ray: ModuleType, config: RunConfig, progress: Progress | None,
             kept = [i for i, (_, ok) in written.items() if ok]
             tally = ray.remote(num_cpus=0)(Tally).remote(need, config.attempts - 1, kept)
             view = _Progress(summary, progress, tally, len(resumed.kept), need)
-            results, failure = await _run_shards(ray, config, todo, max(1, count), tally, view)
+            left = _remaining(config, earlier, summary.price)
+            results, failure = await _run_shards(ray, left, todo, max(1, count), tally, view)
         wrote = sum(s.attempted - s.resumed for s in results)
         if wrote and not shard_numbers(config.output):
             raise ConfigError(f"the shards wrote {wrote} dialogues that are not beside "
                               f"{config.output} here: on a cluster of several machines the "
                               "output folder must be on a filesystem that every node shares")
         complete = _merge(config, store, resumed.kept, resumed.rejected, summary)
+        _collect_spent(config, store, earlier)
     finally:
         store.close()
     if complete:
@@ -392,6 +395,32 @@ def _merge(config: RunConfig, store: RunStore, kept: list[Record], rejected: lis
     for r in kept:
         _add(summary.kept_usage, r.meta.usage.by_stage)
     return len(kept) >= config.n or frontier >= config.attempts
+
+
+def _collect_spent(config: RunConfig, store: RunStore, base: StageUsage) -> StageUsage:
+    """Move what the shards spent into the run's manifest, on top of ``base``; returns the
+    total. The total is saved before the shards' spend is cleared, so a crash in between
+    counts some spend twice (stopping early), never not at all."""
+    shards = [RunStore(shard_config(config, k, 1)) for k in shard_numbers(config.output)]
+    total = StageUsage()
+    for part in (base, *(s.spent_on_disk() for s in shards)):
+        total.add(part)
+    total.cost_usd = cost(total, price_of(config.model, load_prices(config.prices)) or FREE)
+    store.save_spent(total)
+    for s in shards:
+        s.clear_spent()
+    return total
+
+
+def _remaining(config: RunConfig, spent: StageUsage, price: Price | None) -> RunConfig:
+    """The run's spending limits less what earlier runs on its output spent."""
+    update: dict[str, float | int] = {}
+    if config.max_cost is not None:
+        update["max_cost"] = max(0.0, config.max_cost - cost(spent, price or FREE))
+    if config.max_tokens is not None:
+        update["max_tokens"] = max(0, config.max_tokens - spent.prompt_tokens
+                                   - spent.completion_tokens)
+    return config.model_copy(update=update)
 
 
 def _add(book: Ledger, by_stage: Mapping[str, StageUsage]) -> None:
