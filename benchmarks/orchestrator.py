@@ -70,7 +70,8 @@ server's and the client's spans share one clock."""
 def _completion(body: dict[str, Any]) -> tuple[bytes, int]:
     fmt = body.get("response_format") or {}
     schema = (fmt.get("json_schema") or {}).get("schema") or fmt.get("schema")
-    text = json.dumps(example(schema)) if schema else "ok"
+    salt = "\n".join(str(m.get("content") or "") for m in body.get("messages", []))
+    text = json.dumps(example(schema, salt)) if schema else "ok"
     prompt = sum(len(m.get("content") or "") for m in body.get("messages", [])) // 4
     completion = max(1, len(text) // 4)
     return json.dumps({

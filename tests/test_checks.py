@@ -113,3 +113,20 @@ def test_ids_from_tool_results_are_grounded() -> None:
     m[3] = result("call_1", temperature=18, hotels=[{"hotel_id": "H-1001"}])
     assert checks.grounded_ids(m, TOOLS).passed
     assert json.loads(m[3].content)["hotels"][0]["hotel_id"] == "H-1001"
+
+
+def test_a_call_made_again_after_it_succeeded_is_repetition() -> None:
+    m = good_dialogue()
+    again = [*m[:4], call("call_3", "get_weather", city="Paris"), result("call_3", temperature=18),
+             *m[4:]]
+    check = checks.no_repetition(again, TOOLS)
+    assert not check.passed and check.detail.startswith("[4] repeats the call get_weather")
+    # the order of the arguments does not make it another call
+    reordered = [*m[:6], call("call_3", "book_hotel", nights=2, hotel_id="H-1001"),
+                 result("call_3", booking_id="B-78"), m[6]]
+    assert not checks.no_repetition(reordered, TOOLS).passed
+    # trying a call again after its result was an error is not repetition
+    retried = [*m[:2], call("call_1", "get_weather", city="Paris"),
+               result("call_1", error="timeout"), call("call_3", "get_weather", city="Paris"),
+               result("call_3", temperature=18), *m[4:]]
+    assert checks.no_repetition(retried, TOOLS).passed

@@ -9,18 +9,21 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from naig.config import MethodSettings, RunConfig
 from naig.envs.registry import resolve
 from naig.llm.base import Request
 from naig.llm.registry import stack
 from naig.methods import get, mas
 from naig.runner import run
+from naig.stages import skeleton
 from naig.stages.checks import RULES
 from naig.store import read_records
 from naig.testing import ScriptedLLM, schema_example
 from naig.transcript import transcript
 
-from .conftest import TOOLS, make_draft
+from .conftest import TOOLS, good_dialogue, make_draft
 from .contract import assert_contract
 
 PLAN = {"task": "A weekend in Paris", "subtasks": [
@@ -202,3 +205,19 @@ def test_an_agent_answer_that_copies_its_instructions_is_retried() -> None:
     d = _run(llm)
     assert "copies the instructions" in _sent(llm, "assistant")[1].messages[-1].content
     assert copy["reply"] not in [m.content for m in d.messages]
+
+
+def test_neither_method_may_make_a_call_again_that_already_succeeded() -> None:
+    before = good_dialogue()[:6]  # get_weather(Paris) and book_hotel(H-1001, 2) succeeded
+    weather = {"name": "get_weather", "arguments": {"city": "Paris"}}
+    rome = {"name": "get_weather", "arguments": {"city": "Rome"}}
+    check = mas._action(TOOLS, before)
+    with pytest.raises(ValueError, match="already called with these arguments"):
+        check({"calls": [weather]})
+    assert check({"calls": [rome]}) == [rome]
+    steps = skeleton._validate(2, before)
+    answer = {"user": "u", "reply": "r", "steps": [{"calls": [rome]}, {"calls": [rome]}]}
+    with pytest.raises(ValueError, match="^step 2: get_weather was already called"):
+        steps(answer)
+    answer["steps"][1] = {"calls": [{"name": "get_weather", "arguments": {"city": "Oslo"}}]}
+    assert steps(answer) is answer

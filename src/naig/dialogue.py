@@ -7,6 +7,7 @@ under ``meta``. Every model here forbids unknown fields and round-trips through 
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
@@ -48,6 +49,41 @@ class Message(_Model):
     @property
     def is_call(self) -> bool:
         return self.role == "assistant" and bool(self.tool_calls)
+
+    @property
+    def is_error(self) -> bool:
+        """A tool result that reports an error (a JSON object with an ``error`` key)."""
+        if self.role != "tool":
+            return False
+        try:
+            value = json.loads(self.content or "")
+        except ValueError:
+            return False
+        return isinstance(value, dict) and "error" in value
+
+
+def call_key(name: str, arguments: Any) -> tuple[str, str]:
+    """What makes two calls the same call: the tool and the arguments (as JSON text or
+    decoded), key order aside."""
+    if isinstance(arguments, str):
+        try:
+            arguments = json.loads(arguments)
+        except ValueError:
+            return name, arguments
+    return name, json.dumps(arguments, sort_keys=True, ensure_ascii=False)
+
+
+def repeated_calls(messages: list[Message]) -> dict[tuple[str, str], int]:
+    """The calls in ``messages`` that succeeded, by ``call_key``, with the index of the
+    message that made each first. Making one of them again repeats work already done
+    (a call whose result was an error may be tried again)."""
+    failed = {m.tool_call_id for m in messages if m.is_error}
+    done: dict[tuple[str, str], int] = {}
+    for i, m in enumerate(messages):
+        for c in m.tool_calls or []:
+            if c.id not in failed:
+                done.setdefault(call_key(c.function.name, c.function.arguments), i)
+    return done
 
 
 class Subtask(_Model):

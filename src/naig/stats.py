@@ -17,7 +17,6 @@ methods are measured alike:
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -75,16 +74,6 @@ def _exchanges(messages: Sequence[Message]) -> list[list[Message]]:
     return out
 
 
-def _has_error(m: Message) -> bool:
-    if m.role != "tool":
-        return False
-    try:
-        value = json.loads(m.content or "")
-    except ValueError:
-        return False
-    return isinstance(value, dict) and "error" in value
-
-
 def _text_replies(ex: list[Message]) -> list[Message]:
     return [m for m in ex if m.role == "assistant" and not m.tool_calls and m.content]
 
@@ -112,7 +101,7 @@ def behaviours(messages: Sequence[Message]) -> set[str]:
     for k, ex in enumerate(exchanges):
         following = exchanges[k + 1] if k + 1 < len(exchanges) else None
         for i, m in enumerate(ex):
-            if _has_error(m) and _calls(ex[i + 1:]):
+            if m.is_error and _calls(ex[i + 1:]):
                 found.add("error_recovery")
         replies = _text_replies(ex)
         refuses = not _calls(ex) and any(_refuses(m) for m in replies)

@@ -8,6 +8,8 @@ unit logic only: the evidence that a feature works is the end-to-end tier on a r
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import itertools
 import json
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -50,35 +52,50 @@ class ScriptedLLM(LLM):
         return [r.stage for r in self.requests]
 
 
-def example(schema: dict[str, Any]) -> Any:
+def example(schema: dict[str, Any], salt: str = "") -> Any:
     """A small instance of ``schema``: the first branch, the first enum value, the fewest
-    items, every declared property. Enough JSON Schema for naig's own request schemas."""
-    if "const" in schema:
-        return schema["const"]
-    if "enum" in schema:
-        return schema["enum"][0]
-    for key in ("anyOf", "oneOf"):
-        if key in schema:
-            return example(schema[key][0])
-    kind = schema.get("type")
-    if kind == "object" or "properties" in schema:
-        return {k: example(v) for k, v in schema.get("properties", {}).items()}
-    if kind == "array":
-        items = schema.get("items", {})
-        return [example(items) for _ in range(max(1, schema.get("minItems", 0)))]
-    if kind == "integer":
-        return int(schema.get("minimum", 1))
-    if kind == "number":
-        return float(schema.get("minimum", 1))
-    if kind == "boolean":
-        return True
-    if kind == "string":
-        return "x" * max(1, schema.get("minLength", 1))
-    return {}
+    items, every declared property. Enough JSON Schema for naig's own request schemas.
+
+    Strings are short words of letters drawn from ``salt`` and their position in the
+    answer, so that two calls in one answer, or in answers to different prompts, differ
+    (a dialogue that repeats a call is rejected); the same schema and salt give the same
+    instance.
+    """
+    count = itertools.count()
+
+    def word(low: int, high: int | None) -> str:
+        digest = hashlib.sha256(f"{salt}/{next(count)}".encode()).digest()
+        size = max(low, min(6, high if high is not None else 6), 1)
+        return "".join(chr(ord("a") + digest[k % len(digest)] % 26) for k in range(size))
+
+    def build(node: dict[str, Any]) -> Any:
+        if "const" in node:
+            return node["const"]
+        if "enum" in node:
+            return node["enum"][0]
+        for key in ("anyOf", "oneOf"):
+            if key in node:
+                return build(node[key][0])
+        kind = node.get("type")
+        if kind == "object" or "properties" in node:
+            return {k: build(v) for k, v in node.get("properties", {}).items()}
+        if kind == "array":
+            items = node.get("items", {})
+            return [build(items) for _ in range(max(1, node.get("minItems", 0)))]
+        if kind == "integer":
+            return int(node.get("minimum", 1))
+        if kind == "number":
+            return float(node.get("minimum", 1))
+        if kind == "boolean":
+            return True
+        if kind == "string":
+            return word(node.get("minLength", 1), node.get("maxLength"))
+        return {}
+    return build(schema)
 
 
 def schema_example(request: Request) -> Any:
     """A responder that answers every structured request with ``example`` of its schema."""
     if request.schema_ is None:
         return "ok"
-    return example(request.schema_)
+    return example(request.schema_, salt="\n".join(m.content for m in request.messages))

@@ -21,10 +21,10 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from naig.dialogue import Message, Plan
+from naig.dialogue import Message, Plan, repeated_calls
 from naig.llm.structured import ask
 from naig.prompts import instructions, render
-from naig.stages.calls import calls_schema, encode, make_calls
+from naig.stages.calls import calls_schema, make_calls, require_new
 from naig.stages.draft import Draft
 from naig.stages.plan import plan
 from naig.tools import Tool
@@ -95,7 +95,9 @@ def _mover(opening: bool, last: bool):  # type: ignore[no-untyped-def]
     return check
 
 
-def _action(tools: list[Tool]):  # type: ignore[no-untyped-def]
+def _action(tools: list[Tool], before: list[Message]):  # type: ignore[no-untyped-def]
+    """The validator of the assistant's answer: a reply, or calls that are valid and new
+    (not made before with the same arguments and a result that was no error)."""
     by_name = {t.name: t for t in tools}
 
     def check(raw: Any) -> Calls | str:
@@ -105,7 +107,6 @@ def _action(tools: list[Tool]):  # type: ignore[no-untyped-def]
         calls = raw.get("calls") if isinstance(raw, dict) else None
         if not isinstance(calls, list) or not calls:
             raise ValueError('answer {"calls": [...]} or {"reply": "..."}')
-        seen = set()
         for c in calls:
             tool = by_name.get(str(c.get("name"))) if isinstance(c, dict) else None
             if tool is None:
@@ -115,10 +116,7 @@ def _action(tools: list[Tool]):  # type: ignore[no-untyped-def]
                 else ["arguments must be a JSON object"]
             if problems:
                 raise ValueError(f"{tool.name}: {problems[0]}")
-            key = tool.name + encode(arguments)
-            if key in seen:
-                raise ValueError(f"the same call twice: {tool.name}")
-            seen.add(key)
+        require_new(calls, set(repeated_calls(before)))
         return calls
     return check
 
@@ -152,7 +150,7 @@ async def _assistant(d: Draft, reply_only: bool) -> Calls | str:
                               transcript=history, reply_only=reply_only)
     shown = [v for t in tools for v in t.values()]
     action: Calls | str = await ask(
-        d.llm, messages, assistant_schema(d.tools, reply_only), _action(d.tools),
+        d.llm, messages, assistant_schema(d.tools, reply_only), _action(d.tools, d.messages),
         stage="assistant", seed=d.request_seed("assistant"), template_hash=digest,
         temperature=d.settings.temperature, max_tokens=800,
         attempts=d.settings.attempts_per_output,

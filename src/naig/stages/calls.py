@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from naig.dialogue import FunctionCall, Message, ToolCall
+from naig.dialogue import FunctionCall, Message, ToolCall, call_key
 from naig.envs.base import ToolResult
 from naig.stages.draft import Draft
 from naig.tools import Tool
@@ -46,6 +46,22 @@ def calls_schema(tools: list[Tool], *, with_result: bool = False, most: int = 3)
 
 def encode(arguments: Any) -> str:
     return json.dumps(arguments, ensure_ascii=False)
+
+
+def require_new(calls: list[dict[str, Any]], done: set[tuple[str, str]]) -> None:
+    """Refuse (``ValueError``, worded for the model) a call made twice in ``calls`` or one
+    in ``done`` (calls that already succeeded); adds ``calls`` to ``done``."""
+    here: set[tuple[str, str]] = set()
+    for c in calls:
+        key = call_key(str(c.get("name")), c.get("arguments", {}))
+        if key in here:
+            raise ValueError(f"the same call twice: {c.get('name')}")
+        if key in done:
+            raise ValueError(f"{c.get('name')} was already called with these arguments and "
+                             "succeeded: use its result, or make a call that does something "
+                             "new")
+        here.add(key)
+    done |= here
 
 
 async def make_calls(d: Draft, calls: list[dict[str, Any]], content: str | None = None
@@ -88,4 +104,5 @@ def to_model_calls(message: Message) -> list[dict[str, Any]]:
             for c in message.tool_calls or []]
 
 
-__all__ = ["call_schema", "calls_schema", "closed", "make_calls", "replay", "to_model_calls"]
+__all__ = ["call_schema", "calls_schema", "closed", "make_calls", "replay", "require_new",
+           "to_model_calls"]

@@ -6,12 +6,11 @@ raises on a bad dialogue. ``RULES`` lists them in the order they run.
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
 from collections.abc import Callable
 
-from naig.dialogue import Check, Message
+from naig.dialogue import Check, Message, call_key, repeated_calls
 from naig.tools import Tool, parse_arguments
 
 Rule = Callable[[list[Message], list[Tool]], Check]
@@ -115,7 +114,8 @@ _WORD = re.compile(r"\w+")
 
 
 def no_repetition(messages: list[Message], tools: list[Tool]) -> Check:
-    """No repeated turns, no degenerate text (a phrase looping within a turn)."""
+    """No repeated turns, no degenerate text (a phrase looping within a turn), no call
+    made again with the same arguments after it succeeded."""
     name = "no_repetition"
     texts = [(i, " ".join((m.content or "").lower().split())) for i, m in enumerate(messages)
              if m.role in ("user", "assistant") and m.content]
@@ -130,23 +130,20 @@ def no_repetition(messages: list[Message], tools: list[Tool]) -> Check:
             gram, count = grams.most_common(1)[0]
             if count >= 3 and count * 4 > len(words) * 0.3:
                 return _fail(name, f"[{i}] loops on {' '.join(gram)!r} ({count} times)")
-    calls = [(i, c.function.name, c.function.arguments) for i, m in enumerate(messages)
-             for c in m.tool_calls or []]
-    first: dict[tuple[str, str], int] = {}
-    for i, fn, args in calls:
-        key = (fn, json.dumps(json.loads(args), sort_keys=True) if _is_json(args) else args)
-        if key in first and first[key] == i:
-            return _fail(name, f"[{i}] the same call twice in one turn: {fn}")
-        first.setdefault(key, i)
+    for i, m in enumerate(messages):
+        if not m.tool_calls:
+            continue
+        done = repeated_calls(messages[:i])
+        here: set[tuple[str, str]] = set()
+        for c in m.tool_calls:
+            key = call_key(c.function.name, c.function.arguments)
+            if key in here:
+                return _fail(name, f"[{i}] the same call twice in one turn: {c.function.name}")
+            if key in done:
+                return _fail(name, f"[{i}] repeats the call {c.function.name} made at "
+                                   f"[{done[key]}], which succeeded")
+            here.add(key)
     return _ok(name)
-
-
-def _is_json(text: str) -> bool:
-    try:
-        json.loads(text)
-    except ValueError:
-        return False
-    return True
 
 
 _ID_KEY = re.compile(r"(^|_)(id|ids|uuid|code|number|no)$", re.IGNORECASE)
