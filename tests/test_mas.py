@@ -221,3 +221,15 @@ def test_neither_method_may_make_a_call_again_that_already_succeeded() -> None:
         steps(answer)
     answer["steps"][1] = {"calls": [{"name": "get_weather", "arguments": {"city": "Oslo"}}]}
     assert steps(answer) is answer
+
+
+def test_a_subtask_gets_at_most_one_step_per_tool_it_lists() -> None:
+    from naig.stages.plan import plan
+
+    answer = {"task": "Trip", "subtasks": [
+        {"goal": "Cancel booking B-1", "tools": ["book_hotel"]},
+        {"goal": "Weather in Paris, then book H-1", "tools": ["get_weather", "book_hotel"]}]}
+    d = make_draft(ScriptedLLM([answer]), subtasks_min=2, subtasks_max=2, steps_min=2,
+                   steps_max=2)
+    p = asyncio.run(plan(d))
+    assert [s.steps for s in p.subtasks] == [1, 2]
