@@ -120,11 +120,18 @@ def test_a_call_made_again_after_it_succeeded_is_repetition() -> None:
     again = [*m[:4], call("call_3", "get_weather", city="Paris"), result("call_3", temperature=18),
              *m[4:]]
     check = checks.no_repetition(again, TOOLS)
-    assert not check.passed and check.detail.startswith("[4] repeats the call get_weather")
-    # the order of the arguments does not make it another call
-    reordered = [*m[:6], call("call_3", "book_hotel", nights=2, hotel_id="H-1001"),
-                 result("call_3", booking_id="B-78"), m[6]]
-    assert not checks.no_repetition(reordered, TOOLS).passed
+    assert not check.passed
+    assert check.detail == "[4] repeats the call get_weather made at [2], which succeeded " \
+                           "(right after it)"
+    # the order of the arguments does not make it another call; later, with the same result
+    reordered = [*m[:6], call("call_3", "get_weather", city="Paris"),
+                 result("call_3", temperature=18, conditions="sunny"), m[6]]
+    check = checks.no_repetition(reordered, TOOLS)
+    assert not check.passed and check.detail.endswith("(with the same result)")
+    # later with another result: the state changed in between (ls, mkdir, ls)
+    changed = [*m[:6], call("call_3", "get_weather", city="Paris"),
+               result("call_3", temperature=12, conditions="rain"), m[6]]
+    assert checks.no_repetition(changed, TOOLS).passed
     # trying a call again after its result was an error is not repetition
     retried = [*m[:2], call("call_1", "get_weather", city="Paris"),
                result("call_1", error="timeout"), call("call_3", "get_weather", city="Paris"),

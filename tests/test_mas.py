@@ -208,14 +208,20 @@ def test_an_agent_answer_that_copies_its_instructions_is_retried() -> None:
 
 
 def test_neither_method_may_make_a_call_again_that_already_succeeded() -> None:
-    before = good_dialogue()[:6]  # get_weather(Paris) and book_hotel(H-1001, 2) succeeded
+    before = good_dialogue()[:6]  # get_weather(Paris), then book_hotel(H-1001, 2) succeeded
     weather = {"name": "get_weather", "arguments": {"city": "Paris"}}
+    book = {"name": "book_hotel", "arguments": {"nights": 2, "hotel_id": "H-1001"}}
     rome = {"name": "get_weather", "arguments": {"city": "Rome"}}
-    check = mas._action(TOOLS, before)
-    with pytest.raises(ValueError, match="already called with these arguments"):
-        check({"calls": [weather]})
-    assert check({"calls": [rome]}) == [rome]
-    steps = skeleton._validate(2, before)
+    for strict in (True, False):  # right after it: refused, simulated tools or real
+        with pytest.raises(ValueError, match="already called with these arguments"):
+            mas._action(TOOLS, before, strict=strict)({"calls": [book]})
+    # later: refused where the tools are simulated (the same call gets the same answer),
+    # allowed where they really execute (the state may have changed in between)
+    with pytest.raises(ValueError, match="already called"):
+        mas._action(TOOLS, before, strict=True)({"calls": [weather]})
+    assert mas._action(TOOLS, before, strict=False)({"calls": [weather]}) == [weather]
+    assert mas._action(TOOLS, before, strict=True)({"calls": [rome]}) == [rome]
+    steps = skeleton._validate(2, before, strict=False)
     answer = {"user": "u", "reply": "r", "steps": [{"calls": [rome]}, {"calls": [rome]}]}
     with pytest.raises(ValueError, match="^step 2: get_weather was already called"):
         steps(answer)

@@ -126,9 +126,10 @@ def test_a_token_budget_holds_across_restarts(tmp_path: Path) -> None:
     assert 0 < before <= 24000
     same = subprocess.run(_cmd(out, "--max-tokens", "24000"), text=True,
                           capture_output=True, timeout=300)
-    assert same.returncode == 5, same.stderr  # the limit is already spent: no new work
+    assert same.returncode == 5, same.stderr  # only what the first run left may be spent
     assert "earlier runs on this output spent" in same.stdout
-    assert _lines(out) == written and spent() == before
+    assert _lines(out)[: len(written)] == written and before <= spent() <= 24000
+    written, before = _lines(out), spent()
     raised = subprocess.run(_cmd(out, "--max-tokens", "40000"), text=True,
                             capture_output=True, timeout=300)
     assert raised.returncode in (0, 5), raised.stderr

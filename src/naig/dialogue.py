@@ -8,7 +8,7 @@ under ``meta``. Every model here forbids unknown fields and round-trips through 
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
@@ -73,17 +73,25 @@ def call_key(name: str, arguments: Any) -> tuple[str, str]:
     return name, json.dumps(arguments, sort_keys=True, ensure_ascii=False)
 
 
-def repeated_calls(messages: list[Message]) -> dict[tuple[str, str], int]:
-    """The calls in ``messages`` that succeeded, by ``call_key``, with the index of the
-    message that made each first. Making one of them again repeats work already done
-    (a call whose result was an error may be tried again)."""
-    failed = {m.tool_call_id for m in messages if m.is_error}
-    done: dict[tuple[str, str], int] = {}
+class MadeCall(NamedTuple):
+    at: int
+    """Index of the message that made the call."""
+    key: tuple[str, str]
+    """``call_key``: what makes two calls the same call."""
+    result: str | None
+    """The result's content; None where it was an error or is missing."""
+
+
+def made_calls(messages: list[Message]) -> list[MadeCall]:
+    """Every call in ``messages``, in order, with its result where it succeeded."""
+    results = {m.tool_call_id: m for m in messages if m.role == "tool"}
+    out = []
     for i, m in enumerate(messages):
         for c in m.tool_calls or []:
-            if c.id not in failed:
-                done.setdefault(call_key(c.function.name, c.function.arguments), i)
-    return done
+            r = results.get(c.id)
+            out.append(MadeCall(i, call_key(c.function.name, c.function.arguments),
+                                None if r is None or r.is_error else r.content))
+    return out
 
 
 class Subtask(_Model):

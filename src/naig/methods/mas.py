@@ -21,10 +21,10 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from naig.dialogue import Message, Plan, repeated_calls
+from naig.dialogue import Message, Plan
 from naig.llm.structured import ask
 from naig.prompts import instructions, render
-from naig.stages.calls import calls_schema, make_calls, require_new
+from naig.stages.calls import calls_schema, made, make_calls, require_new
 from naig.stages.draft import Draft
 from naig.stages.plan import plan
 from naig.tools import Tool
@@ -95,9 +95,10 @@ def _mover(opening: bool, last: bool):  # type: ignore[no-untyped-def]
     return check
 
 
-def _action(tools: list[Tool], before: list[Message]):  # type: ignore[no-untyped-def]
+def _action(tools: list[Tool], before: list[Message],  # type: ignore[no-untyped-def]
+            *, strict: bool):
     """The validator of the assistant's answer: a reply, or calls that are valid and new
-    (not made before with the same arguments and a result that was no error)."""
+    (``require_new``)."""
     by_name = {t.name: t for t in tools}
 
     def check(raw: Any) -> Calls | str:
@@ -116,7 +117,7 @@ def _action(tools: list[Tool], before: list[Message]):  # type: ignore[no-untype
                 else ["arguments must be a JSON object"]
             if problems:
                 raise ValueError(f"{tool.name}: {problems[0]}")
-        require_new(calls, set(repeated_calls(before)))
+        require_new(calls, made(before), strict=strict)
         return calls
     return check
 
@@ -149,8 +150,9 @@ async def _assistant(d: Draft, reply_only: bool) -> Calls | str:
     messages, digest = render("mas_assistant", system=d.system, tools=tools,
                               transcript=history, reply_only=reply_only)
     shown = [v for t in tools for v in t.values()]
+    check = _action(d.tools, d.messages, strict=not d.env.executes)
     action: Calls | str = await ask(
-        d.llm, messages, assistant_schema(d.tools, reply_only), _action(d.tools, d.messages),
+        d.llm, messages, assistant_schema(d.tools, reply_only), check,
         stage="assistant", seed=d.request_seed("assistant"), template_hash=digest,
         temperature=d.settings.temperature, max_tokens=800,
         attempts=d.settings.attempts_per_output,

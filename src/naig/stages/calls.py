@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from naig.dialogue import FunctionCall, Message, ToolCall, call_key
+from naig.dialogue import FunctionCall, Message, ToolCall, call_key, made_calls
 from naig.envs.base import ToolResult
 from naig.stages.draft import Draft
 from naig.tools import Tool
@@ -48,20 +48,28 @@ def encode(arguments: Any) -> str:
     return json.dumps(arguments, ensure_ascii=False)
 
 
-def require_new(calls: list[dict[str, Any]], done: set[tuple[str, str]]) -> None:
-    """Refuse (``ValueError``, worded for the model) a call made twice in ``calls`` or one
-    in ``done`` (calls that already succeeded); adds ``calls`` to ``done``."""
-    here: set[tuple[str, str]] = set()
-    for c in calls:
-        key = call_key(str(c.get("name")), c.get("arguments", {}))
-        if key in here:
-            raise ValueError(f"the same call twice: {c.get('name')}")
-        if key in done:
-            raise ValueError(f"{c.get('name')} was already called with these arguments and "
+Made = list[tuple[tuple[str, str], bool]]
+"""The calls made so far, in order: ``call_key`` and whether the call succeeded."""
+
+
+def made(messages: list[Message]) -> Made:
+    return [(c.key, c.result is not None) for c in made_calls(messages)]
+
+
+def require_new(calls: list[dict[str, Any]], history: Made, *, strict: bool) -> None:
+    """Refuse (``ValueError``, worded for the model) a call made twice in ``calls``, or
+    one made again right after it succeeded; with ``strict`` (a simulated environment,
+    which answers the same call the same way), one made again after it succeeded at all.
+    Appends ``calls`` to ``history``, as succeeded."""
+    keys = [call_key(str(c.get("name")), c.get("arguments", {})) for c in calls]
+    for n, key in enumerate(keys):
+        if key in keys[:n]:
+            raise ValueError(f"the same call twice: {key[0]}")
+        if (history and history[-1] == (key, True)) or (strict and (key, True) in history):
+            raise ValueError(f"{key[0]} was already called with these arguments and "
                              "succeeded: use its result, or make a call that does something "
                              "new")
-        here.add(key)
-    done |= here
+    history.extend((key, True) for key in keys)
 
 
 async def make_calls(d: Draft, calls: list[dict[str, Any]], content: str | None = None
@@ -104,5 +112,5 @@ def to_model_calls(message: Message) -> list[dict[str, Any]]:
             for c in message.tool_calls or []]
 
 
-__all__ = ["call_schema", "calls_schema", "closed", "make_calls", "replay", "require_new",
+__all__ = ["call_schema", "calls_schema", "closed", "make_calls", "made", "replay", "require_new",
            "to_model_calls"]

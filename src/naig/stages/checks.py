@@ -10,7 +10,7 @@ import re
 from collections import Counter
 from collections.abc import Callable
 
-from naig.dialogue import Check, Message, call_key, repeated_calls
+from naig.dialogue import Check, Message, made_calls
 from naig.tools import Tool, parse_arguments
 
 Rule = Callable[[list[Message], list[Tool]], Check]
@@ -115,7 +115,9 @@ _WORD = re.compile(r"\w+")
 
 def no_repetition(messages: list[Message], tools: list[Tool]) -> Check:
     """No repeated turns, no degenerate text (a phrase looping within a turn), no call
-    made again with the same arguments after it succeeded."""
+    made again with the same arguments after it succeeded: right after it, or later with
+    the same result (a call repeated after the state changed, ``ls`` after ``mkdir``,
+    gets a new result and is fine)."""
     name = "no_repetition"
     texts = [(i, " ".join((m.content or "").lower().split())) for i, m in enumerate(messages)
              if m.role in ("user", "assistant") and m.content]
@@ -130,19 +132,17 @@ def no_repetition(messages: list[Message], tools: list[Tool]) -> Check:
             gram, count = grams.most_common(1)[0]
             if count >= 3 and count * 4 > len(words) * 0.3:
                 return _fail(name, f"[{i}] loops on {' '.join(gram)!r} ({count} times)")
-    for i, m in enumerate(messages):
-        if not m.tool_calls:
-            continue
-        done = repeated_calls(messages[:i])
-        here: set[tuple[str, str]] = set()
-        for c in m.tool_calls:
-            key = call_key(c.function.name, c.function.arguments)
-            if key in here:
-                return _fail(name, f"[{i}] the same call twice in one turn: {c.function.name}")
-            if key in done:
-                return _fail(name, f"[{i}] repeats the call {c.function.name} made at "
-                                   f"[{done[key]}], which succeeded")
-            here.add(key)
+    calls = made_calls(messages)
+    for n, (i, key, result) in enumerate(calls):
+        for back, (j, earlier, earlier_result) in enumerate(reversed(calls[:n]), 1):
+            if earlier != key:
+                continue
+            if j == i:
+                return _fail(name, f"[{i}] the same call twice in one turn: {key[0]}")
+            if earlier_result is not None and (back == 1 or earlier_result == result):
+                why = "right after it" if back == 1 else "with the same result"
+                return _fail(name, f"[{i}] repeats the call {key[0]} made at [{j}], which "
+                                   f"succeeded ({why})")
     return _ok(name)
 
 

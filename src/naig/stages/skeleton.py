@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from naig.dialogue import Message, Subtask, repeated_calls
+from naig.dialogue import Message, Subtask
 from naig.llm.structured import ask
 from naig.prompts import instructions, render
-from naig.stages.calls import calls_schema, make_calls, require_new
+from naig.stages.calls import calls_schema, made, make_calls, require_new
 from naig.stages.draft import Draft
 from naig.transcript import transcript
 
@@ -31,16 +31,17 @@ def _schema(tools: list[Any], steps: int) -> dict[str, Any]:
                            "reply": {"type": "string", "minLength": 1}}}
 
 
-def _validate(steps: int, before: list[Message]) -> Callable[[Any], dict[str, Any]]:
+def _validate(steps: int, before: list[Message], *, strict: bool
+              ) -> Callable[[Any], dict[str, Any]]:
     def check(raw: Any) -> dict[str, Any]:
         if not isinstance(raw, dict) or len(raw.get("steps", [])) != steps:
             raise ValueError(f"'steps' must have exactly {steps} items")
         if not str(raw.get("user", "")).strip() or not str(raw.get("reply", "")).strip():
             raise ValueError("'user' and 'reply' must not be empty")
-        done = set(repeated_calls(before))
+        history = made(before)
         for k, step in enumerate(raw["steps"], 1):
             try:
-                require_new(step["calls"], done)
+                require_new(step["calls"], history, strict=strict)
             except ValueError as e:
                 raise ValueError(f"step {k}: {e}; each step must do something new") from None
         return raw
@@ -52,7 +53,8 @@ async def _subtask(d: Draft, task: str, sub: Subtask) -> None:
     history = transcript(d.messages)
     messages, digest = render("skeleton", system=d.env.system_prompt(), task=task,
                               history=history, goal=sub.goal, tools=sub.tools, steps=sub.steps)
-    raw = await ask(d.llm, messages, _schema(tools, sub.steps), _validate(sub.steps, d.messages),
+    check = _validate(sub.steps, d.messages, strict=not d.env.executes)
+    raw = await ask(d.llm, messages, _schema(tools, sub.steps), check,
                     stage="skeleton", seed=d.request_seed("skeleton"), template_hash=digest,
                     temperature=d.settings.temperature, max_tokens=400 + 250 * sub.steps,
                     attempts=d.settings.attempts_per_output,
