@@ -2,6 +2,7 @@
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,6 +33,16 @@ def test_a_bad_answer_is_retried_with_the_error_fed_back() -> None:
     assert [r.seed for r in llm.requests] == [5, 6, 7]
     assert llm.requests[0].temperature == 0.0 and llm.requests[1].temperature > 0
     assert all(r.schema_ == SCHEMA for r in llm.requests)
+
+
+def test_an_answer_of_the_wrong_shape_is_retried_not_a_crash() -> None:
+    def strict(raw: Any) -> int:  # reads the answer without checking its shape first
+        return int(raw["n"][0])
+
+    llm = ScriptedLLM(['["a list"]', {"m": 1}, {"n": []}, {"n": [4]}])
+    got = asyncio.run(ask(llm, messages(("user", "count")), SCHEMA, strict, stage="plan",
+                          seed=0, template_hash="h", attempts=4))
+    assert got == 4 and "missing 'n'" in llm.requests[2].messages[-1].content
 
 
 def test_a_model_that_never_answers_well_raises_with_the_raw_text() -> None:

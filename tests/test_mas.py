@@ -239,3 +239,7 @@ def test_a_subtask_gets_at_most_one_step_per_tool_it_lists() -> None:
                    steps_max=2)
     p = asyncio.run(plan(d))
     assert [s.steps for s in p.subtasks] == [1, 2]
+    # the scripted model lists as many tools as allowed: its subtasks keep their steps
+    d = make_draft(ScriptedLLM(respond=schema_example), subtasks_min=2, subtasks_max=2,
+                   steps_min=2, steps_max=2)
+    assert [s.steps for s in asyncio.run(plan(d)).subtasks] == [2, 2]

@@ -70,7 +70,7 @@ def call_key(name: str, arguments: Any) -> tuple[str, str]:
             arguments = json.loads(arguments)
         except ValueError:
             return name, arguments
-    return name, json.dumps(arguments, sort_keys=True, ensure_ascii=False)
+    return name, json.dumps(arguments, sort_keys=True, separators=(",", ":"))
 
 
 class MadeCall(NamedTuple):

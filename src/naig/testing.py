@@ -54,7 +54,8 @@ class ScriptedLLM(LLM):
 
 def example(schema: dict[str, Any], salt: str = "") -> Any:
     """A small instance of ``schema``: the first branch, the first enum value, the fewest
-    items, every declared property. Enough JSON Schema for naig's own request schemas.
+    items (but an array of enum values lists the first distinct ones, as many as allowed),
+    every declared property. Enough JSON Schema for naig's own request schemas.
 
     Strings are short words of letters drawn from ``salt`` and their position in the
     answer, so that two calls in one answer, or in answers to different prompts, differ
@@ -81,6 +82,9 @@ def example(schema: dict[str, Any], salt: str = "") -> Any:
             return {k: build(v) for k, v in node.get("properties", {}).items()}
         if kind == "array":
             items = node.get("items", {})
+            if "enum" in items:  # distinct choices, as many as allowed (a plan's tools)
+                most = node.get("maxItems", len(items["enum"]))
+                return items["enum"][:max(1, node.get("minItems", 0), most)]
             return [build(items) for _ in range(max(1, node.get("minItems", 0)))]
         if kind == "integer":
             return int(node.get("minimum", 1))

@@ -11,7 +11,7 @@ import hashlib
 import json
 from typing import Any
 
-from naig.dialogue import EnvironmentInfo, FunctionCall
+from naig.dialogue import EnvironmentInfo, FunctionCall, call_key
 from naig.envs.base import Environment, ToolResult
 from naig.llm.base import LLM
 from naig.llm.structured import ask
@@ -19,8 +19,9 @@ from naig.prompts import render
 from naig.tools import Tool, parse_arguments
 
 
-def call_key(name: str, arguments: dict[str, Any]) -> str:
-    return name + json.dumps(arguments, sort_keys=True, separators=(",", ":"))
+def _memory_key(name: str, arguments: dict[str, Any]) -> str:
+    """The call as text: the memory's key, and how the prompt shows earlier calls."""
+    return "".join(call_key(name, arguments))
 
 
 class SimulatedEnvironment(Environment):
@@ -36,13 +37,13 @@ class SimulatedEnvironment(Environment):
 
     def suggest(self, call: FunctionCall, result: ToolResult) -> None:
         try:
-            key = call_key(call.name, parse_arguments(call.arguments))
+            key = _memory_key(call.name, parse_arguments(call.arguments))
         except ValueError:
             return
         self._memory.setdefault(key, result)
 
     async def _execute(self, tool: Tool, arguments: dict[str, Any]) -> ToolResult:
-        key = call_key(tool.name, arguments)
+        key = _memory_key(tool.name, arguments)
         if key in self._memory:
             return self._memory[key]
         earlier = [f"{k} -> {r.content}" for k, r in list(self._memory.items())[-8:]]

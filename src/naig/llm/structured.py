@@ -76,8 +76,10 @@ async def ask(llm: LLM, messages: tuple[ChatMessage, ...], schema: dict[str, Any
             if echo:
                 raise ValueError(f"it copies the instructions ('{echo}'); write new content")
             return validate(value)
-        except (ValueError, TypeError) as e:  # JSONDecodeError and ValidationError are ValueErrors
-            problem = _short(str(e))
+        # JSONDecodeError and ValidationError are ValueErrors; the lookup errors are a
+        # validator reading an answer of the wrong shape: all are the model's, and retried
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError) as e:
+            problem = _short(str(e) if not isinstance(e, KeyError) else f"missing {e}")
         history = (*messages,
                    ChatMessage(role="assistant", content=raw[:2000]),
                    ChatMessage(role="user", content=f"That answer is invalid: {problem}\n"

@@ -61,6 +61,8 @@ def require_new(calls: list[dict[str, Any]], history: Made, *, strict: bool) -> 
     one made again right after it succeeded; with ``strict`` (a simulated environment,
     which answers the same call the same way), one made again after it succeeded at all.
     Appends ``calls`` to ``history``, as succeeded."""
+    if not all(isinstance(c, dict) for c in calls):
+        raise ValueError('each call must be {"name": ..., "arguments": {...}}')
     keys = [call_key(str(c.get("name")), c.get("arguments", {})) for c in calls]
     for n, key in enumerate(keys):
         if key in keys[:n]:

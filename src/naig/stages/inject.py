@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from naig.dialogue import FunctionCall, Injection, Message
+from naig.dialogue import FunctionCall, Injection, Message, call_key, made_calls
 from naig.envs.base import error_result
 from naig.errors import ModelOutputError
 from naig.llm.structured import ask
@@ -112,12 +112,14 @@ async def _error_simulation(d: Draft, at: int) -> int:
     raw = await _ask(d, "error_simulation", schema, at=at, name=call.name,
                      arguments=call.arguments)
     failing = raw["failing_arguments"]
-    if failing == json.loads(call.arguments) or tool.validate_arguments(failing):
-        return 0  # not a different well-formed call: no injection rather than bad data
+    succeeded = {c.key for c in made_calls(d.messages) if c.result is not None}
+    if (failing == json.loads(call.arguments) or tool.validate_arguments(failing)
+            or call_key(call.name, failing) in succeeded):
+        return 0  # not a different well-formed new call: no injection rather than bad data
     d.env.suggest(FunctionCall(name=call.name, arguments=encode(failing)),
                   error_result(raw["error"].strip()))
     failed = await make_calls(d, [{"name": call.name, "arguments": failing}])
-    if "error" not in (failed[1].content or ""):
+    if not failed[1].is_error:
         return 0  # the environment accepted the call: nothing failed
     d.replace(at, 0, failed, injected=True)
     d.turns[at + 2].message = message.model_copy(update={"content": raw["recovery"].strip()})

@@ -40,6 +40,8 @@ def _validate(steps: int, before: list[Message], *, strict: bool
             raise ValueError("'user' and 'reply' must not be empty")
         history = made(before)
         for k, step in enumerate(raw["steps"], 1):
+            if not isinstance(step, dict) or not isinstance(step.get("calls"), list):
+                raise ValueError(f'step {k} must be {{"calls": [...]}}')
             try:
                 require_new(step["calls"], history, strict=strict)
             except ValueError as e:
