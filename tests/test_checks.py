@@ -137,3 +137,13 @@ def test_a_call_made_again_after_it_succeeded_is_repetition() -> None:
                result("call_1", error="timeout"), call("call_3", "get_weather", city="Paris"),
                result("call_3", temperature=18), *m[4:]]
     assert checks.no_repetition(retried, TOOLS).passed
+
+
+def test_an_iso_date_is_not_an_id_unless_its_parameter_is_one() -> None:
+    m = good_dialogue()
+    m[1] = Message(role="user", content="Weather in Paris on July 20th? Then book H-1001, 2 "
+                                         "nights.")
+    m[2] = call("call_1", "get_weather", city="Paris", date="2026-07-20")
+    assert checks.grounded_ids(m, TOOLS).passed
+    m[4] = call("call_2", "book_hotel", hotel_id="2026-07-20", nights=2)
+    assert not checks.grounded_ids(m, TOOLS).passed

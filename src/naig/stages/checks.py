@@ -148,6 +148,8 @@ def no_repetition(messages: list[Message], tools: list[Tool]) -> Check:
 
 _ID_KEY = re.compile(r"(^|_)(id|ids|uuid|code|number|no)$", re.IGNORECASE)
 _ID_VALUE = re.compile(r"^(?=.*\d)[A-Za-z0-9][A-Za-z0-9_\-]{2,}$")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+"""An ISO date: the user's "July 20th" written as a tool wants it, not an ID."""
 
 
 def _id_values(node: object, key: str = "") -> list[str]:
@@ -155,8 +157,8 @@ def _id_values(node: object, key: str = "") -> list[str]:
         return [v for k, x in node.items() for v in _id_values(x, str(k))]
     if isinstance(node, list):
         return [v for x in node for v in _id_values(x, key)]
-    if isinstance(node, str) and (_ID_KEY.search(key) or _ID_VALUE.match(node)) \
-            and _ID_VALUE.match(node):
+    if isinstance(node, str) and _ID_VALUE.match(node) \
+            and (_ID_KEY.search(key) or not _DATE.match(node)):
         return [node]
     return []
 
