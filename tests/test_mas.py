@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from naig.config import MethodSettings, RunConfig
+from naig.dialogue import Message
 from naig.envs.registry import resolve
 from naig.llm.base import Request
 from naig.llm.registry import stack
@@ -212,14 +213,15 @@ def test_neither_method_may_make_a_call_again_that_already_succeeded() -> None:
     weather = {"name": "get_weather", "arguments": {"city": "Paris"}}
     book = {"name": "book_hotel", "arguments": {"nights": 2, "hotel_id": "H-1001"}}
     rome = {"name": "get_weather", "arguments": {"city": "Rome"}}
-    for strict in (True, False):  # right after it: refused, simulated tools or real
-        with pytest.raises(ValueError, match="already called with these arguments"):
-            mas._action(TOOLS, before, strict=strict)({"calls": [book]})
-    # later: refused where the tools are simulated (the same call gets the same answer),
+    # None: the assistant repeats itself, and is asked for its reply instead
+    for strict in (True, False):  # right after it: simulated tools or real
+        assert mas._action(TOOLS, before, strict=strict)({"calls": [book]}) is None
+    # later: a repeat where the tools are simulated (the same call gets the same answer),
     # allowed where they really execute (the state may have changed in between)
-    with pytest.raises(ValueError, match="already called"):
-        mas._action(TOOLS, before, strict=True)({"calls": [weather]})
+    assert mas._action(TOOLS, before, strict=True)({"calls": [weather]}) is None
     assert mas._action(TOOLS, before, strict=False)({"calls": [weather]}) == [weather]
+    with pytest.raises(ValueError, match="reply"):
+        mas._action(TOOLS, before, strict=True, reply_only=True)({"calls": [rome]})
     assert mas._action(TOOLS, before, strict=True)({"calls": [rome]}) == [rome]
     steps = skeleton._validate(2, before, strict=False)
     answer = {"user": "u", "reply": "r", "steps": [{"calls": [rome]}, {"calls": [rome]}]}
@@ -243,3 +245,19 @@ def test_a_subtask_gets_at_most_one_step_per_tool_it_lists() -> None:
     d = make_draft(ScriptedLLM(respond=schema_example), subtasks_min=2, subtasks_max=2,
                    steps_min=2, steps_max=2)
     assert [s.steps for s in asyncio.run(plan(d)).subtasks] == [2, 2]
+
+
+def test_a_mas_assistant_that_repeats_a_call_gives_its_reply_instead() -> None:
+    weather = {"name": "get_weather", "arguments": {"city": "Paris"}}
+    answers: list[Any] = [
+        {"calls": [weather]}, {"temperature": 18},  # assistant calls, the simulated result
+        {"calls": [weather]},                       # the same call again: not made ...
+        {"reply": "18 degrees in Paris."},          # ... its reply is asked for instead
+    ]
+    d = make_draft(ScriptedLLM(answers), mas_max_turns=4)
+    d.append(Message(role="user", content="Weather in Paris?"))
+    llm = d.llm
+    used = asyncio.run(mas._act_until_reply(d, 0))
+    assert used == 2 and len(llm.requests) == 4  # no retries: every answer was valid
+    assert [m.role for m in d.messages[-4:]] == ["user", "assistant", "tool", "assistant"]
+    assert d.messages[-1].content == "18 degrees in Paris."

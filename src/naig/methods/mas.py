@@ -12,7 +12,10 @@ last subtask); one ``assistant`` request per assistant action (a set of calls or
 reply); ``env`` requests for simulated results. A subtask moves on when the assistant
 has replied and the user either starts the next subtask or ends the dialogue;
 ``mas_max_turns`` bounds the assistant actions per subtask, the last one allowed being a
-text reply, so alternation holds and the dialogue ends on a reply.
+text reply, so alternation holds and the dialogue ends on a reply. An assistant that makes
+a call again that already succeeded (right after it; on simulated tools, at all) is asked
+for its reply instead: without that loop-breaker a 1.5B assistant repeated a call until its
+retries ran out in 6 of 8 benchmark dialogues.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from typing import Any, Literal
 from naig.dialogue import Message, Plan
 from naig.llm.structured import ask
 from naig.prompts import instructions, render
-from naig.stages.calls import calls_schema, made, make_calls, require_new
+from naig.stages.calls import RepeatedCall, calls_schema, made, make_calls, require_new
 from naig.stages.draft import Draft
 from naig.stages.plan import plan
 from naig.tools import Tool
@@ -96,15 +99,18 @@ def _mover(opening: bool, last: bool):  # type: ignore[no-untyped-def]
 
 
 def _action(tools: list[Tool], before: list[Message],  # type: ignore[no-untyped-def]
-            *, strict: bool):
-    """The validator of the assistant's answer: a reply, or calls that are valid and new
-    (``require_new``)."""
+            *, strict: bool, reply_only: bool = False):
+    """The validator of the assistant's answer: a reply, or calls that are valid; None for
+    calls that repeat one already made (``require_new``): the assistant has nothing new to
+    do and is asked for its reply instead."""
     by_name = {t.name: t for t in tools}
 
-    def check(raw: Any) -> Calls | str:
+    def check(raw: Any) -> Calls | str | None:
         reply = _said(raw, "reply")
         if reply is not None:
             return reply
+        if reply_only:
+            raise ValueError('answer {"reply": "..."}')
         calls = raw.get("calls") if isinstance(raw, dict) else None
         if not isinstance(calls, list) or not calls:
             raise ValueError('answer {"calls": [...]} or {"reply": "..."}')
@@ -117,7 +123,10 @@ def _action(tools: list[Tool], before: list[Message],  # type: ignore[no-untyped
                 else ["arguments must be a JSON object"]
             if problems:
                 raise ValueError(f"{tool.name}: {problems[0]}")
-        require_new(calls, made(before), strict=strict)
+        try:
+            require_new(calls, made(before), strict=strict)
+        except RepeatedCall:
+            return None
         return calls
     return check
 
@@ -143,15 +152,15 @@ async def _user(d: Draft, p: Plan, t: int, *, opening: bool) -> Move:
     return move
 
 
-async def _assistant(d: Draft, reply_only: bool) -> Calls | str:
+async def _assistant(d: Draft, reply_only: bool) -> Calls | str | None:
     history = transcript(d.messages)
     tools = [{"name": t.name, "description": t.description,
               "parameters": json.dumps(t.parameters, ensure_ascii=False)} for t in d.tools]
     messages, digest = render("mas_assistant", system=d.system, tools=tools,
                               transcript=history, reply_only=reply_only)
     shown = [v for t in tools for v in t.values()]
-    check = _action(d.tools, d.messages, strict=not d.env.executes)
-    action: Calls | str = await ask(
+    check = _action(d.tools, d.messages, strict=not d.env.executes, reply_only=reply_only)
+    action: Calls | str | None = await ask(
         d.llm, messages, assistant_schema(d.tools, reply_only), check,
         stage="assistant", seed=d.request_seed("assistant"), template_hash=digest,
         temperature=d.settings.temperature, max_tokens=800,
@@ -166,10 +175,13 @@ async def _act_until_reply(d: Draft, used: int) -> int:
     while True:
         used += 1
         action = await _assistant(d, reply_only=used >= limit)
+        if action is None:  # it repeats itself: its turn is the reply
+            action = await _assistant(d, reply_only=True)
         if isinstance(action, str):
             d.append(Message(role="assistant", content=action))
             return used
-        d.append(*await make_calls(d, action))
+        if action is not None:
+            d.append(*await make_calls(d, action))
 
 
 async def run(d: Draft) -> Draft:

@@ -56,6 +56,10 @@ def made(messages: list[Message]) -> Made:
     return [(c.key, c.result is not None) for c in made_calls(messages)]
 
 
+class RepeatedCall(ValueError):
+    """A call that repeats one already made (``require_new``)."""
+
+
 def require_new(calls: list[dict[str, Any]], history: Made, *, strict: bool) -> None:
     """Refuse (``ValueError``, worded for the model) a call made twice in ``calls``, or
     one made again right after it succeeded; with ``strict`` (a simulated environment,
@@ -66,9 +70,9 @@ def require_new(calls: list[dict[str, Any]], history: Made, *, strict: bool) -> 
     keys = [call_key(str(c.get("name")), c.get("arguments", {})) for c in calls]
     for n, key in enumerate(keys):
         if key in keys[:n]:
-            raise ValueError(f"the same call twice: {key[0]}")
+            raise RepeatedCall(f"the same call twice: {key[0]}")
         if (history and history[-1] == (key, True)) or (strict and (key, True) in history):
-            raise ValueError(f"{key[0]} was already called with these arguments and "
+            raise RepeatedCall(f"{key[0]} was already called with these arguments and "
                              "succeeded: use its result, or make a call that does something "
                              "new")
     history.extend((key, True) for key in keys)
@@ -114,5 +118,5 @@ def to_model_calls(message: Message) -> list[dict[str, Any]]:
             for c in message.tool_calls or []]
 
 
-__all__ = ["call_schema", "calls_schema", "closed", "make_calls", "made", "replay", "require_new",
-           "to_model_calls"]
+__all__ = ["RepeatedCall", "call_schema", "calls_schema", "closed", "made", "make_calls",
+           "replay", "require_new", "to_model_calls"]
