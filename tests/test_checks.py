@@ -49,7 +49,7 @@ def _broken_grounding() -> list[Message]:
 
 def _broken_echo() -> list[Message]:
     m = good_dialogue()
-    m[1] = m[1].model_copy(update={"content": m[1].content + " (the user's message for subtask 1)"})
+    m[1] = m[1].model_copy(update={"content": m[1].content + " (that is subtask 1)"})
     return m
 
 
@@ -65,15 +65,39 @@ def _broken_empty() -> list[Message]:
     return m
 
 
+def _broken_values() -> list[Message]:
+    m = good_dialogue()
+    m[5] = result("call_2", booking_id="B-77", status="}] }, { ")
+    return m
+
+
+def _broken_acknowledgement() -> list[Message]:
+    m = good_dialogue()
+    m[5] = result("call_2", error="Hotel H-1001 not found")
+    m[6] = m[6].model_copy(update={"content": "The weather is 18 degrees and sunny in Paris, and "
+                                              "you are all set for two nights."})
+    return m
+
+
+def _broken_voice() -> list[Message]:
+    m = good_dialogue()
+    m[6] = m[6].model_copy(update={"content": "The assistant booked hotel H-1001; booking "
+                                              "B-77."})
+    return m
+
+
 BROKEN = {
     "roles_in_order": _broken_roles,
     "turns_nonempty": _broken_empty,
     "tool_results_match_calls": _broken_ids,
     "call_names_known": _broken_names,
     "schema_valid_arguments": _broken_arguments,
+    "values_wellformed": _broken_values,
+    "turns_in_voice": _broken_voice,
     "no_repetition": _broken_repetition,
     "grounded_ids": _broken_grounding,
     "claims_grounded": _broken_claim,
+    "errors_acknowledged": _broken_acknowledgement,
     "no_instruction_echo": _broken_echo,
 }
 
@@ -147,3 +171,36 @@ def test_an_iso_date_is_not_an_id_unless_its_parameter_is_one() -> None:
     assert checks.grounded_ids(m, TOOLS).passed
     m[4] = call("call_2", "book_hotel", hotel_id="2026-07-20", nights=2)
     assert not checks.grounded_ids(m, TOOLS).passed
+
+
+def test_an_entity_argument_without_digits_is_grounded_too() -> None:
+    m = good_dialogue()
+    m[4] = call("call_2", "book_hotel", hotel_id="grand_plaza", nights=2)
+    check = checks.grounded_ids(m, TOOLS)
+    assert not check.passed and "'grand_plaza'" in check.detail
+    m[1] = Message(role="user", content="Weather in Paris? Then book grand_plaza, 2 nights.")
+    assert checks.grounded_ids(m, TOOLS).passed
+
+
+def test_a_reply_after_a_refused_call_must_say_so_unless_the_call_is_retried() -> None:
+    m = _broken_acknowledgement()
+    m[6] = m[6].model_copy(update={"content": "Sorry, hotel H-1001 could not be found."})
+    assert checks.errors_acknowledged(m, TOOLS).passed
+    retried = [*m[:6], call("call_3", "book_hotel", hotel_id="H-1001", nights=2),
+               result("call_3", booking_id="B-77"),
+               m[6].model_copy(update={"content": "Booked: B-77."})]
+    assert checks.errors_acknowledged(retried, TOOLS).passed
+
+
+def test_a_turn_that_contains_an_earlier_one_is_repetition() -> None:
+    m = good_dialogue()
+    m[6] = m[6].model_copy(update={"content": m[1].content + " Also, all done."})
+    check = checks.no_repetition(m, TOOLS)
+    assert not check.passed and "within it" in check.detail
+
+
+def test_code_in_a_turn_is_not_speech() -> None:
+    m = good_dialogue()
+    m[6] = m[6].model_copy(update={"content": "search_products({"})
+    check = checks.turns_in_voice(m, TOOLS)
+    assert not check.passed and "code" in check.detail

@@ -101,7 +101,7 @@ def test_a_shard_whose_worker_dies_is_retried_and_resumes(local: Path, tmp_path:
 def test_a_stopped_ray_run_keeps_its_shards_and_resumes(tmp_path: Path) -> None:
     out, cache = tmp_path / "ray.jsonl", tmp_path / "cache.sqlite"
     ray_args = ("--engine", "ray", "--shards", "2", "--concurrency", "2")
-    stopped = _generate(out, cache, *ray_args, "--max-tokens", "24000")
+    stopped = _generate(out, cache, *ray_args, "--max-tokens", "50000")
     assert stopped.returncode == 5, stopped.stderr
     assert "stopped:" in stopped.stdout
     merged = _lines(out)

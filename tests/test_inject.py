@@ -3,11 +3,12 @@
 import asyncio
 import json
 
+from naig.dialogue import Message
 from naig.stages.checks import RULES
 from naig.stages.inject import KINDS, choose_kinds, inject
 from naig.testing import ScriptedLLM
 
-from .conftest import TOOLS, good_dialogue, make_draft
+from .conftest import TOOLS, good_dialogue, make_draft, result
 
 
 def test_types_are_distinct_and_one_to_three() -> None:
@@ -38,40 +39,60 @@ def _rules_pass(d) -> None:  # type: ignore[no-untyped-def]
         assert v.passed or rule.__name__ == "no_repetition", (rule.__name__, v.detail)
 
 
-def test_clarification_asks_then_answers() -> None:
-    d, record, _ = _apply("clarification", {
-        "vague_request": "What's the weather like? Also book hotel H-1001.",
-        "question": "Which city do you mean?", "answer": "Paris, and 2 nights please."})
+def test_clarification_withholds_a_value_the_calls_need_then_asks_for_it() -> None:
+    d, record, llm = _apply("clarification", {
+        "vague_request": "What's the weather in Paris? Then book my hotel for 2 nights.",
+        "question": "Which hotel should I book?", "answer": "Hotel H-1001, please."})
     assert record is not None and (record.at, record.added) == (1, 2)
+    assert "without saying H-1001" in llm.requests[0].messages[-1].content  # chosen by code
     roles = [m.role for m in d.messages[1:5]]
     assert roles == ["user", "assistant", "user", "assistant"] and d.messages[4].tool_calls
     assert all(t.injected for t in d.turns[1:4])
     _rules_pass(d)
 
 
-def test_error_simulation_is_a_valid_call_that_fails_then_recovers() -> None:
-    d, record, _ = _apply("error_simulation", {
-        "failing_arguments": {"city": "Atlantis"}, "error": "city not found",
-        "recovery": "That city was not found; let me check Paris instead."}, only=2)
-    assert record is not None and (record.at, record.added) == (2, 2)
-    at = record.at
-    failing, error, retry = d.messages[at], d.messages[at + 1], d.messages[at + 2]
-    assert failing.tool_calls and json.loads(failing.tool_calls[0].function.arguments)
-    assert "error" in json.loads(error.content)
-    assert retry.tool_calls and retry.content
+def test_a_clarification_that_drops_a_value_is_asked_again() -> None:
+    answers = [{"vague_request": "Book my hotel.", "question": "Which?", "answer": "H-1001."},
+               {"vague_request": "Weather in Paris? And book a hotel for 2 nights.",
+                "question": "Which hotel?", "answer": "H-1001, thanks."}]
+    llm = ScriptedLLM(answers)
+    d = make_draft(llm, good_dialogue())
+    record = asyncio.run(inject(d, "clarification"))
+    assert record is not None and len(llm.requests) == 2
+    assert "must still state ['Paris', '2']" in llm.requests[1].messages[-1].content
     _rules_pass(d)
 
 
-def test_error_simulation_refuses_an_identical_or_malformed_call() -> None:
-    d, record, _ = _apply("error_simulation", {
-        "failing_arguments": {"hotel_id": "H-1001", "nights": 2},
-        "error": "nope", "recovery": "retrying"}, only=4)
-    assert record is None and d.injections == []
-    assert d.messages == good_dialogue()
-    for m in d.messages:
-        for c in m.tool_calls or []:
-            tool = next(t for t in TOOLS if t.name == c.function.name)
-            assert tool.validate_arguments(json.loads(c.function.arguments)) == []
+def _two_hotels() -> list[Message]:
+    """The weather result also lists two hotels: the booking could name the wrong one."""
+    m = good_dialogue()
+    m[3] = result("call_1", temperature=18, hotels=[{"hotel_id": "H-1002"},
+                                                    {"hotel_id": "H-1001"}])
+    return m
+
+
+def test_error_simulation_tries_a_wrong_value_the_dialogue_showed_then_recovers() -> None:
+    llm = ScriptedLLM([{"error": "Hotel H-1002 has no rooms left.",
+                        "recovery": "H-1002 is full; let me book H-1001 as you asked."}])
+    d = make_draft(llm, _two_hotels())
+    record = asyncio.run(inject(d, "error_simulation"))
+    assert record is not None and (record.at, record.added) == (4, 2)
+    failing, error, retry = d.messages[4], d.messages[5], d.messages[6]
+    assert json.loads(failing.tool_calls[0].function.arguments) == {"hotel_id": "H-1002",
+                                                                     "nights": 2}
+    assert json.loads(error.content) == {"error": "Hotel H-1002 has no rooms left."}
+    assert retry.tool_calls and retry.content.startswith("H-1002 is full")
+    assert json.loads(retry.tool_calls[0].function.arguments)["hotel_id"] == "H-1001"
+    sent = llm.requests[0].messages[-1].content
+    assert '{"hotel_id": "H-1002", "nights": 2}' in sent and "error" in sent
+    _rules_pass(d)
+
+
+def test_error_simulation_needs_a_wrong_value_the_dialogue_showed() -> None:
+    llm = ScriptedLLM()  # no answer is scripted: no request may be made
+    d = make_draft(llm, good_dialogue())  # only H-1001 was ever named
+    assert asyncio.run(inject(d, "error_simulation")) is None
+    assert d.messages == good_dialogue() and not llm.requests
 
 
 def test_tool_awareness_and_chit_chat_follow_a_reply() -> None:

@@ -19,6 +19,7 @@ from naig.llm.registry import stack
 from naig.methods import get, mas
 from naig.runner import run
 from naig.stages import skeleton
+from naig.stages.calls import grounded
 from naig.stages.checks import RULES
 from naig.store import read_records
 from naig.testing import ScriptedLLM, schema_example
@@ -138,7 +139,7 @@ def test_the_user_can_stay_on_a_subtask_to_answer_a_question() -> None:
         assistant=[{"reply": "Which city do you mean?"}, WEATHER, {"reply": "Sunny, 18."},
                    BOOKING, {"reply": "Booked: B-77."}],
         env=[{"temperature": 18}, {"booking_id": "B-77"}]))
-    d = _run(llm)
+    d = _run(llm, mas_max_turns=4)
     users = _sent(llm, "user")
     assert "Check the weather in Paris" in _text(users[1])  # still the first subtask
     assert "next" in json.dumps(users[1].schema_)
@@ -154,7 +155,7 @@ def test_the_turn_limit_ends_a_runaway_subtask_on_a_reply() -> None:
     sent = _sent(llm, "assistant")
     assert len(sent) == 6
     assert [("calls" in json.dumps(r.schema_)) for r in sent] == [True, True, False] * 2
-    assert sent[2].schema_ == mas.assistant_schema(TOOLS, reply_only=True)
+    assert sent[2].schema_ == mas.assistant_schema(TOOLS, None)
     replies = [m for m in d.messages if m.role == "assistant" and not m.tool_calls]
     assert len(replies) == 2 and d.messages[-1] is replies[-1]
     # out of turns, the next subtask opens at once; at the end no user request is made
@@ -208,43 +209,58 @@ def test_an_agent_answer_that_copies_its_instructions_is_retried() -> None:
     assert copy["reply"] not in [m.content for m in d.messages]
 
 
+def _draft_after(before: list[Message], *, executes: bool):  # type: ignore[no-untyped-def]
+    d = make_draft(ScriptedLLM(), before)
+    d.env.executes = executes  # as where tools really run: only the call right before counts
+    return d
+
+
 def test_neither_method_may_make_a_call_again_that_already_succeeded() -> None:
     before = good_dialogue()[:6]  # get_weather(Paris), then book_hotel(H-1001, 2) succeeded
     weather = {"name": "get_weather", "arguments": {"city": "Paris"}}
     book = {"name": "book_hotel", "arguments": {"nights": 2, "hotel_id": "H-1001"}}
     rome = {"name": "get_weather", "arguments": {"city": "Rome"}}
     # None: the assistant repeats itself, and is asked for its reply instead
-    for strict in (True, False):  # right after it: simulated tools or real
-        assert mas._action(TOOLS, before, strict=strict)({"calls": [book]}) is None
+    for executes in (False, True):  # right after it: simulated tools or real
+        assert mas._action(_draft_after(before, executes=executes))({"calls": [book]}) is None
     # later: a repeat where the tools are simulated (the same call gets the same answer),
     # allowed where they really execute (the state may have changed in between)
-    assert mas._action(TOOLS, before, strict=True)({"calls": [weather]}) is None
-    assert mas._action(TOOLS, before, strict=False)({"calls": [weather]}) == [weather]
+    assert mas._action(_draft_after(before, executes=False))({"calls": [weather]}) is None
+    assert mas._action(_draft_after(before, executes=True))({"calls": [weather]}) == [weather]
     with pytest.raises(ValueError, match="reply"):
-        mas._action(TOOLS, before, strict=True, reply_only=True)({"calls": [rome]})
-    assert mas._action(TOOLS, before, strict=True)({"calls": [rome]}) == [rome]
-    steps = skeleton._validate(2, before, strict=False)
-    answer = {"user": "u", "reply": "r", "steps": [{"calls": [rome]}, {"calls": [rome]}]}
-    with pytest.raises(ValueError, match="^step 2: get_weather was already called"):
-        steps(answer)
-    answer["steps"][1] = {"calls": [{"name": "get_weather", "arguments": {"city": "Oslo"}}]}
-    assert steps(answer) is answer
+        mas._action(_draft_after(before, executes=False), reply_only=True)({"calls": [rome]})
+    assert mas._action(_draft_after(before, executes=False))({"calls": [rome]}) == [rome]
+    # the skeleton: a step that repeats a call is refused with the reason fed back
+    d = _draft_after(before, executes=False)
+    step = skeleton._validate(d, "step", TOOLS)
+    with pytest.raises(ValueError, match="get_weather was already called"):
+        step({"calls": [weather]})
+    assert step({"calls": [rome]})["calls"] == [rome]
 
 
-def test_a_subtask_gets_at_most_one_step_per_tool_it_lists() -> None:
+def test_a_call_that_uses_a_value_never_shown_is_refused_by_both_methods() -> None:
+    before = good_dialogue()[:4]  # the user named H-1001; the weather was fetched
+    book = {"name": "book_hotel", "arguments": {"nights": 2, "hotel_id": "H-2002"}}
+    d = _draft_after(before, executes=False)
+    with pytest.raises(ValueError, match="hotel_id 'H-2002' appears nowhere before the call"):
+        mas._action(d)({"calls": [book]})
+    with pytest.raises(ValueError, match="H-2002"):
+        skeleton._validate(d, "step", TOOLS)({"calls": [book]})
+    # decoding cannot produce it at all: the schema offers only the values shown
+    schema = mas.assistant_schema(TOOLS, grounded(d, TOOLS))
+    assert '"enum": ["H-1001"]' in json.dumps(schema)
+
+
+def test_the_drawn_step_counts_are_kept() -> None:
     from naig.stages.plan import plan
 
     answer = {"task": "Trip", "subtasks": [
         {"goal": "Cancel booking B-1", "tools": ["book_hotel"]},
         {"goal": "Weather in Paris, then book H-1", "tools": ["get_weather", "book_hotel"]}]}
-    d = make_draft(ScriptedLLM([answer]), subtasks_min=2, subtasks_max=2, steps_min=2,
-                   steps_max=2)
+    d = make_draft(ScriptedLLM([answer]), subtasks_min=2, subtasks_max=2, steps_min=3,
+                   steps_max=3)
     p = asyncio.run(plan(d))
-    assert [s.steps for s in p.subtasks] == [1, 2]
-    # the scripted model lists as many tools as allowed: its subtasks keep their steps
-    d = make_draft(ScriptedLLM(respond=schema_example), subtasks_min=2, subtasks_max=2,
-                   steps_min=2, steps_max=2)
-    assert [s.steps for s in asyncio.run(plan(d)).subtasks] == [2, 2]
+    assert [s.steps for s in p.subtasks] == [3, 3]
 
 
 def test_a_mas_assistant_that_repeats_a_call_gives_its_reply_instead() -> None:
@@ -257,7 +273,7 @@ def test_a_mas_assistant_that_repeats_a_call_gives_its_reply_instead() -> None:
     d = make_draft(ScriptedLLM(answers), mas_max_turns=4)
     d.append(Message(role="user", content="Weather in Paris?"))
     llm = d.llm
-    used = asyncio.run(mas._act_until_reply(d, 0))
+    used = asyncio.run(mas._act_until_reply(d, 0, 4))
     assert used == 2 and len(llm.requests) == 4  # no retries: every answer was valid
     assert [m.role for m in d.messages[-4:]] == ["user", "assistant", "tool", "assistant"]
     assert d.messages[-1].content == "18 degrees in Paris."

@@ -44,54 +44,105 @@ def _judge_says(choice: str, candidate_text: str):  # type: ignore[no-untyped-de
     return respond
 
 
-def test_judge_choosing_original_keeps_the_original() -> None:
-    llm = ScriptedLLM(respond=_judge_says("original", "A brand new reply."))
-    d = make_draft(llm, good_dialogue(), masks_per_step=1)
+def _judged(llm: ScriptedLLM) -> list[str]:
+    """The judge's prompts, in order: ``canary`` or ``candidate``."""
+    return ["candidate" if "A brand new" in r.messages[-1].content or "A different" in
+            r.messages[-1].content else "canary"
+            for r in llm.requests if r.schema_ and "better" in r.schema_["properties"]]
+
+
+def _focus_last_reply(d) -> None:  # type: ignore[no-untyped-def]
     for t in d.turns:
-        t.selections = 5
+        t.selections = 60
     d.turns[6].selections = 0  # make the final reply the overwhelming choice
+
+
+def test_a_judge_preferring_the_original_decides_in_one_call() -> None:
+    llm = ScriptedLLM(respond=_judge_says("original", "A brand new reply."))
+    d = make_draft(llm, good_dialogue(), masks_per_step=1, judge="on")
+    _focus_last_reply(d)
     before = [m.model_copy() for m in d.messages]
     record = asyncio.run(refine_step(d, 1))
     assert record is not None and record.masked == [6] and record.kept == ["original"]
+    assert record.reasons == ["judge preferred the original"]
     assert d.messages == before
+    assert [r.stage for r in llm.requests] == ["refine", "refine"]  # the fill, one judgement
     sent = llm.requests[0].messages[-1].content
     assert "[6] [MASK]" in sent and "[5] tool result" in sent  # context around the hole
 
 
-def test_judge_choosing_new_takes_the_candidate() -> None:
+def test_a_judge_preferring_the_candidate_is_asked_again_in_the_other_order() -> None:
     llm = ScriptedLLM(respond=_judge_says("new", "A brand new reply."))
-    d = make_draft(llm, good_dialogue(), masks_per_step=1)
-    for t in d.turns:
-        t.selections = 5
-    d.turns[6].selections = 0
+    d = make_draft(llm, good_dialogue(), masks_per_step=1, judge="on")
+    _focus_last_reply(d)
     record = asyncio.run(refine_step(d, 1))
     assert record is not None and record.kept == ["new"]
+    assert record.reasons == ["judge preferred the candidate in both orders"]
     assert d.messages[6] == Message(role="assistant", content="A brand new reply.")
     assert d.turns[6].selections == 1
-    assert [r.stage for r in llm.requests] == ["refine", "refine", "refine"]  # fill, 2 judges
+    assert _judged(llm) == ["candidate", "candidate"]
+    first, second = (r.messages[-1].content for r in llm.requests[1:])
+    assert first.index("A brand new") < first.index("It is sunny") or \
+        second.index("A brand new") < second.index("It is sunny")  # both orders shown
+    assert (d.judge.pairs, d.judge.kept, d.judge.accepted) == (1, 1, 1)
+
+
+def _always_a(request):  # type: ignore[no-untyped-def]
+    if "better" in request.schema_["properties"]:
+        return {"better": "A", "reason": "first is best"}
+    return {"content": "A different reply."}
 
 
 def test_a_position_biased_judge_keeps_the_original() -> None:
-    def always_a(request):  # type: ignore[no-untyped-def]
-        if "better" in request.schema_["properties"]:
-            return {"better": "A", "reason": "first is best"}
-        return {"content": "A different reply."}
-    d = make_draft(ScriptedLLM(respond=always_a), good_dialogue(), masks_per_step=1)
-    for t in d.turns:
-        t.selections = 5
-    d.turns[6].selections = 0
+    d = make_draft(ScriptedLLM(respond=_always_a), good_dialogue(), masks_per_step=1,
+                   judge="on")
+    _focus_last_reply(d)
     before = d.messages
-    record = asyncio.run(refine_step(d, 1))
-    assert record is not None and record.kept == ["original"] and "position" in record.reasons[0]
+    for _ in range(6):  # the order is random: some judgements end at the first call
+        record = asyncio.run(refine_step(d, 1))
+        assert record is not None and record.kept == ["original"]
+        assert record.reasons[0] in ("judge preferred the original",
+                                     "judge's preference followed position: kept the original")
+        d.turns[6].selections = 0
     assert d.messages == before
+    assert d.judge.pairs > 0 and d.judge.kept == 0 and d.judge.accepted == 0
+
+
+def test_a_judge_that_fails_its_canary_is_not_asked_and_only_blamed_turns_are_masked() -> None:
+    llm = ScriptedLLM(respond=_always_a)
+    d = make_draft(llm, good_dialogue(), masks_per_step=1)  # judge="auto"
+    _focus_last_reply(d)
+    assert asyncio.run(refine_step(d, 1)) is None  # nothing is blamed: nothing to rewrite
+    assert _judged(llm) == ["canary", "canary"] and len(llm.requests) == 2
+    assert d.judge_trusted is False and (d.judge.canaries, d.judge.passed) == (1, 0)
+    assert "--judge off" in d.judge.describe() or d.judge.signal  # says so once it is clear
+    assert asyncio.run(refine_step(d, 2)) is None and len(llm.requests) == 2  # no more calls
+
+
+def test_a_judge_that_passes_its_canary_is_trusted() -> None:
+    def sensible(request):  # type: ignore[no-untyped-def]
+        if "better" in request.schema_["properties"]:  # picks whichever reads naturally
+            a = request.messages[-1].content.split("\nA: ")[1].split("\nB: ")[0]
+            return {"better": "A" if a.startswith("assistant: It is") else "B", "reason": "-"}
+        return {"content": "A brand new reply."}
+    llm = ScriptedLLM(respond=sensible)
+    d = make_draft(llm, good_dialogue(), masks_per_step=1)
+    _focus_last_reply(d)
+    asyncio.run(refine_step(d, 1))
+    assert d.judge_trusted is True and _judged(llm)[:2] == ["canary", "canary"]
+    assert "candidate" in _judged(llm)
+
+
+def test_the_judge_off_is_never_asked() -> None:
+    llm = ScriptedLLM(respond=_always_a)
+    d = make_draft(llm, good_dialogue(), judge="off")
+    assert asyncio.run(refine_step(d, 1)) is None and not llm.requests
 
 
 def test_a_candidate_that_breaks_a_rule_never_reaches_the_judge() -> None:
     llm = ScriptedLLM([{"content": "Sure thing, here is the [MASK] you wanted."}])
-    d = make_draft(llm, good_dialogue(), masks_per_step=1)
-    for t in d.turns:
-        t.selections = 5
-    d.turns[6].selections = 0
+    d = make_draft(llm, good_dialogue(), masks_per_step=1, judge="on")
+    _focus_last_reply(d)
     before = d.messages
     record = asyncio.run(refine_step(d, 1))
     assert record is not None and record.kept == ["original"]
@@ -105,17 +156,18 @@ def test_maskable_turns_exclude_system_and_tool_results() -> None:
 
 
 def test_rule_failures_steer_refinement_to_the_blamed_turns() -> None:
-    from naig.stages.refine import flagged, values_to_state
+    from naig.stages.calls import stated_values
+    from naig.stages.refine import flagged
 
     from .conftest import call
 
     dialogue = good_dialogue()
     dialogue[4] = call("call_2", "book_hotel", hotel_id="H-9999", nights=2)
     llm = ScriptedLLM(respond=_judge_says("new", "x"))
-    d = make_draft(llm, dialogue)
+    d = make_draft(llm, dialogue, judge="off")
     problems = flagged(d)
     assert set(problems) == {1, 4} and "H-9999" in problems[4]
-    assert values_to_state(d, 1) == ["Paris", "H-9999", "2"]  # the rewrite replaces turn 1
+    assert stated_values(d.messages, 1) == ["Paris", "H-9999", "2"]  # turn 1 must say them
     for t in d.turns:
         t.selections = 5
     d.turns[1].selections = 0
@@ -126,7 +178,7 @@ def test_rule_failures_steer_refinement_to_the_blamed_turns() -> None:
     assert "H-9999" in sent and "Problem:" in sent
 
 
-def test_a_tie_goes_to_the_candidate_that_fixes_a_failing_check() -> None:
+def test_a_candidate_that_fixes_a_failing_check_is_kept_without_a_judge() -> None:
     from .conftest import call
 
     dialogue = good_dialogue()
@@ -137,11 +189,13 @@ def test_a_tie_goes_to_the_candidate_that_fixes_a_failing_check() -> None:
         if "better" in request.schema_["properties"]:
             return {"better": "A", "reason": "first is best"}
         return {"content": "What's the weather in Paris? Then book hotel H-1001 for 2 nights."}
-    d = make_draft(ScriptedLLM(respond=biased), dialogue, masks_per_step=1)
+    llm = ScriptedLLM(respond=biased)
+    d = make_draft(llm, dialogue, masks_per_step=1)
     for t in d.turns:
         t.selections = 5
     d.turns[1].selections = 0
     record = asyncio.run(refine_step(d, 1))
     assert record is not None and record.masked == [1] and record.kept == ["new"]
-    assert "grounded_ids" in record.reasons[0]
+    assert record.reasons == ["candidate fixes grounded_ids"]  # the evidence, no judge
     assert "H-1001" in (d.messages[1].content or "")
+    assert _judged(llm) == ["canary", "canary"]  # the canary only: the fix needed no judge

@@ -31,6 +31,7 @@ from naig.llm.accounting import AccountedLLM, Ledger
 from naig.llm.base import LLM
 from naig.llm.registry import stack
 from naig.runner import attempt, rejection_reason
+from naig.stages.judge import JudgeMonitor
 from naig.stats import CorpusStats, corpus_stats
 
 BenchProgress = Callable[[str, Record, int, int], None]
@@ -69,6 +70,8 @@ class MethodResult:
     """``kept``, or ``all (none kept)`` where no dialogue was kept."""
     records: list[Record] = field(repr=False, default_factory=list)
     outputs: tuple[Path, Path] | None = None
+    judge: str = ""
+    """What the refinement judge did in this method's run (``JudgeMonitor.describe``)."""
 
     @property
     def kept_rate(self) -> float:
@@ -101,6 +104,7 @@ class MethodResult:
                           and self.run_usage.prompt_tokens == u.prompt_tokens
                           and self.run_usage.completion_tokens == u.completion_tokens},
             "rejections": dict(self.reasons),
+            "judge": self.judge,
             "stats_over": self.stats_over,
             "stats": self.stats.to_dict(),
             "outputs": [str(p) for p in self.outputs] if self.outputs else None,
@@ -247,13 +251,14 @@ async def _measure(config: RunConfig, backend: LLM, source: ToolSource, attempts
                              cache_path=None))
     slots = asyncio.Semaphore(config.concurrency)
     records: dict[int, Record] = {}
+    judge = JudgeMonitor()
 
     paths = _paths(config, method)
     paths[0].parent.mkdir(parents=True, exist_ok=True)
 
     async def one(index: int) -> None:
         async with slots:
-            record = records[index] = await attempt(index, config, llm, source)
+            record = records[index] = await attempt(index, config, llm, source, judge=judge)
         # rewritten whole after each attempt (a benchmark has tens, not thousands): an
         # interrupted benchmark keeps what it did
         _write(paths, [records[i] for i in sorted(records)])
@@ -274,7 +279,8 @@ async def _measure(config: RunConfig, backend: LLM, source: ToolSource, attempts
         cache_hits=llm.totals.cached.usage().calls, wall_seconds=round(wall, 3),
         reasons=dict(rejected.most_common()),
         stats=corpus_stats([r.messages for r in (kept or done)]),
-        stats_over="kept" if kept else "all (none kept)", records=done, outputs=paths)
+        stats_over="kept" if kept else "all (none kept)", records=done, outputs=paths,
+        judge=judge.describe())
 
 
 async def bench(config: RunConfig, backend: LLM, source: ToolSource,

@@ -123,6 +123,8 @@ def generate(
     steps: Annotated[str, typer.Option(help="Tool-calling steps per subtask, MIN-MAX.")] = "1-6",
     injections: Annotated[str, typer.Option(help="Injection types per dialogue, MIN-MAX.")] = "1-3",
     experts: Annotated[bool, typer.Option(help="Run the model-based expert panel.")] = True,
+    judge: Annotated[str, typer.Option(help="Refinement judge: auto (asked where it passes a canary), on, off (keep only rewrites that fix a failing check).")] = "auto",
+    repair_rounds: Annotated[int, typer.Option(help="Repair rounds for a dialogue that fails verification, before it is rejected.")] = 1,
     cache: Annotated[bool, typer.Option(help="Use the persistent response cache.")] = True,
     cache_path: Annotated[Path | None, typer.Option(help="Cache file (default: user cache folder).")] = None,
     generator: Annotated[str, typer.Option("--method", help="Generation method: naig or mas (the baseline).")] = "naig",
@@ -145,7 +147,8 @@ def generate(
         method = MethodSettings(subtasks_min=max(1, s_lo), subtasks_max=max(1, s_hi),
                                 steps_min=max(1, p_lo), steps_max=max(1, p_hi),
                                 injections_min=min(i_lo, 4), injections_max=min(i_hi, 4),
-                                refine_steps=refine_steps, experts=experts)
+                                refine_steps=refine_steps, experts=experts,
+                                judge=judge, repair_rounds=repair_rounds)  # type: ignore[arg-type]
         if resume and overwrite:
             raise ConfigError("--resume and --overwrite contradict each other; choose one")
         if engine not in ("local", "ray"):

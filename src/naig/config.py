@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -28,12 +29,20 @@ class MethodSettings(BaseModel):
     """[ours] Most candidate tools from the dialogue's family."""
     distractors_max: int = Field(3, ge=0)
     """[ours] Most unrelated tools added as distractors."""
+    calls_per_step: int = Field(1, ge=1, le=5)
+    """[ours] Most calls the assistant makes at once (parallel calls), in both methods. At 1
+    a call that needs another's result must wait for it, as it should: a small model given
+    room puts a search and the booking that needs its result into one step."""
     injections_min: int = Field(1, ge=0, le=4)
     """Fewest complexity-injection types per dialogue (paper: 1)."""
     injections_max: int = Field(3, ge=0, le=4)
     """Most complexity-injection types per dialogue (paper: 3)."""
     refine_steps: int = Field(5, ge=0)
     """Reasonability-refinement steps (paper's default: 5)."""
+    repair_rounds: int = Field(1, ge=0, le=3)
+    """[ours] Rounds of targeted repair a dialogue that fails verification gets before it
+    is rejected: the turns the failed checks blame are rewritten, and verification runs
+    again if a rewrite was kept."""
     masks_per_step: int = Field(2, ge=1)
     """[ours] Turns masked per refinement step (fewer for short dialogues)."""
     decay: float = Field(0.5, gt=0, le=1)
@@ -41,17 +50,20 @@ class MethodSettings(BaseModel):
     flag_boost: float = Field(4.0, ge=1)
     """[ours] A turn a rule check blames is this many times likelier to be masked, and its
     rewrite is told the problem."""
-    judge_both_orders: bool = True
-    """[ours] The refinement judge sees both orders; the candidate must win both."""
+    judge: Literal["auto", "on", "off"] = "auto"
+    """[ours] The refinement judge (the candidate must win in both orders): ``auto`` asks it
+    only in dialogues where it passes a canary with a known answer; ``off`` never asks it,
+    so only a rewrite that fixes a failing check is kept."""
     experts: bool = True
     """Run the model-based expert panel in verification."""
     temperature: float = Field(0.7, ge=0)
     """Sampling temperature of generation calls (judges and experts use 0)."""
     attempts_per_output: int = Field(3, ge=1)
     """Tries for one structured output, the validation error fed back each time."""
-    mas_max_turns: int = Field(4, ge=2)
-    """[ours] MAS baseline only: most assistant actions (a call or a reply) per subtask; the
-    last one allowed must be a reply, so a runaway subtask still ends on the assistant."""
+    mas_max_turns: int | None = Field(None, ge=2)
+    """[ours] MAS baseline only: most assistant actions (a call or a reply) per subtask;
+    by default the subtask's planned steps plus its reply, as NAIG gets. The last one
+    allowed must be a reply, so a runaway subtask still ends on the assistant."""
 
 
 class RunConfig(BaseModel):

@@ -118,6 +118,10 @@ class Refinement(_Model):
     masked: list[int]
     kept: list[Literal["new", "original"]]
     reasons: list[str] = Field(default_factory=list)
+    """Per masked turn, the evidence for what was kept: the check a candidate fixed or
+    broke, the judge's verdict (in both orders where it was asked twice), or why none."""
+    repair: bool = False
+    """A repair round after a failed verification, aimed at the turns its checks blamed."""
 
 
 class Check(_Model):

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from naig.errors import ConfigError
+from naig.grounding import produces
 from naig.tools import Tool, tool_from_dict
 
 
@@ -91,15 +92,26 @@ def check_unique(tools: list[Tool]) -> list[Tool]:
     return list(seen.values())
 
 
+def with_producers(chosen: list[Tool], members: list[Tool]) -> list[Tool]:
+    """``chosen`` with every member that produces a value one of them needs (a search for
+    the booking that needs its ID, and so on down the chain), so that a call's entity
+    arguments can come from a result and not only from the user."""
+    out = list(chosen)
+    for consumer in out:  # grows as producers join: their own producers join too
+        out += [m for m in members if m not in out and produces(m, consumer)]
+    return out
+
+
 def sample(pool: list[Tool], rng: random.Random, settings: Sampling) -> list[Tool]:
-    """A dialogue's candidate tools: some from one family, plus unrelated distractors."""
+    """A dialogue's candidate tools: some from one family (with the producers of what they
+    need, ``with_producers``), plus unrelated distractors."""
     families: dict[str, list[Tool]] = {}
     for t in pool:
         families.setdefault(t.family, []).append(t)
     family = rng.choice(sorted(families))
     members = families[family]
     k = min(len(members), rng.randint(settings.tools_min, settings.tools_max))
-    chosen = rng.sample(members, k)
+    chosen = with_producers(rng.sample(members, k), members)
     others = [t for t in pool if t.family != family]
     d = min(len(others), rng.randint(0, settings.distractors_max))
     chosen += rng.sample(others, d)

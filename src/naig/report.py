@@ -49,6 +49,8 @@ def print_summary(summary: Summary, console: Console, outputs: tuple[str, str]) 
     if s.reasons:
         console.print("rejections by first failed check: " + ", ".join(
             f"{k} {v}" for k, v in s.reasons.most_common()))
+    if s.judge.calls:
+        console.print(s.judge.describe())
     console.print(usage_table("LLM work of all attempts (as first measured)", s.all_usage,
                               s.kept))
     new, hits = s.new_calls.usage(s.price), s.cache_hits.usage()

@@ -24,6 +24,8 @@ from naig.llm.base import LLM
 from naig.llm.pricing import Budget, Price, load_prices, price_of
 from naig.pools import Sampling, sample
 from naig.stages.draft import Draft
+from naig.stages.judge import JudgeMonitor
+from naig.stages.refine import repair
 from naig.stages.verify import verify
 from naig.store import RunStore
 from naig.tools import Tool
@@ -52,6 +54,8 @@ class Summary:
     price: Price | None = None
     earlier_spent: StageUsage = field(default_factory=StageUsage)
     """What earlier runs on the same output spent (calls that reached a model)."""
+    judge: JudgeMonitor = field(default_factory=JudgeMonitor)
+    """The refinement judge's record in this run (whether it is worth its calls)."""
 
     @property
     def exhausted(self) -> bool:
@@ -76,23 +80,28 @@ def _unavailable(pool: list[Tool], tools: list[Tool], rng: random.Random) -> lis
 
 
 async def attempt(index: int, config: RunConfig, llm: LLM, source: ToolSource,
-                  price: Price | None = None) -> Record:
+                  price: Price | None = None, judge: JudgeMonitor | None = None) -> Record:
     """Generate and verify one dialogue; a model that never gives a valid answer yields a
-    rejected record with the reason, not an exception."""
+    rejected record with the reason, not an exception. ``judge`` is the run's record of its
+    refinement judge, shared by its dialogues (a fresh one where not given)."""
     seed = derive_seed(config.seed, index)
     s = config.method
     rng = random.Random(derive_seed(seed, "tools"))
     tools = sample(source.pool, rng, Sampling(s.tools_min, s.tools_max, s.distractors_max))
     env = source.make(tools, llm, seed)
     d = Draft(llm=llm, env=env, tools=tools, seed=seed, settings=s,
-              unavailable=_unavailable(source.pool, tools, rng))
+              judge=judge or JudgeMonitor(), unavailable=_unavailable(source.pool, tools, rng))
     error = None
     verification: Verification | None = None
     with ledger() as book:
         try:
             await methods.get(config.generator)(d)
-            verification = await verify(llm, d.messages, tools, env,
-                                        seed=derive_seed(seed, "verify"), experts=s.experts)
+            verification = await _verify(d, derive_seed(seed, "verify"))
+            if methods.repairs(config.generator):
+                for round_ in range(1, s.repair_rounds + 1):
+                    if verification.passed or not await _repaired(d, verification, round_):
+                        break
+                    verification = await _verify(d, derive_seed(seed, "verify", round_))
         except ModelOutputError as e:
             error = str(e)
         finally:
@@ -104,6 +113,21 @@ async def attempt(index: int, config: RunConfig, llm: LLM, source: ToolSource,
                 verification=verification, usage=usage, error=error)
     return Record(id=f"d-{index:06d}", tools=[t.openai() for t in tools], messages=d.messages,
                   meta=meta)
+
+
+async def _verify(d: Draft, seed: int) -> Verification:
+    return await verify(d.llm, d.messages, d.tools, d.env, seed=seed,
+                        experts=d.settings.experts)
+
+
+async def _repaired(d: Draft, verification: Verification, round_: int) -> bool:
+    """One repair round on a dialogue that failed verification; True if a rewrite was
+    kept (verification must then run again)."""
+    record = await repair(d, verification.failed, round_)
+    if record is None or "new" not in record.kept:
+        return False
+    d.number_calls()
+    return True
 
 
 def rejection_reason(record: Record) -> str:
@@ -169,7 +193,7 @@ async def run(config: RunConfig, backend: LLM, source: ToolSource,
 
     async def one(index: int) -> None:
         try:
-            record = await attempt(index, config, llm, source, summary.price)
+            record = await attempt(index, config, llm, source, summary.price, summary.judge)
         except BudgetExhausted as e:
             if not summary.stopped:
                 summary.stopped = str(e)

@@ -14,6 +14,7 @@ import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from naig.grounding import is_entity, scalars
 from naig.llm.base import LLM, Completion, Request
 
 Responder = Callable[[Request], "str | dict[str, Any] | list[Any]"]
@@ -60,7 +61,8 @@ def example(schema: dict[str, Any], salt: str = "") -> Any:
     Strings are short words of letters drawn from ``salt`` and their position in the
     answer, so that two calls in one answer, or in answers to different prompts, differ
     (a dialogue that repeats a call is rejected); the same schema and salt give the same
-    instance.
+    instance. A string property named like an identifier (``hotel_id``) gets digits too,
+    as IDs have.
     """
     count = itertools.count()
 
@@ -69,7 +71,7 @@ def example(schema: dict[str, Any], salt: str = "") -> Any:
         size = max(low, min(6, high if high is not None else 6), 1)
         return "".join(chr(ord("a") + digest[k % len(digest)] % 26) for k in range(size))
 
-    def build(node: dict[str, Any]) -> Any:
+    def build(node: dict[str, Any], name: str = "") -> Any:
         if "const" in node:
             return node["const"]
         if "enum" in node:
@@ -79,13 +81,13 @@ def example(schema: dict[str, Any], salt: str = "") -> Any:
                 return build(node[key][0])
         kind = node.get("type")
         if kind == "object" or "properties" in node:
-            return {k: build(v) for k, v in node.get("properties", {}).items()}
+            return {k: build(v, k) for k, v in node.get("properties", {}).items()}
         if kind == "array":
             items = node.get("items", {})
             if "enum" in items:  # distinct choices, as many as allowed (a plan's tools)
                 most = node.get("maxItems", len(items["enum"]))
                 return items["enum"][:max(1, node.get("minItems", 0), most)]
-            return [build(items) for _ in range(max(1, node.get("minItems", 0)))]
+            return [build(items, name) for _ in range(max(1, node.get("minItems", 0)))]
         if kind == "integer":
             return int(node.get("minimum", 1))
         if kind == "number":
@@ -93,13 +95,23 @@ def example(schema: dict[str, Any], salt: str = "") -> Any:
         if kind == "boolean":
             return True
         if kind == "string":
-            return word(node.get("minLength", 1), node.get("maxLength"))
+            text = word(node.get("minLength", 1), node.get("maxLength"))
+            return text + str(len(text) * 7) if is_entity(name, node) else text
         return {}
     return build(schema)
 
 
 def schema_example(request: Request) -> Any:
-    """A responder that answers every structured request with ``example`` of its schema."""
+    """A responder that answers every structured request with ``example`` of its schema.
+
+    Where one answer holds a user's message and the calls that follow it, the message
+    states the calls' argument values, as a request must for its calls to be grounded."""
     if request.schema_ is None:
         return "ok"
-    return example(request.schema_, salt="\n".join(m.content for m in request.messages))
+    value = example(request.schema_, salt="\n".join(m.content for m in request.messages))
+    if isinstance(value, dict) and isinstance(value.get("user"), str) \
+            and isinstance(value.get("calls"), list):
+        stated = [v for c in value["calls"] for v in scalars(c.get("arguments"))]
+        value["user"] = " ".join([value["user"], *stated])
+    return value
+

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -44,6 +45,32 @@ class Tool(BaseModel):
         """Every way ``arguments`` breaks the parameter schema, as short messages."""
         validator = Draft202012Validator(self.parameters)
         return [_describe(e) for e in validator.iter_errors(arguments)]
+
+
+SIMULATED_ITEMS = 5
+"""Most items of a list in a result the model writes (a search returns a few)."""
+SIMULATED_CHARS = 200
+"""Longest string in a result the model writes: a small model can loop inside a string."""
+
+
+def simulated_results(schema: Any) -> Any:
+    """A result schema for results the model writes: every declared property required,
+    every list non-empty and short, every string bounded, so a search returns the IDs a
+    later call needs and a looping model cannot fill the answer with one string."""
+    if isinstance(schema, dict):
+        out = {k: (v if k in ("enum", "const") else simulated_results(v))
+               for k, v in schema.items()}
+        if isinstance(out.get("properties"), dict) and out["properties"]:
+            out["required"] = sorted(set(out.get("required") or []) | set(out["properties"]))
+        if out.get("type") == "array":
+            out.setdefault("minItems", 1)
+            out.setdefault("maxItems", max(out["minItems"], SIMULATED_ITEMS))
+        if out.get("type") == "string" and "enum" not in out and "const" not in out:
+            out.setdefault("maxLength", SIMULATED_CHARS)
+        return out
+    if isinstance(schema, list):
+        return [simulated_results(v) for v in schema]
+    return schema
 
 
 def _describe(error: Any) -> str:
@@ -99,6 +126,23 @@ def tool_from_dict(raw: Any, where: str, family: str = "") -> Tool:
         result_schema=_convert_bfcl_schema(result) if isinstance(result, dict) else None,
         family=family,
     )
+
+
+_JSON_INSIDE = re.compile(r"[}\]]\s*[,}\]]|[{\[]\s*\"|\"\s*:")
+
+
+def degenerate(value: Any) -> str | None:
+    """The first string in a JSON value that no real value looks like: one with no letter
+    or digit, or with JSON structure inside it (a small model that lost its place writes
+    ``"}] }, { "`` into a string), if any."""
+    if isinstance(value, dict):
+        return next((d for v in value.values() if (d := degenerate(v)) is not None), None)
+    if isinstance(value, list):
+        return next((d for v in value if (d := degenerate(v)) is not None), None)
+    if isinstance(value, str) and value.strip() and (
+            not any(c.isalnum() for c in value) or _JSON_INSIDE.search(value)):
+        return value
+    return None
 
 
 def parse_arguments(text: str) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from naig.dialogue import Message
+from naig.tools import Tool
 
 _LIMIT = 600
 
@@ -37,3 +38,17 @@ def transcript(messages: Sequence[Message], marks: Mapping[int, str] | None = No
         body = marks[i] if i in marks else describe(messages[i])
         lines.append(f"[{i}] {body}")
     return "\n".join(lines)
+
+
+def tool_line(tool: Tool) -> str:
+    """A tool as one line for prompts: its signature (``?`` marks optional arguments, an
+    enum lists its values) and description."""
+    props = tool.parameters.get("properties") or {}
+    required = set(tool.parameters.get("required") or [])
+    args = []
+    for name, schema in props.items():
+        kind = schema.get("type", "any") if isinstance(schema, dict) else "any"
+        if isinstance(schema, dict) and "enum" in schema:
+            kind = "|".join(str(v) for v in schema["enum"][:8])
+        args.append(f"{name}{'' if name in required else '?'}: {kind}")
+    return _clip(f"{tool.name}({', '.join(args)}): {tool.description}", 400)

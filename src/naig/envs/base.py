@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from naig.dialogue import EnvironmentInfo, FunctionCall
+from naig.grounding import Vocabulary
 from naig.tools import Tool, parse_arguments
 
 
@@ -48,6 +49,12 @@ class Environment(ABC):
     def state_summary(self) -> str:
         """What the planner may know of the start state (entities that exist)."""
         return ""
+
+    def vocabulary(self) -> Vocabulary | None:
+        """What exists in the start state (``naig.grounding.vocabulary``), where it is
+        known: words in a dialogue then ground an entity argument only when they name
+        something that exists. None where the state is unknown (simulated tools)."""
+        return None
 
     def system_prompt(self) -> str:
         """Extra text for the dialogue's system message (a domain policy, say)."""

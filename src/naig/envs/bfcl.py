@@ -25,6 +25,7 @@ from typing import Any
 from naig.dialogue import EnvironmentInfo
 from naig.envs.base import Environment, ToolResult, error_result
 from naig.errors import ConfigError
+from naig.grounding import Vocabulary, vocabulary
 from naig.llm.base import LLM
 from naig.tools import Tool, tool_from_dict
 
@@ -195,6 +196,9 @@ class BfclEnvironment(Environment):
 
     async def reset(self) -> None:
         self._build()
+
+    def vocabulary(self) -> Vocabulary:
+        return vocabulary(self._config)
 
     def state_summary(self) -> str:
         shown = {c: cfg for c, cfg in self._config.items() if c != "MathAPI"}  # stateless

@@ -16,7 +16,7 @@ from naig.envs.base import Environment, ToolResult
 from naig.llm.base import LLM
 from naig.llm.structured import ask
 from naig.prompts import render
-from naig.tools import Tool, parse_arguments
+from naig.tools import Tool, parse_arguments, simulated_results
 
 
 def _memory_key(name: str, arguments: dict[str, Any]) -> str:
@@ -47,11 +47,12 @@ class SimulatedEnvironment(Environment):
         if key in self._memory:
             return self._memory[key]
         earlier = [f"{k} -> {r.content}" for k, r in list(self._memory.items())[-8:]]
+        schema = simulated_results(tool.results())
         messages, digest = render("simulate_result", tool=tool.openai()["function"],
                                   arguments=json.dumps(arguments), earlier=earlier,
-                                  result_schema=json.dumps(tool.results()))
+                                  result_schema=json.dumps(schema))
         seed = self._seed ^ int(hashlib.sha256(key.encode()).hexdigest()[:8], 16)
-        value = await ask(self._llm, messages, tool.results(), _as_object,
+        value = await ask(self._llm, messages, schema, _as_object,
                           stage="env", seed=seed, template_hash=digest, max_tokens=400)
         result = ToolResult(content=json.dumps(value, ensure_ascii=False),
                             error=isinstance(value, dict) and "error" in value)

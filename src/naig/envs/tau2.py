@@ -22,6 +22,7 @@ from typing import Any
 from naig.dialogue import EnvironmentInfo
 from naig.envs.base import Environment, ToolResult, error_result
 from naig.errors import ConfigError
+from naig.grounding import Vocabulary, vocabulary
 from naig.llm.base import LLM
 from naig.tools import Tool, tool_from_dict
 
@@ -80,6 +81,11 @@ def pool(domain: str) -> list[Tool]:
     return list(_pool(domain))
 
 
+@functools.cache
+def _vocabulary(domain: str) -> Vocabulary:
+    return vocabulary(load(domain).tools.db.model_dump())
+
+
 def _guard(name: str, arguments: dict[str, Any]) -> str | None:
     # tau2's calculate evals any mix of digits and + - * / ( ); "**" can run for hours
     if name == "calculate" and "**" in str(arguments.get("expression", "")):
@@ -111,6 +117,9 @@ class Tau2Environment(Environment):
 
     async def reset(self) -> None:
         self._env = await asyncio.to_thread(load, self.domain)
+
+    def vocabulary(self) -> Vocabulary:
+        return _vocabulary(self.domain)
 
     def state_summary(self) -> str:
         db = self._env.tools.db

@@ -13,6 +13,7 @@ from naig.llm.cache import CachedLLM
 from naig.llm.limits import AdaptiveLimitedLLM, LimitedLLM
 from naig.llm.pricing import Budget, BudgetLLM
 from naig.llm.retry import RetryingLLM
+from naig.llm.trace import traced
 from naig.llm.weights import DEFAULT_MODEL
 
 
@@ -85,8 +86,8 @@ def open_backend(spec: str, base_url: str | list[str] | None = None) -> LLM:
 
 def stack(backend: LLM, *, concurrency: int, cache: bool, cache_path: Path | None,
           budget: Budget | None = None) -> LLM:
-    """The wrappers every run uses, outermost first: cache > budget > breaker > retry >
-    limit > backend.
+    """The wrappers every run uses, outermost first: trace (where ``NAIG_TRACE`` is set) >
+    cache > budget > breaker > retry > limit > backend.
 
     Cache hits skip everything below (free, no slot, served after the budget is spent);
     the budget reserves once for a call and all its retries; the breaker counts only
@@ -101,4 +102,4 @@ def stack(backend: LLM, *, concurrency: int, cache: bool, cache_path: Path | Non
     llm = CircuitBreakerLLM(RetryingLLM(llm))
     if budget is not None:
         llm = BudgetLLM(llm, budget)
-    return CachedLLM(llm, cache_path) if cache else llm
+    return traced(CachedLLM(llm, cache_path) if cache else llm)

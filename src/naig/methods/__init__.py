@@ -23,4 +23,10 @@ def get(name: str) -> Method:
     return methods[name]
 
 
-__all__ = ["Method", "get"]
+def repairs(name: str) -> bool:
+    """Whether a dialogue of method ``name`` that fails verification is repaired before it
+    is rejected (NAIG's; the MAS baseline has no such stage)."""
+    return name == "naig" and naig.REPAIRS
+
+
+__all__ = ["Method", "get", "repairs"]

@@ -11,10 +11,12 @@ at the end where the user says the plan is done (none where the turn limit ended
 last subtask); one ``assistant`` request per assistant action (a set of calls or a
 reply); ``env`` requests for simulated results. A subtask moves on when the assistant
 has replied and the user either starts the next subtask or ends the dialogue;
-``mas_max_turns`` bounds the assistant actions per subtask, the last one allowed being a
-text reply, so alternation holds and the dialogue ends on a reply. An assistant that makes
-a call again that already succeeded (right after it; on simulated tools, at all) is asked
-for its reply instead: without that loop-breaker a 1.5B assistant repeated a call until its
+``mas_max_turns`` (by default the subtask's planned steps plus one, as NAIG gets) bounds
+the assistant actions per subtask, the last one allowed being a text reply, so alternation
+holds and the dialogue ends on a reply. The assistant's calls are decoded under grounded
+schemas, as NAIG's are (``naig.grounding``). An assistant that makes a call again that
+already succeeded (right after it; on simulated tools, at all) is asked for its reply
+instead: without that loop-breaker a 1.5B assistant repeated a call until its
 retries ran out in 6 of 8 benchmark dialogues.
 """
 
@@ -24,10 +26,20 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from naig.dialogue import Message, Plan
+from naig.dialogue import Message, Plan, Subtask
 from naig.llm.structured import ask
 from naig.prompts import instructions, render
-from naig.stages.calls import RepeatedCall, calls_schema, made, make_calls, require_new
+from naig.stages.calls import (
+    Parameters,
+    RepeatedCall,
+    calls_schema,
+    check_call,
+    grounded,
+    made,
+    make_calls,
+    require_new,
+    values_before,
+)
 from naig.stages.draft import Draft
 from naig.stages.plan import plan
 from naig.tools import Tool
@@ -62,12 +74,15 @@ def user_schema(opening: bool, last: bool) -> dict[str, Any]:
     return {"anyOf": [_text_field("message"), DONE if last else _text_field("next")]}
 
 
-def assistant_schema(tools: list[Tool], reply_only: bool) -> dict[str, Any]:
+def assistant_schema(tools: list[Tool], params: Parameters | None, most: int = 1
+                     ) -> dict[str, Any]:
+    """A reply, or up to ``most`` calls to the tools in ``params`` (with those argument
+    schemas); a reply only where ``params`` is None or empty."""
     reply = _text_field("reply")
-    if reply_only:
+    if not params:
         return reply
     calls = {"type": "object", "additionalProperties": False, "required": ["calls"],
-             "properties": {"calls": calls_schema(tools)}}
+             "properties": {"calls": calls_schema(tools, params=params, most=most)}}
     return {"anyOf": [calls, reply]}
 
 
@@ -98,12 +113,13 @@ def _mover(opening: bool, last: bool):  # type: ignore[no-untyped-def]
     return check
 
 
-def _action(tools: list[Tool], before: list[Message],  # type: ignore[no-untyped-def]
-            *, strict: bool, reply_only: bool = False):
-    """The validator of the assistant's answer: a reply, or calls that are valid; None for
-    calls that repeat one already made (``require_new``): the assistant has nothing new to
-    do and is asked for its reply instead."""
-    by_name = {t.name: t for t in tools}
+def _action(d: Draft, *, reply_only: bool = False):  # type: ignore[no-untyped-def]
+    """The validator of the assistant's answer: a reply, or calls that are valid and
+    grounded in the values the dialogue has shown; None for calls that repeat one already
+    made (``require_new``): the assistant has nothing new to do and is asked for its reply
+    instead."""
+    by_name = {t.name: t for t in d.tools}
+    values = values_before(d)
 
     def check(raw: Any) -> Calls | str | None:
         reply = _said(raw, "reply")
@@ -115,16 +131,11 @@ def _action(tools: list[Tool], before: list[Message],  # type: ignore[no-untyped
         if not isinstance(calls, list) or not calls:
             raise ValueError('answer {"calls": [...]} or {"reply": "..."}')
         for c in calls:
-            tool = by_name.get(str(c.get("name"))) if isinstance(c, dict) else None
-            if tool is None:
-                raise ValueError(f"unknown tool in {c!r}; use only {sorted(by_name)}")
-            arguments = c.get("arguments", {})
-            problems = tool.validate_arguments(arguments) if isinstance(arguments, dict) \
-                else ["arguments must be a JSON object"]
-            if problems:
-                raise ValueError(f"{tool.name}: {problems[0]}")
+            if not isinstance(c, dict):
+                raise ValueError(f"a call must be an object, not {c!r}")
+            check_call(by_name.get(str(c.get("name"))), c, d.tools, values, sorted(by_name))
         try:
-            require_new(calls, made(before), strict=strict)
+            require_new(calls, made(d.messages), strict=not d.env.executes)
         except RepeatedCall:
             return None
         return calls
@@ -156,12 +167,13 @@ async def _assistant(d: Draft, reply_only: bool) -> Calls | str | None:
     history = transcript(d.messages)
     tools = [{"name": t.name, "description": t.description,
               "parameters": json.dumps(t.parameters, ensure_ascii=False)} for t in d.tools]
+    params = None if reply_only else grounded(d, d.tools)
     messages, digest = render("mas_assistant", system=d.system, tools=tools,
-                              transcript=history, reply_only=reply_only)
+                              transcript=history, reply_only=not params)
     shown = [v for t in tools for v in t.values()]
-    check = _action(d.tools, d.messages, strict=not d.env.executes, reply_only=reply_only)
+    check = _action(d, reply_only=not params)
     action: Calls | str | None = await ask(
-        d.llm, messages, assistant_schema(d.tools, reply_only), check,
+        d.llm, messages, assistant_schema(d.tools, params, d.settings.calls_per_step), check,
         stage="assistant", seed=d.request_seed("assistant"), template_hash=digest,
         temperature=d.settings.temperature, max_tokens=800,
         attempts=d.settings.attempts_per_output,
@@ -169,9 +181,12 @@ async def _assistant(d: Draft, reply_only: bool) -> Calls | str | None:
     return action
 
 
-async def _act_until_reply(d: Draft, used: int) -> int:
+def _limit(d: Draft, sub: Subtask) -> int:
+    return d.settings.mas_max_turns or sub.steps + 1
+
+
+async def _act_until_reply(d: Draft, used: int, limit: int) -> int:
     """Assistant actions until a text reply; returns the subtask's actions so far."""
-    limit = d.settings.mas_max_turns
     while True:
         used += 1
         action = await _assistant(d, reply_only=used >= limit)
@@ -190,8 +205,9 @@ async def run(d: Draft) -> Draft:
     said = (await _user(d, p, 0, opening=True)).text
     while True:
         d.append(Message(role="user", content=said))
-        used = await _act_until_reply(d, used)
-        if used >= d.settings.mas_max_turns:  # out of turns: the subtask ends here
+        limit = _limit(d, p.subtasks[t])
+        used = await _act_until_reply(d, used, limit)
+        if used >= limit:  # out of turns: the subtask ends here
             t, used = t + 1, 0
             if t == len(p.subtasks):
                 break

@@ -2,7 +2,8 @@
 alternating until every turn has been refined or the step budget is spent.
 
 Returns the finished draft; verification and the record are the runner's business, so
-every method shares them.
+every method shares them. After a failed verification the runner gives a NAIG dialogue a
+bounded repair (``naig.stages.refine.repair``): ``REPAIRS`` says so.
 """
 
 from __future__ import annotations
@@ -13,17 +14,20 @@ from naig.stages.plan import plan
 from naig.stages.refine import all_refined, refine_step
 from naig.stages.skeleton import skeleton
 
+REPAIRS = True
+
 
 async def run(d: Draft) -> Draft:
     await plan(d)
     await skeleton(d)
     pending = choose_kinds(d)
-    step = 0
-    while pending or (step < d.settings.refine_steps and not all_refined(d)):
+    for step in range(1, d.settings.refine_steps + 1):
         if pending:
             await inject(d, pending.pop(0))
-        if step < d.settings.refine_steps and not all_refined(d):
-            step += 1
-            await refine_step(d, step)
+        if all_refined(d):
+            break
+        await refine_step(d, step)  # costs nothing where nothing is worth masking
+    for kind in pending:  # more injection types drawn than refinement steps
+        await inject(d, kind)
     d.number_calls()
     return d

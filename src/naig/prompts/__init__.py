@@ -37,6 +37,11 @@ def render(name: str, /, **variables: object) -> tuple[tuple[ChatMessage, ...], 
     return messages, digest
 
 
+def render_text(name: str, /, **variables: object) -> str:
+    """Render template ``name`` as plain text (a part other templates take as a variable)."""
+    return _load(name)[0].render(**variables).strip()
+
+
 def instructions(messages: tuple[ChatMessage, ...], *variables: object) -> str:
     """The template's own words in rendered ``messages``: every variable's text (the
     dialogue so far, goals, values) removed. An answer must not copy these."""

@@ -8,12 +8,14 @@ only produce calls that name a real tool with well-formed arguments.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from naig.dialogue import FunctionCall, Message, ToolCall, call_key, made_calls
 from naig.envs.base import ToolResult
+from naig.grounding import Seen, candidates, ground, scalars, seen, unfounded
 from naig.stages.draft import Draft
-from naig.tools import Tool
+from naig.tools import Tool, degenerate, simulated_results
 
 
 def closed(schema: Any) -> Any:
@@ -28,20 +30,86 @@ def closed(schema: Any) -> Any:
     return schema
 
 
-def call_schema(tools: list[Tool], *, with_result: bool = False) -> dict[str, Any]:
+Parameters = Mapping[str, dict[str, Any]]
+"""Tool name -> the parameter schema to decode its arguments with (``grounded``)."""
+
+
+def call_schema(tools: list[Tool], *, with_result: bool = False,
+                params: Parameters | None = None) -> dict[str, Any]:
+    """An ``anyOf`` over ``tools`` (those in ``params`` only, with those schemas, where
+    given), each fixing the tool's name and taking its parameters as the arguments."""
     branches = []
     for t in tools:
-        props: dict[str, Any] = {"name": {"const": t.name}, "arguments": closed(t.parameters)}
+        if params is not None and t.name not in params:
+            continue
+        arguments = params[t.name] if params is not None else t.parameters
+        props: dict[str, Any] = {"name": {"const": t.name}, "arguments": closed(arguments)}
         if with_result:
-            props["result"] = closed(t.results())
+            props["result"] = closed(simulated_results(t.results()))
         branches.append({"type": "object", "properties": props, "required": list(props),
                          "additionalProperties": False})
     return {"anyOf": branches} if len(branches) > 1 else branches[0]
 
 
-def calls_schema(tools: list[Tool], *, with_result: bool = False, most: int = 3) -> dict[str, Any]:
-    return {"type": "array", "items": call_schema(tools, with_result=with_result),
+def calls_schema(tools: list[Tool], *, most: int, with_result: bool = False,
+                 params: Parameters | None = None) -> dict[str, Any]:
+    return {"type": "array", "items": call_schema(tools, with_result=with_result, params=params),
             "minItems": 1, "maxItems": most}
+
+
+def values_before(d: Draft, at: int | None = None, extra: Iterable[Message] = ()
+                  ) -> list[Seen]:
+    """The values the dialogue has shown before turn ``at`` (so far, by default), with
+    ``extra`` messages after them."""
+    return seen([*d.messages[:at], *extra], d.env.vocabulary())
+
+
+def grounded(d: Draft, tools: list[Tool], values: list[Seen] | None = None) -> Parameters:
+    """The ``tools`` that can be called now, each with its parameter schema grounded in the
+    values the dialogue has shown (``naig.grounding.ground``); tools whose required entity
+    argument has no value yet are left out."""
+    values = values_before(d) if values is None else values
+    out = {}
+    for t in tools:
+        schema = ground(t, d.tools, values)
+        if schema is not None:
+            out[t.name] = schema
+    return out
+
+
+def check_call(tool: Tool | None, raw: Any, tools: list[Tool], values: list[Seen],
+               names: list[str], *, user_states: bool = False) -> None:
+    """Refuse (``ValueError``, worded for the model) a call that names no allowed tool, has
+    invalid arguments, or gives an entity argument a value the dialogue has not shown
+    (``user_states``: the answer's own user message may state it)."""
+    if tool is None:
+        raise ValueError(f"unknown tool in {raw!r}; use only {names}")
+    arguments = raw.get("arguments", {})
+    if not isinstance(arguments, dict):
+        raise ValueError(f"{tool.name}: arguments must be a JSON object")
+    problems = tool.validate_arguments(arguments)
+    if problems:
+        raise ValueError(f"{tool.name}: {problems[0]}")
+    junk = degenerate([arguments, raw.get("result")])
+    if junk is not None:
+        raise ValueError(f"{tool.name}: {junk!r} is not a real value; write real values")
+    loose = unfounded(tool, tools, arguments, values)
+    if loose is not None:
+        raise ValueError(_ungrounded(tool, *loose, values, user_states))
+
+
+def _ungrounded(tool: Tool, name: str, value: str | int, values: list[Seen],
+                user_states: bool) -> str:
+    """Why an entity argument value is refused, and what would do instead."""
+    keys = sorted({v.key for v in values if str(v.value) == str(value) and v.key})
+    options = [v for v in candidates(name, "integer" if isinstance(value, int) else "string",
+                                     values) if v != value][:3]
+    why = (f"{tool.name}: {value!r} is a {keys[0]}, not a {name}" if keys
+           else f"{tool.name}: {name} {value!r} appears nowhere before the call")
+    ways = [f"use {' or '.join(repr(o) for o in options)}"] if options else []
+    if user_states:
+        ways.append(f"have the user's message state the {name}")
+    return why + ("; " + ", or ".join(ways) if ways else "")
 
 
 def encode(arguments: Any) -> str:
@@ -97,10 +165,11 @@ async def make_calls(d: Draft, calls: list[dict[str, Any]], content: str | None 
     return out
 
 
-async def replay(d: Draft) -> None:
-    """Re-execute every call from the start state and refresh every tool result."""
+async def replay(d: Draft, upto: int | None = None) -> None:
+    """Re-execute every call (before turn ``upto``, where given) from the start state and
+    refresh every tool result."""
     await d.env.reset()
-    for i, turn in enumerate(d.turns):
+    for i, turn in enumerate(d.turns[:upto]):
         m = turn.message
         if not m.tool_calls:
             continue
@@ -112,11 +181,30 @@ async def replay(d: Draft) -> None:
                     update={"content": result.content})
 
 
+def stated_values(messages: list[Message], at: int) -> list[str]:
+    """Argument values of the calls answering user turn ``at`` that only that turn can
+    have given: no earlier message states them and no result before the call returned
+    them. The user's words there must carry them."""
+    values: list[str] = []
+    for j in range(at + 1, len(messages)):
+        m = messages[j]
+        if m.role == "user":
+            break
+        shown = "\n".join(x.content or "" for k, x in enumerate(messages[:j])
+                          if k < at or x.role == "tool")
+        for c in m.tool_calls or []:
+            for v in scalars(json.loads(c.function.arguments)):
+                if v not in shown and v not in values:
+                    values.append(v)
+    return values
+
+
 def to_model_calls(message: Message) -> list[dict[str, Any]]:
     """A call message as the list the model writes (name and decoded arguments)."""
     return [{"name": c.function.name, "arguments": json.loads(c.function.arguments)}
             for c in message.tool_calls or []]
 
 
-__all__ = ["RepeatedCall", "call_schema", "calls_schema", "closed", "made", "make_calls",
-           "replay", "require_new", "to_model_calls"]
+__all__ = ["Parameters", "RepeatedCall", "call_schema", "calls_schema", "check_call", "closed",
+           "grounded", "made", "make_calls", "replay", "require_new", "stated_values",
+           "to_model_calls", "values_before"]

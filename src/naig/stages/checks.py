@@ -6,12 +6,14 @@ raises on a bad dialogue. ``RULES`` lists them in the order they run.
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from collections.abc import Callable
 
 from naig.dialogue import Check, Message, made_calls
-from naig.tools import Tool, parse_arguments
+from naig.grounding import ungrounded
+from naig.tools import Tool, degenerate, parse_arguments
 
 Rule = Callable[[list[Message], list[Tool]], Check]
 
@@ -110,6 +112,43 @@ def schema_valid_arguments(messages: list[Message], tools: list[Tool]) -> Check:
     return _ok(name)
 
 
+def values_wellformed(messages: list[Message], tools: list[Tool]) -> Check:
+    """No call argument or tool result holds a string no real value looks like (no letter
+    or digit, or JSON structure inside it: a model that lost its place)."""
+    for i, m in enumerate(messages):
+        texts = [c.function.arguments for c in m.tool_calls or []]
+        texts += [m.content or ""] if m.role == "tool" else []
+        for text in texts:
+            try:
+                junk = degenerate(json.loads(text))
+            except ValueError:
+                continue  # not JSON: the format checks report it
+            if junk is not None:
+                return _fail("values_wellformed", f"[{i}] holds {junk!r}, which is no value")
+    return _ok("values_wellformed")
+
+
+_CODE = re.compile(r"\b\w+\(\s*[{\[\"']|[{\[]\s*\"\w+\"\s*:|\(\s*\{\s*$")
+_NARRATION = re.compile(r"\bthe (assistant|user)('s)?\b", re.IGNORECASE)
+
+
+def turns_in_voice(messages: list[Message], tools: list[Tool]) -> Check:
+    """Each text turn is what its speaker says: no code or JSON (``search_products({``),
+    and no narration about "the user" or "the assistant" (a small model describing the
+    dialogue instead of writing it)."""
+    name = "turns_in_voice"
+    for i, m in enumerate(messages):
+        if m.role not in ("user", "assistant") or not m.content:
+            continue
+        code = _CODE.search(m.content)
+        if code:
+            return _fail(name, f"[{i}] holds code, not words: {code.group(0)!r}")
+        told = _NARRATION.search(m.content)
+        if told:
+            return _fail(name, f"[{i}] narrates {told.group(0)!r} instead of speaking")
+    return _ok(name)
+
+
 _WORD = re.compile(r"\w+")
 
 
@@ -125,6 +164,9 @@ def no_repetition(messages: list[Message], tools: list[Tool]) -> Check:
     for i, t in texts:
         if len(t) > 20 and t in seen:
             return _fail(name, f"[{i}] repeats [{seen[t]}] word for word")
+        inside = next((j for e, j in seen.items() if len(e) > 40 and e in t), None)
+        if inside is not None:
+            return _fail(name, f"[{i}] repeats [{inside}] word for word within it")
         seen.setdefault(t, i)
         words = _WORD.findall(t)
         grams = Counter(tuple(words[k:k + 4]) for k in range(len(words) - 3))
@@ -164,9 +206,12 @@ def _id_values(node: object, key: str = "") -> list[str]:
 
 
 def grounded_ids(messages: list[Message], tools: list[Tool]) -> Check:
-    """Rule-detectable hallucination: an ID-like argument value (letters with digits, or
-    the value of an ``*_id`` parameter) must appear earlier in the dialogue."""
+    """Rule-detectable hallucination: every entity argument value (``naig.grounding``: a
+    parameter named like an identifier, ``user_id: "mia_li"`` included, or one whose
+    description names its producer) and every other ID-like value (letters with digits)
+    must appear earlier in the dialogue."""
     name = "grounded_ids"
+    by_name = {t.name: t for t in tools}
     for i, m in enumerate(messages):
         for c in m.tool_calls or []:
             try:
@@ -174,11 +219,41 @@ def grounded_ids(messages: list[Message], tools: list[Tool]) -> Check:
             except ValueError:
                 continue
             earlier = "\n".join(x.content or "" for x in messages[:i])
-            for value in _id_values(args):
-                if value not in earlier:
-                    return _fail(name, f"[{i}] {c.function.name} uses {value!r}, which appears "
-                                       "nowhere earlier in the dialogue")
+            tool = by_name.get(c.function.name)
+            loose = ungrounded(tool, tools, args, earlier) if tool is not None else None
+            loose = loose or next((v for v in _id_values(args) if v not in earlier), None)
+            if loose is not None:
+                return _fail(name, f"[{i}] {c.function.name} uses {loose!r}, which appears "
+                                   "nowhere earlier in the dialogue")
     return _ok(name)
+
+
+_FAILURE = re.compile(
+    r"\b(sorry|unfortunately|unable|can ?not|can't|couldn't|could not|wasn't|was not|"
+    r"isn't|is not|aren't|doesn't|does not|didn't|did not|no such|not found|not available|"
+    r"unavailable|failed|fails|error|invalid|problem|issue|denied|refused|won't|cannot)\b",
+    re.IGNORECASE)
+
+
+def errors_acknowledged(messages: list[Message], tools: list[Tool]) -> Check:
+    """A reply that follows a refused call, with no call tried in between, says it
+    failed: it never reports what the tools did not return (a flight status "Flying"
+    right after ``{"error": "Flight AA123 not found"}``)."""
+    pending: int | None = None
+    for i, m in enumerate(messages):
+        if m.role == "tool":
+            pending = i if m.is_error else pending
+        elif m.role == "assistant" and m.tool_calls:
+            pending = None  # tried again: its own results decide
+        elif m.role == "assistant" and pending is not None:
+            if not _FAILURE.search(m.content or ""):
+                return _fail("errors_acknowledged",
+                             f"[{i}] the reply does not say that the call answered at "
+                             f"[{pending}] failed")
+            pending = None
+        elif m.role == "user":
+            pending = None
+    return _ok("errors_acknowledged")
 
 
 _ID_TOKEN = re.compile(r"#?\b(?=[A-Za-z0-9_-]*\d)(?=[A-Za-z0-9_-]*[A-Za-z])"
@@ -220,5 +295,7 @@ def no_instruction_echo(messages: list[Message], tools: list[Tool]) -> Check:
 
 
 RULES: tuple[Rule, ...] = (roles_in_order, turns_nonempty, tool_results_match_calls,
-                           call_names_known, schema_valid_arguments, no_repetition,
-                           grounded_ids, claims_grounded, no_instruction_echo)
+                           call_names_known, schema_valid_arguments, values_wellformed,
+                           turns_in_voice, no_repetition,
+                           grounded_ids, claims_grounded, errors_acknowledged,
+                           no_instruction_echo)

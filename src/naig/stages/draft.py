@@ -7,6 +7,7 @@ dialogue's tools, environment, LLM, seed and random source. Stages edit it only 
 
 from __future__ import annotations
 
+import functools
 import random
 from dataclasses import dataclass, field
 
@@ -14,7 +15,10 @@ from naig.config import MethodSettings, derive_seed
 from naig.dialogue import Injection, Message, Plan, Refinement
 from naig.envs.base import Environment
 from naig.llm.base import LLM
+from naig.prompts import render_text
+from naig.stages.judge import JudgeMonitor
 from naig.tools import Tool
+from naig.transcript import tool_line
 
 SYSTEM_PROMPT = ("You are a helpful assistant. You can call the tools provided to help the user. "
                  "Use only values the user gave or that tools returned; ask when information "
@@ -37,6 +41,10 @@ class Draft:
     tools: list[Tool]
     seed: int
     settings: MethodSettings
+    judge: JudgeMonitor = field(default_factory=JudgeMonitor)
+    """The refinement judge's record across the run (shared by its dialogues; counts only)."""
+    judge_trusted: bool | None = None
+    """Whether this dialogue may use the judge (None until its canary was asked)."""
     unavailable: list[Tool] = field(default_factory=list)
     """Tools of the pool the assistant does not have, for tool-awareness injections."""
     turns: list[Turn] = field(default_factory=list)
@@ -61,6 +69,14 @@ class Draft:
     @property
     def system(self) -> str:
         return self.turns[0].message.content or ""
+
+    @functools.cached_property
+    def frame(self) -> str:
+        """The writer's view of this dialogue, the same for every generation request so
+        that consecutive requests share their opening: the assistant's system message, the
+        tools, and what exists in the start state."""
+        return render_text("frame", system=self.system, tools=[tool_line(t) for t in self.tools],
+                           state=self.env.state_summary())
 
     def tool(self, name: str) -> Tool | None:
         return next((t for t in self.tools if t.name == name), None)

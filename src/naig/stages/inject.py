@@ -3,8 +3,8 @@
 One chosen turn is rewritten and new turns are added around it, for one of four types:
 clarification, tool awareness, error simulation, non-function-calling need. A dialogue
 gets 1 to 3 distinct types; turns an injection touched are not injected again.
-Every call stays valid against its tool's schema: a simulated error is a well-formed
-call that the world refuses.
+Every call stays valid against its tool's schema and grounded: a simulated error is a
+well-formed call, with a value the dialogue has shown, that the world refuses.
 """
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ from typing import Any, Literal
 from naig.dialogue import FunctionCall, Injection, Message, call_key, made_calls
 from naig.envs.base import error_result
 from naig.errors import ModelOutputError
+from naig.grounding import candidates, entity_values
 from naig.llm.structured import ask
 from naig.prompts import instructions, render
-from naig.stages.calls import closed, encode, make_calls
+from naig.stages.calls import encode, make_calls, replay, stated_values, values_before
 from naig.stages.draft import Draft
 from naig.transcript import transcript
 
@@ -63,18 +64,50 @@ def _eligible(d: Draft, kind: Kind) -> list[int]:
             and _fits(kind, msgs[i], msgs[i + 1] if i + 1 < len(msgs) else None)]
 
 
-async def _ask(d: Draft, kind: Kind, schema: dict[str, Any], **variables: Any) -> dict[str, Any]:
+async def _ask(d: Draft, kind: Kind, schema: dict[str, Any], check: Any = None,
+               **variables: Any) -> dict[str, Any]:
     shown = transcript(d.messages)
-    messages, digest = render(f"inject_{kind}", transcript=shown, **variables)
-    return await ask(d.llm, messages, schema, _nonempty, stage="refine",
+    messages, digest = render(f"inject_{kind}", frame=d.frame, transcript=shown, **variables)
+    return await ask(d.llm, messages, schema, check or _nonempty, stage="refine",
                      seed=d.request_seed(kind), template_hash=digest,
                      temperature=d.settings.temperature, attempts=d.settings.attempts_per_output,
                      instructions=instructions(messages, shown, *variables.values()))
 
 
+def _withholdable(d: Draft, at: int) -> list[str]:
+    """Values the request at ``at`` alone gives its calls, which a vaguer request could
+    leave out for the assistant to ask about: entity values first, longer ones first."""
+    msgs = d.messages
+    values = stated_values(msgs, at)
+    entity = {str(v) for m in msgs[at + 1:] for c in m.tool_calls or []
+              if (t := d.tool(c.function.name)) is not None
+              for _, _, v in entity_values(t, d.tools, json.loads(c.function.arguments))}
+    text = msgs[at].content or ""
+    usable = [v for v in values if v in text and len(v) > 1]
+    return sorted(usable, key=lambda v: (v not in entity, -len(v)))
+
+
 async def _clarification(d: Draft, at: int) -> int:
-    raw = await _ask(d, "clarification", _text("vague_request", "question", "answer"), at=at,
-                     original=d.turns[at].message.content)
+    """The request leaves out one value its calls need (chosen here); the assistant asks;
+    the user's answer gives it. Every value the calls need is still stated."""
+    options = _withholdable(d, at)
+    if not options:
+        return 0
+    detail, needed = options[0], stated_values(d.messages, at)
+
+    def check(raw: Any) -> dict[str, Any]:
+        _nonempty(raw)
+        vague, answer = str(raw["vague_request"]), str(raw["answer"])
+        if detail in vague:
+            raise ValueError(f"'vague_request' must not say {detail!r}")
+        if detail not in answer:
+            raise ValueError(f"'answer' must give {detail!r}")
+        missing = [v for v in needed if v not in vague + " " + answer]
+        if missing:
+            raise ValueError(f"the request and the answer together must still state {missing}")
+        return raw
+    raw = await _ask(d, "clarification", _text("vague_request", "question", "answer"), check,
+                     at=at, original=d.turns[at].message.content, detail=detail)
     d.replace(at, 1, [Message(role="user", content=raw["vague_request"].strip()),
                       Message(role="assistant", content=raw["question"].strip()),
                       Message(role="user", content=raw["answer"].strip())],
@@ -86,8 +119,7 @@ async def _after_reply(d: Draft, kind: Kind, at: int) -> int:
     if kind == "tool_awareness":
         names = ("request", "reply")
         missing = d.unavailable[0].description if d.unavailable else ""
-        raw = await _ask(d, kind, _text(*names), at=at, missing=missing,
-                         tools=[t.openai()["function"] for t in d.tools])
+        raw = await _ask(d, kind, _text(*names), at=at, missing=missing)
     else:
         names = ("message", "reply")
         raw = await _ask(d, kind, _text(*names), at=at)
@@ -98,38 +130,91 @@ async def _after_reply(d: Draft, kind: Kind, at: int) -> int:
     return 2
 
 
-async def _error_simulation(d: Draft, at: int) -> int:
-    message = d.turns[at].message
-    call = (message.tool_calls or [])[0].function
+def _variants(d: Draft, at: int) -> list[tuple[dict[str, Any], str]]:
+    """Failing versions of the first call at ``at``: one entity argument swapped for
+    another value of its kind that the dialogue has shown (a stale or wrong ID), as
+    (arguments, the value swapped in). Each is a valid call not already made."""
+    call = (d.turns[at].message.tool_calls or [])[0].function
     tool = d.tool(call.name)
     if tool is None:
+        return []
+    arguments = json.loads(call.arguments)
+    values = values_before(d, at)
+    done = {c.key for c in made_calls(d.messages)}
+    out = []
+    for name, kind, value in entity_values(tool, d.tools, arguments):
+        if name not in arguments or arguments[name] != value:
+            continue  # nested or in a list: left alone
+        for other in candidates(name, kind, values):
+            failing = {**arguments, name: other}
+            if other != value and not tool.validate_arguments(failing) \
+                    and call_key(tool.name, failing) not in done:
+                out.append((failing, str(other)))
+    return out
+
+
+async def _refused(d: Draft, at: int, name: str, variants: list[tuple[dict[str, Any], str]]
+                   ) -> tuple[dict[str, Any], str, str] | None:
+    """On executing tools: the first variant the environment really refuses at turn
+    ``at`` (the state rebuilt from the turns before), with the value and the error."""
+    for failing, value in variants:
+        await replay(d, upto=at)
+        result = await d.env.call(FunctionCall(name=name, arguments=encode(failing)))
+        if result.error:
+            return failing, value, json.loads(result.content).get("error", result.content)
+    return None
+
+
+async def _error_simulation(d: Draft, at: int) -> int:
+    """Before the call at ``at``, the assistant makes a valid call with a wrong value that
+    the dialogue has shown; the tool refuses it (where tools execute, really: the variant
+    is one the environment refuses in that state); the assistant reads the error and
+    retries with the right call, which stays as it was."""
+    message = d.turns[at].message
+    call = (message.tool_calls or [])[0].function
+    variants = _variants(d, at)
+    if d.env.executes:
+        refused = await _refused(d, at, call.name, variants)
+        await replay(d)
+        if refused is None:
+            return 0
+        failing, value, error = refused
+    elif variants:
+        failing, value = d.rng.choice(variants)
+        error = ""
+    else:
         return 0
-    schema = {"type": "object", "additionalProperties": False,
-              "required": ["failing_arguments", "error", "recovery"],
-              "properties": {"failing_arguments": closed(tool.parameters),
-                             "error": {"type": "string", "minLength": 1},
-                             "recovery": {"type": "string", "minLength": 1}}}
-    raw = await _ask(d, "error_simulation", schema, at=at, name=call.name,
-                     arguments=call.arguments)
-    failing = raw["failing_arguments"]
-    succeeded = {c.key for c in made_calls(d.messages) if c.result is not None}
-    if (failing == json.loads(call.arguments) or tool.validate_arguments(failing)
-            or call_key(call.name, failing) in succeeded):
-        return 0  # not a different well-formed new call: no injection rather than bad data
-    d.env.suggest(FunctionCall(name=call.name, arguments=encode(failing)),
-                  error_result(raw["error"].strip()))
+    names = ("recovery",) if error else ("error", "recovery")
+    raw = await _ask(d, "error_simulation", _text(*names), at=at, name=call.name,
+                     failing=encode(failing), arguments=call.arguments, value=value,
+                     error=error)
+    if not error:
+        d.env.suggest(FunctionCall(name=call.name, arguments=encode(failing)),
+                      error_result(raw["error"].strip()))
     failed = await make_calls(d, [{"name": call.name, "arguments": failing}])
     if not failed[1].is_error:
         return 0  # the environment accepted the call: nothing failed
     d.replace(at, 0, failed, injected=True)
     d.turns[at + 2].message = message.model_copy(update={"content": raw["recovery"].strip()})
     d.turns[at + 2].injected = True
+    if d.env.executes:
+        await replay(d)  # the failed call ran out of order; rebuild every result in order
     return 2
 
 
+def _possible(d: Draft, kind: Kind, at: int) -> bool:
+    """What code can tell before asking the model: a value to withhold, a wrong value to
+    try (on executing tools, whether the environment refuses it is tried when applied)."""
+    if kind == "clarification":
+        return bool(_withholdable(d, at))
+    if kind == "error_simulation":
+        return bool(_variants(d, at))
+    return True
+
+
 async def inject(d: Draft, kind: Kind) -> Injection | None:
-    """Apply one injection of ``kind`` at a randomly chosen eligible turn, if any."""
-    places = _eligible(d, kind)
+    """Apply one injection of ``kind`` at a randomly chosen turn where it can apply."""
+    places = [at for at in _eligible(d, kind) if _possible(d, kind, at)]
     if not places:
         return None
     at = d.rng.choice(places)

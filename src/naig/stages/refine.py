@@ -1,27 +1,49 @@
-"""Stage 2b, reasonability refinement (mask-and-fill) with an LLM judge.
+"""Stage 2b, reasonability refinement (mask-and-fill), steered by the checks.
 
-Each step masks several non-adjacent turns, chosen with weights that decay each time a
-turn is chosen (``decay**k`` after ``k`` selections), regenerates each with the whole
-dialogue as context, and lets a judge compare candidate and original: the original
-stays unless the candidate is better, so quality never drifts down. An edited call is
-re-executed, and every later result refreshed, before the judge sees it.
+Each step masks non-adjacent turns, chosen with weights that decay each time a turn is
+chosen (``decay**k`` after ``k`` selections) and grow where a rule check blames the turn
+(``flag_boost``); each masked turn is regenerated with the whole dialogue as context (the
+blamed ones told the problem), and the original stays unless the candidate is better, so
+quality never drifts down. Better means, in this order:
+
+- the candidate breaks a rule check the original passed: refused, no judge asked;
+- it fixes a check the original failed: accepted on that evidence, no judge asked;
+- else the judge decides (``naig.stages.judge``: both orders, one call where the first
+  decides), where the dialogue trusts it (its canary passed, or ``judge="on"``). Where it
+  does not, only turns a check blames are masked, since nothing else could be accepted,
+  and a step with none to mask costs nothing.
+
+An edited call is executed where it stands (the state rebuilt from the turns before it);
+one the environment refuses is refused; an accepted one replays the dialogue so every
+later result follows from it. ``repair`` is the same mechanism aimed at what verification
+found: after a failed verification, the turns its checks blame are rewritten once.
 """
 
 from __future__ import annotations
 
-import json
 import random
 import re
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
-from naig.dialogue import Message, Refinement
+from naig.dialogue import Check, Message, Refinement
 from naig.errors import ModelOutputError
-from naig.llm.structured import REASON_CHARS, ask
+from naig.llm.structured import ask
 from naig.prompts import instructions, render
-from naig.stages.calls import calls_schema, make_calls, replay, to_model_calls
+from naig.stages.calls import (
+    calls_schema,
+    grounded,
+    make_calls,
+    replay,
+    stated_values,
+    to_model_calls,
+    values_before,
+)
 from naig.stages.checks import RULES
 from naig.stages.draft import Draft
-from naig.transcript import describe, transcript
+from naig.stages.judge import judge, trusted
+from naig.stages.verify import EXPERTS, expert
+from naig.transcript import transcript
 
 
 def maskable(d: Draft) -> list[int]:
@@ -67,62 +89,45 @@ def flagged(d: Draft) -> dict[int, str]:
     return out
 
 
-def values_to_state(d: Draft, at: int) -> list[str]:
-    """Argument values of the calls answering user turn ``at`` that no earlier turn
-    states: the user's words must carry them."""
-    msgs = d.messages
-    said = "\n".join(m.content or "" for m in msgs[:at])
-    values: list[str] = []
-    for m in msgs[at + 1:]:
-        if m.role == "user":
-            break
-        for c in m.tool_calls or []:
-            for v in _scalars(json.loads(c.function.arguments)):
-                if v not in said and v not in values:
-                    values.append(v)
-    return values
-
-
-def _scalars(node: Any) -> list[str]:
-    if isinstance(node, dict):
-        return [v for x in node.values() for v in _scalars(x)]
-    if isinstance(node, list):
-        return [v for x in node for v in _scalars(x)]
-    if isinstance(node, bool) or node is None:
-        return []
-    return [str(node)]
-
-
 def _kind(m: Message) -> str:
     if m.tool_calls:
         return "assistant tool call"
     return "user message" if m.role == "user" else "assistant reply"
 
 
+def _schema(d: Draft, at: int, original: Message) -> dict[str, Any]:
+    if not original.tool_calls:
+        return {"type": "object", "additionalProperties": False, "required": ["content"],
+                "properties": {"content": {"type": "string", "minLength": 1}}}
+    names = {c.function.name for c in original.tool_calls}
+    tools = [t for t in d.tools if t.name in names] or d.tools
+    params = grounded(d, tools, values_before(d, at))
+    if not params:
+        raise ModelOutputError("refine: no tool can be called with the values shown before "
+                               "this turn")
+    calls = calls_schema(tools, params=params, most=len(original.tool_calls))
+    return {"type": "object", "additionalProperties": False, "required": ["calls"],
+            "properties": {"calls": calls}}
+
+
 async def _candidate(d: Draft, at: int, masked: list[int], problem: str) -> list[Message]:
+    """A rewrite of turn ``at``; a call is executed in the state the turns before it left
+    (the caller replays the whole dialogue after deciding)."""
     original = d.turns[at].message
-    kind = _kind(original)
     marks = {j: "[HIDDEN]" for j in masked if j != at} | {at: "[MASK]"}
-    state = values_to_state(d, at) if original.role == "user" else []
+    state = stated_values(d.messages, at) if original.role == "user" else []
     shown = transcript(d.messages, marks)
-    messages, digest = render("refine_turn", system=d.env.system_prompt(), kind=kind,
+    messages, digest = render("refine_turn", frame=d.frame, kind=_kind(original),
                               others=len(masked) > 1, transcript=shown,
                               problem=_strip_index(problem), values=state)
-    banned = instructions(messages, shown, *state)
-    if original.tool_calls:
-        names = {c.function.name for c in original.tool_calls}
-        tools = [t for t in d.tools if t.name in names] or d.tools
-        schema: dict[str, Any] = {"type": "object", "additionalProperties": False,
-                                  "required": ["calls"],
-                                  "properties": {"calls": calls_schema(tools)}}
-    else:
-        schema = {"type": "object", "additionalProperties": False, "required": ["content"],
-                  "properties": {"content": {"type": "string", "minLength": 1}}}
-    raw = await ask(d.llm, messages, schema, _object, stage="refine",
+    schema = _schema(d, at, original)
+    raw = await ask(d.llm, messages, schema, _answer(schema["required"][0]), stage="refine",
                     seed=d.request_seed("refine"), template_hash=digest,
                     temperature=d.settings.temperature, attempts=d.settings.attempts_per_output,
-                    instructions=banned)
+                    instructions=instructions(messages, shown, *state))
     if original.tool_calls:
+        if d.env.executes:
+            await replay(d, upto=at)
         return await make_calls(d, raw["calls"], content=original.content)
     return [Message(role=original.role, content=raw["content"].strip())]
 
@@ -131,12 +136,15 @@ def _strip_index(detail: str) -> str:
     return _TURN.sub("", detail).strip()
 
 
-def _object(raw: Any) -> dict[str, Any]:
-    if not isinstance(raw, dict):
-        raise ValueError("expected a JSON object")
-    if isinstance(raw.get("content"), str) and not raw["content"].strip():
-        raise ValueError("'content' must not be empty")
-    return raw
+def _answer(key: str) -> Callable[[Any], dict[str, Any]]:
+    """The validator of a rewrite: an object with a non-empty ``key`` (text or calls)."""
+    def check(raw: Any) -> dict[str, Any]:
+        if not isinstance(raw, dict) or not raw.get(key):
+            raise ValueError(f'expected {{"{key}": ...}}, not empty')
+        if isinstance(raw[key], str) and not raw[key].strip():
+            raise ValueError(f"'{key}' must not be empty")
+        return raw
+    return check
 
 
 def _same(d: Draft, at: int, candidate: list[Message]) -> bool:
@@ -144,10 +152,6 @@ def _same(d: Draft, at: int, candidate: list[Message]) -> bool:
     if original.tool_calls:
         return to_model_calls(original) == to_model_calls(candidate[0])
     return (original.content or "").strip() == (candidate[0].content or "").strip()
-
-
-def _show(messages: list[Message]) -> str:
-    return " | ".join(describe(m) for m in messages)
 
 
 def _failing(messages: list[Message], d: Draft) -> dict[str, str]:
@@ -165,84 +169,106 @@ def _rule_change(d: Draft, at: int, candidate: list[Message]) -> tuple[list[str]
     return broken, fixed
 
 
-async def _prefers(d: Draft, at: int, first: list[Message], second: list[Message]) -> bool:
-    """One judge call: True when it prefers the version shown first (as A)."""
-    messages, digest = render("judge", transcript=transcript(d.messages, {at: "[TURN]"}),
-                              kind=_kind(d.turns[at].message), a=_show(first),
-                              b=_show(second))
-    schema = {"type": "object", "additionalProperties": False, "required": ["better", "reason"],
-              "properties": {"better": {"enum": ["A", "B"]},
-                             "reason": {"type": "string", "maxLength": REASON_CHARS}}}
-    raw = await ask(d.llm, messages, schema, _object, stage="refine",
-                    seed=d.request_seed("judge"), template_hash=digest, temperature=0.0,
-                    max_tokens=200, attempts=d.settings.attempts_per_output)
-    return bool(raw["better"] == "A")
-
-
-async def _judge(d: Draft, at: int, candidate: list[Message], fixes: list[str]
-                 ) -> tuple[bool, str]:
-    """Whether the candidate is better than the original, and why.
-
-    The judge sees both versions in both orders and the candidate wins if it is preferred
-    both times. A judge whose choice follows the position has no preference; then the rule
-    checks break the tie: a candidate that fixes a failing check (and, as checked before,
-    breaks none) is better.
-    """
+async def _decide(d: Draft, at: int, candidate: list[Message], experts: list[str]
+                  ) -> tuple[bool, str]:
+    """Whether the candidate replaces turn ``at``, and the evidence either way. ``experts``
+    (a repair's failed expert checks) are asked again on the dialogue with the candidate:
+    it is accepted if they all pass now."""
+    if _same(d, at, candidate):
+        return False, "candidate identical"
+    if any(m.is_error for m in candidate[1:]):
+        return False, "the environment refuses the candidate's call"
+    broken, fixes = _rule_change(d, at, candidate)
+    if broken:
+        return False, "candidate breaks " + broken[0]
+    if fixes:
+        return True, "candidate fixes " + ", ".join(fixes)
     span = 1 + d.results_after(at)
+    if experts:
+        now = d.messages
+        trial = now[:at] + candidate + now[at + span:]
+        verdicts = [await expert(d.llm, name, trial, d.tools, d.request_seed("repair"))
+                    for name in experts]
+        still = [v.name for v in verdicts if not v.passed]
+        if still:
+            return False, "candidate still fails " + ", ".join(still)
+        return True, "candidate fixes " + ", ".join(experts)
+    if not d.judge_trusted:
+        return False, "no check improved, and the judge is off"
     original = [t.message for t in d.turns[at:at + span]]
-    if d.settings.judge_both_orders:
-        new_as_a = await _prefers(d, at, candidate, original)
-        new_as_b = not await _prefers(d, at, original, candidate)
-        if new_as_a and new_as_b:
-            return True, "judge preferred the candidate in both orders"
-        if new_as_a or new_as_b:
-            if fixes:
-                return True, "judge had no consistent preference; the candidate fixes " + \
-                    ", ".join(fixes)
-            return False, "judge's preference followed position: kept the original"
-        return False, "judge preferred the original in both orders"
-    new_first = d.rng.random() < 0.5
-    a, b = (candidate, original) if new_first else (original, candidate)
-    wins = await _prefers(d, at, a, b) == new_first
-    return wins, f"judge preferred the {'candidate' if wins else 'original'}"
+    return await judge(d, at, _kind(original[0]), original, candidate)
 
 
-async def refine_step(d: Draft, step: int) -> Refinement | None:
-    candidates = maskable(d)
-    if not candidates:
-        return None
-    count = d.settings.masks_per_step if len(candidates) >= 6 else 1
-    problems = flagged(d)
-    weights = {i: d.settings.decay ** d.turns[i].selections
-               * (d.settings.flag_boost if i in problems else 1.0) for i in candidates}
-    masked = choose_masks(weights, count, d.rng)
+async def _rewrite(d: Draft, masked: list[int], problems: dict[int, str],
+                   experts: Sequence[str] = ()
+                   ) -> tuple[list[Literal["new", "original"]], list[str]]:
+    """Rewrite each masked turn (from the end, so earlier indices hold) and keep the
+    better version; what was kept and why, in the order of ``masked``."""
     kept: dict[int, Literal["new", "original"]] = {}
     reasons: dict[int, str] = {}
-    for at in sorted(masked, reverse=True):  # from the end, so earlier indices hold
+    for at in sorted(masked, reverse=True):
         d.turns[at].selections += 1
         try:
             candidate = await _candidate(d, at, masked, problems.get(at, ""))
         except ModelOutputError as e:  # no usable rewrite: the original stays
             kept[at], reasons[at] = "original", f"no valid candidate: {e}"
             continue
-        broken, fixes = _rule_change(d, at, candidate)
-        if _same(d, at, candidate) or broken:
-            kept[at] = "original"
-            reasons[at] = ("candidate breaks " + broken[0]) if broken else "candidate identical"
-            if candidate[0].tool_calls:
-                await replay(d)
-            continue
-        try:
-            better, reasons[at] = await _judge(d, at, candidate, fixes)
-        except ModelOutputError as e:
-            better, reasons[at] = False, f"no valid judgement: {e}"
+        better, reasons[at] = await _decide(d, at, candidate, list(experts))
         kept[at] = "new" if better else "original"
         if better:
             d.replace(at, 1 + d.results_after(at), candidate, keep=0)
         if candidate[0].tool_calls:
-            await replay(d)  # the candidate ran out of order; rebuild every result in order
-    record = Refinement(step=step, masked=masked, kept=[kept[i] for i in masked],
-                        reasons=[reasons[i] for i in masked])
+            await replay(d)  # rebuild every result in order, from the version kept
+    return [kept[i] for i in masked], [reasons[i] for i in masked]
+
+
+async def refine_step(d: Draft, step: int) -> Refinement | None:
+    """One mask-and-fill step; None when there is nothing worth masking (the judge is off
+    and no check blames a turn)."""
+    problems = flagged(d)
+    judged = await trusted(d)
+    candidates = [i for i in maskable(d) if judged or i in problems]
+    if not candidates:
+        return None
+    count = d.settings.masks_per_step if len(candidates) >= 6 else 1
+    weights = {i: d.settings.decay ** d.turns[i].selections
+               * (d.settings.flag_boost if i in problems else 1.0) for i in candidates}
+    masked = choose_masks(weights, count, d.rng)
+    kept, reasons = await _rewrite(d, masked, problems)
+    record = Refinement(step=step, masked=masked, kept=kept, reasons=reasons)
+    d.refinements.append(record)
+    return record
+
+
+_CITED = re.compile(r"\[(\d+)\]|\bturns? (\d+)\b", re.IGNORECASE)
+
+
+def blamed(d: Draft, failed: list[Check]) -> dict[int, str]:
+    """The turns failed checks blame, with the reason: a rule names its turn as ``[i]``;
+    an expert cites turns in its reason ("[4]", "turn 4"). Only turns refinement can
+    rewrite count."""
+    out: dict[int, str] = {}
+    rewritable = set(maskable(d))
+    for check in failed:
+        for hit in _CITED.finditer(check.detail):
+            at = int(hit.group(1) or hit.group(2))
+            if at in rewritable:
+                out.setdefault(at, f"{check.name}: {_strip_index(check.detail)}")
+    return out
+
+
+async def repair(d: Draft, failed: list[Check], round_: int) -> Refinement | None:
+    """One repair round after a failed verification: the turns the failed checks blame
+    (non-adjacent, at most ``masks_per_step`` of them) are rewritten, told the problem,
+    and kept where the candidate fixes a failed rule and breaks none, or where the failed
+    experts, asked again, pass it. None when no check blames a turn it can rewrite."""
+    problems = flagged(d) | blamed(d, failed)
+    if not problems:
+        return None
+    masked = choose_masks({i: 1.0 for i in problems}, d.settings.masks_per_step, d.rng)
+    experts = [c.name for c in failed if c.name in EXPERTS]
+    kept, reasons = await _rewrite(d, masked, problems, experts)
+    record = Refinement(step=round_, masked=masked, kept=kept, reasons=reasons, repair=True)
     d.refinements.append(record)
     return record
 

@@ -1,70 +1,181 @@
 """Stage 1b, trajectory initialization: the coarse dialogue, subtask by subtask.
 
-For each subtask one LLM answer holds the user's request (carrying every argument
-value), the tool-calling steps with their calls and results written together, and the
-assistant's closing reply. Turn types alternate strictly: call then results, reply then
-user. The results in the dialogue are the environment's (a simulated environment takes
-the written ones).
+A subtask is written in parts, each one LLM answer:
+
+- the opening: the user's request (carrying every value the calls need) and the first
+  tool-calling step;
+- each further step: the next calls, decoded under schemas whose entity arguments can
+  take only values the dialogue has shown (``naig.grounding``), so a call cannot invent
+  an ID and a tool that needs one waits until a result or the user gives it;
+- the reply to the user.
+
+Where tools are simulated, the model writes each call together with its result (the
+paper's rule: calls and results are produced together) and the last step carries the
+reply, so a subtask of ``s`` steps costs ``s`` answers. Where tools really execute, each
+step is decoded after the previous step's real results are in the context, a call the
+environment refuses is tried again with the refusal shown (an unplanned error never stays
+in the data), and the reply is written from the real results, so it costs ``s + 1``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from naig.dialogue import Message, Subtask
+from naig.errors import ModelOutputError
+from naig.grounding import Seen
 from naig.llm.structured import ask
 from naig.prompts import instructions, render
-from naig.stages.calls import calls_schema, made, make_calls, require_new
+from naig.stages.calls import (
+    Parameters,
+    calls_schema,
+    check_call,
+    grounded,
+    made,
+    make_calls,
+    replay,
+    require_new,
+    values_before,
+)
 from naig.stages.draft import Draft
-from naig.transcript import transcript
+from naig.tools import Tool
+from naig.transcript import describe, transcript
+
+Part = Literal["open", "step", "reply"]
+
+_TEXT = {"type": "string", "minLength": 1}
 
 
-def _schema(tools: list[Any], steps: int) -> dict[str, Any]:
-    step = {"type": "object", "additionalProperties": False, "required": ["calls"],
-            "properties": {"calls": calls_schema(tools, with_result=True)}}
-    return {"type": "object", "additionalProperties": False,
-            "required": ["user", "steps", "reply"],
-            "properties": {"user": {"type": "string", "minLength": 1},
-                           "steps": {"type": "array", "items": step,
-                                     "minItems": steps, "maxItems": steps},
-                           "reply": {"type": "string", "minLength": 1}}}
+def _schema(part: Part, tools: list[Tool], params: Parameters | None, *, results: bool,
+            reply: bool, most: int) -> dict[str, Any]:
+    props: dict[str, Any] = {}
+    if part != "reply":
+        props["calls"] = calls_schema(tools, with_result=results, params=params, most=most)
+    if part == "open":  # after the call: a small model then states the values it used
+        props["user"] = _TEXT
+    if reply:
+        props["reply"] = _TEXT
+    return {"type": "object", "additionalProperties": False, "required": list(props),
+            "properties": props}
 
 
-def _validate(steps: int, before: list[Message], *, strict: bool
-              ) -> Callable[[Any], dict[str, Any]]:
+def _validate(d: Draft, part: Part, tools: list[Tool]) -> Callable[[Any], dict[str, Any]]:
+    """Texts present; calls that name an offered tool with valid arguments, whose entity
+    arguments use values the dialogue (with the new user message) has shown, and that do
+    something new.
+
+    A call after the first that fails this is dropped with the calls after it (and a reply
+    written with them, which may report them), rather than the answer refused: a small
+    model often writes a whole subtask into one step, and its later calls need the
+    results of the earlier ones, which a step must wait for."""
+    names = [t.name for t in tools]
+    by_name = {t.name: t for t in tools}
+
     def check(raw: Any) -> dict[str, Any]:
-        if not isinstance(raw, dict) or len(raw.get("steps", [])) != steps:
-            raise ValueError(f"'steps' must have exactly {steps} items")
-        if not str(raw.get("user", "")).strip() or not str(raw.get("reply", "")).strip():
-            raise ValueError("'user' and 'reply' must not be empty")
-        history = made(before)
-        for k, step in enumerate(raw["steps"], 1):
-            if not isinstance(step, dict) or not isinstance(step.get("calls"), list):
-                raise ValueError(f'step {k} must be {{"calls": [...]}}')
+        if not isinstance(raw, dict):
+            raise ValueError("expected a JSON object")
+        for key in ("user", "reply"):
+            if key in raw and not str(raw[key]).strip():
+                raise ValueError(f"'{key}' must not be empty")
+        if part == "reply":
+            return raw
+        calls = raw.get("calls")
+        if not isinstance(calls, list) or not calls or not all(isinstance(c, dict)
+                                                                for c in calls):
+            raise ValueError('"calls" must be a list of {"name": ..., "arguments": {...}}')
+        extra = [Message(role="user", content=str(raw["user"]))] if part == "open" else []
+        values: list[Seen] = values_before(d, extra=extra)
+        history = made(d.messages)
+        for n, c in enumerate(calls):
             try:
-                require_new(step["calls"], history, strict=strict)
-            except ValueError as e:
-                raise ValueError(f"step {k}: {e}; each step must do something new") from None
+                check_call(by_name.get(str(c.get("name"))), c, d.tools, values, names,
+                           user_states=part == "open")
+                require_new([c], history, strict=not d.env.executes)
+            except ValueError:
+                if n == 0:
+                    raise
+                return {k: v for k, v in raw.items() if k != "reply"} | {"calls": calls[:n]}
         return raw
     return check
 
 
-async def _subtask(d: Draft, task: str, sub: Subtask) -> None:
-    tools = [t for t in (d.tool(n) for n in sub.tools) if t is not None]
+async def _ask_part(d: Draft, task: str, sub: Subtask, part: Part, k: int, *,
+                    tools: list[Tool], params: Parameters | None, reply: bool,
+                    failed: list[str]) -> dict[str, Any]:
+    results = not d.env.executes
     history = transcript(d.messages)
-    messages, digest = render("skeleton", system=d.env.system_prompt(), task=task,
-                              history=history, goal=sub.goal, tools=sub.tools, steps=sub.steps)
-    check = _validate(sub.steps, d.messages, strict=not d.env.executes)
-    raw = await ask(d.llm, messages, _schema(tools, sub.steps), check,
-                    stage="skeleton", seed=d.request_seed("skeleton"), template_hash=digest,
-                    temperature=d.settings.temperature, max_tokens=400 + 250 * sub.steps,
-                    attempts=d.settings.attempts_per_output,
-                    instructions=instructions(messages, history, task, sub.goal))
-    d.append(Message(role="user", content=raw["user"].strip()))
-    for step in raw["steps"]:
-        d.append(*await make_calls(d, step["calls"]))
-    d.append(Message(role="assistant", content=raw["reply"].strip()))
+    messages, digest = render("skeleton", frame=d.frame, history=history, task=task,
+                              goal=sub.goal, part=part, k=k, steps=sub.steps,
+                              tools=[t.name for t in tools], real=d.env.executes,
+                              results=results, reply=reply, failed=failed)
+    schema = _schema(part, tools, params, results=results, reply=reply,
+                     most=d.settings.calls_per_step)
+    raw: dict[str, Any] = await ask(
+        d.llm, messages, schema, _validate(d, part, tools), stage="skeleton",
+        seed=d.request_seed("skeleton"), template_hash=digest,
+        temperature=d.settings.temperature, max_tokens=200 + 350 * (part != "reply"),
+        attempts=d.settings.attempts_per_output,
+        instructions=instructions(messages, history, task, sub.goal, *failed))
+    return raw
+
+
+def _opening(d: Draft, tools: list[Tool]) -> Parameters | None:
+    """The argument schemas of a subtask's first call. Where the environment's state is
+    known, entity arguments take values the dialogue has shown or that exist in the start
+    state as the planner saw it (the user knows their own records); the user's message must
+    then state them. Elsewhere they are free (the user invents them, and must state them:
+    ``_validate`` sees to it); so are they where no tool could be grounded."""
+    if d.env.vocabulary() is None:
+        return None
+    known = Message(role="system", content=d.env.state_summary())
+    return grounded(d, tools, values_before(d, extra=[known])) or None
+
+
+async def _step(d: Draft, task: str, sub: Subtask, part: Part, k: int, *, reply: bool
+                ) -> dict[str, Any] | None:
+    """One part with calls, executed; None when no tool can be called any more.
+
+    A call the environment refuses is undone (the dialogue is replayed from the start
+    state) and the part asked again with the refusal shown, up to the attempts allowed."""
+    tools = [t for t in (d.tool(n) for n in sub.tools) if t is not None]
+    failed: list[str] = []
+    for _ in range(d.settings.attempts_per_output):
+        params = _opening(d, tools) if part == "open" else grounded(d, tools)
+        if part == "step" and not params:  # none of this subtask's: any tool that can
+            tools, params = d.tools, grounded(d, d.tools)
+        if part == "step" and not params:
+            return None
+        raw = await _ask_part(d, task, sub, part, k, tools=tools, params=params,
+                              reply=reply, failed=failed)
+        done = await make_calls(d, raw["calls"])
+        refused = [m for m in done[1:] if m.is_error]
+        if not refused:
+            if part == "open":
+                d.append(Message(role="user", content=str(raw["user"]).strip()))
+            d.append(*done)
+            return raw
+        failed.append(f"{describe(done[0])} -> {refused[0].content}")
+        await replay(d)  # undo whatever the refused calls changed
+    raise ModelOutputError(f"skeleton: every try at a step was refused: {failed[-1]}")
+
+
+async def _subtask(d: Draft, task: str, sub: Subtask) -> None:
+    inline = not d.env.executes  # simulated: the last step's answer carries the reply
+    raw = await _step(d, task, sub, "open", 1, reply=inline and sub.steps == 1)
+    for k in range(2, sub.steps + 1):
+        try:
+            step = await _step(d, task, sub, "step", k, reply=inline and k == sub.steps)
+        except ModelOutputError:
+            step = None  # a later step that never works: the subtask ends here
+        if step is None:
+            break
+        raw = step
+    if raw is None or "reply" not in raw:
+        tools = [t for t in (d.tool(n) for n in sub.tools) if t is not None]
+        raw = await _ask_part(d, task, sub, "reply", 0, tools=tools, params=None, reply=True,
+                              failed=[])
+    d.append(Message(role="assistant", content=str(raw["reply"]).strip()))
 
 
 async def skeleton(d: Draft) -> None:

@@ -19,7 +19,7 @@ from naig.llm.structured import REASON_CHARS, ask
 from naig.prompts import render
 from naig.stages.checks import RULES
 from naig.tools import Tool
-from naig.transcript import transcript
+from naig.transcript import tool_line, transcript
 
 EXPERTS: dict[str, str] = {
     "expert_arguments_grounded": (
@@ -47,9 +47,16 @@ def _verdict(raw: Any) -> dict[str, Any]:
     return raw
 
 
+async def expert(llm: LLM, name: str, messages: list[Message], tools: list[Tool],
+                 seed: int) -> Check:
+    """The verdict of expert ``name`` (a key of ``EXPERTS``) on a dialogue."""
+    return await _expert(llm, name, EXPERTS[name], messages, tools, seed)
+
+
 async def _expert(llm: LLM, name: str, question: str, messages: list[Message],
                   tools: list[Tool], seed: int) -> Check:
-    prompt, digest = render("expert", tools=[t.openai()["function"] for t in tools],
+    prompt, digest = render("expert", system=messages[0].content if messages else "",
+                            tools=[tool_line(t) for t in tools],
                             transcript=transcript(messages), question=question)
     try:
         raw = await ask(llm, prompt, _VERDICT, _verdict, stage="verify", seed=seed,

@@ -1,0 +1,385 @@
+"""Grounding: the values that exist at a point of a dialogue, and call schemas that can
+use only them.
+
+An *entity argument* names something that must already exist: an ID, an order, a
+reservation. Which parameters are entity arguments is read from the tools' schemas: a
+parameter whose name ends like an identifier (``hotel_id``, ``item_ids``,
+``flight_number``) or whose description names another tool it takes its value from
+("Flight ID returned by search_flights").
+
+The values an entity argument may take at a point are those the dialogue has shown so far
+(``seen``): returned by an earlier tool result under a key that agrees with the parameter
+(``hotel_id`` from ``hotels[].hotel_id``, ``order_id`` from ``orders``, any from a bare
+``id``), or stated in the user's or the system's words. Where tools really execute, words
+count only when they name something in the environment's state (its ``vocabulary``),
+under a field that agrees with the parameter.
+
+``ground`` turns a tool's parameter schema into one whose entity arguments are ``enum``s
+of those values, so constrained decoding cannot invent an ID; a tool whose required entity
+argument has no value yet cannot be called at that point. That also orders tools by the
+data that flows between them: a consumer waits for its producer (``produces``).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from naig.dialogue import Message
+from naig.tools import Tool
+
+Vocabulary = Mapping[str, frozenset[str]]
+"""What exists in an environment's state: each value (as text) and the field names it
+appears under."""
+
+_ID_NAME = re.compile(r"(^|_)(id|ids|uuid|code|codes|number|numbers|no|num)$", re.IGNORECASE)
+_TOKEN = re.compile(r"#?[A-Za-z0-9][A-Za-z0-9_.@#/+-]*[A-Za-z0-9]|\b\d\b")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_TIME = re.compile(r"^\d{1,2}[:.]\d{2}$")
+
+
+def _scalar_kind(schema: Mapping[str, Any]) -> str | None:
+    """``string`` or ``integer`` for a parameter that can hold one entity, else None."""
+    kind = schema.get("type")
+    return kind if kind in ("string", "integer") else None
+
+
+def _entity_kind(schema: Mapping[str, Any]) -> str | None:
+    """The scalar kind of an entity-shaped parameter: a string or integer, or an array of
+    them; None for anything else (objects are walked into, enums are already closed)."""
+    if "enum" in schema or "const" in schema:
+        return None
+    kind = _scalar_kind(schema)
+    if kind:
+        return kind
+    if schema.get("type") == "array" and isinstance(schema.get("items"), dict):
+        items = schema["items"]
+        if "enum" not in items and "const" not in items:
+            return _scalar_kind(items)
+    return None
+
+
+def _names_producer(schema: Mapping[str, Any], tool: str) -> bool:
+    return re.search(rf"\b{re.escape(tool)}\b", str(schema.get("description", ""))) is not None
+
+
+def is_entity(name: str, schema: Mapping[str, Any], others: Iterable[str] = ()) -> bool:
+    """Whether parameter ``name`` names an entity: identifier-shaped name, or a description
+    that names one of the ``others`` tools (its producer)."""
+    if _entity_kind(schema) is None:
+        return False
+    return bool(_ID_NAME.search(name)) or any(_names_producer(schema, t) for t in others)
+
+
+def _entity_params(tool: Tool, others: list[str]) -> list[tuple[str, dict[str, Any]]]:
+    """The entity arguments of ``tool`` at any depth of its parameters, with their schemas."""
+    out: list[tuple[str, dict[str, Any]]] = []
+
+    def walk(node: Mapping[str, Any]) -> None:
+        for name, sub in (node.get("properties") or {}).items():
+            if not isinstance(sub, dict):
+                continue
+            if is_entity(name, sub, others):
+                out.append((name, sub))
+            elif sub.get("type") == "object":
+                walk(sub)
+            elif sub.get("type") == "array" and isinstance(sub.get("items"), dict):
+                walk(sub["items"])
+    walk(tool.parameters)
+    return out
+
+
+def entity_names(tool: Tool, tools: Iterable[Tool]) -> set[str]:
+    """Names of the entity arguments of ``tool``, at any depth of its parameters."""
+    return {name for name, _ in _entity_params(tool, [t.name for t in tools
+                                                      if t.name != tool.name])}
+
+
+def _stem(name: str) -> str:
+    """``hotel_id`` -> ``hotel``, ``orders`` -> ``order``, ``id`` -> ``""``."""
+    s = _ID_NAME.sub("", name.lower()).strip("_")
+    return s[:-1] if s.endswith("s") and len(s) > 3 else s
+
+
+def related(key: str, name: str) -> bool:
+    """Whether a value found under ``key`` can fill parameter ``name``: the same thing once
+    identifier suffixes and plurals are set aside (``orders`` fills ``order_id``,
+    ``item_id`` fills ``new_item_ids``), or a bare ``id``."""
+    a, b = _stem(key), _stem(name)
+    if not a or key.lower() == name.lower():
+        return True
+    return bool(b) and (a.endswith(b) or b.endswith(a))
+
+
+@dataclass(frozen=True)
+class Seen:
+    """A value the dialogue has shown."""
+
+    value: str | int
+    key: str
+    """The result field it came under; ``""`` for a bare result or for words."""
+    said: bool
+    """Stated in words (user, system, assistant text) rather than returned by a tool."""
+
+
+def _leaves(node: Any, key: str = "") -> Iterable[tuple[str, str | int]]:
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if _TOKEN.fullmatch(str(k)) and any(c.isdigit() for c in str(k)):
+                yield key, str(k)  # an ID used as a map key: payment_methods.{credit_card_1}
+            yield from _leaves(v, str(k))
+    elif isinstance(node, list):
+        for v in node:
+            yield from _leaves(v, key)
+    elif isinstance(node, bool) or node is None:
+        return
+    elif isinstance(node, float) and node.is_integer():
+        yield key, int(node)  # 1200.0 is the 1200 a user writes
+    elif isinstance(node, int) or (isinstance(node, str) and 0 < len(node) <= 80):
+        yield key, node
+
+
+def _tokens(text: str) -> Iterable[str]:
+    for hit in _TOKEN.finditer(text):
+        if hit.start() > 0 and text[hit.start() - 1] in "$€£¥":
+            continue  # an amount, not an ID
+        token = hit.group(0).rstrip(".")
+        if _DATE.match(token) or _TIME.match(token):
+            continue
+        if any(c.isdigit() for c in token) or any(c in token for c in "_@#"):
+            yield token
+
+
+def seen(messages: Iterable[Message], vocabulary: Vocabulary | None = None) -> list[Seen]:
+    """Every value ``messages`` show, in order of first appearance.
+
+    Tool results give their JSON leaves with their keys; the user's and the system's words
+    give identifier-like tokens (with a digit, ``_``, ``@`` or ``#``), and where
+    ``vocabulary`` is given, only tokens that exist in it, keyed by the fields they exist
+    under. The assistant's words are claims, not sources.
+    """
+    out: dict[tuple[str | int, str, bool], Seen] = {}
+    for m in messages:
+        if m.role == "tool":
+            try:
+                value = json.loads(m.content or "")
+            except ValueError:
+                value = m.content
+            if isinstance(value, dict) and "error" in value:
+                continue  # an error names what does not exist
+            for key, leaf in _leaves(value):
+                out.setdefault((leaf, key, False), Seen(leaf, key, False))
+        elif m.content and m.role in ("system", "user"):
+            for token in _tokens(m.content):
+                keys = [""] if vocabulary is None else sorted(vocabulary.get(token, ()))
+                for key in keys:
+                    out.setdefault((token, key, True), Seen(token, key, True))
+    return list(out.values())
+
+
+def candidates(name: str, kind: str, values: Iterable[Seen]) -> list[str | int]:
+    """The values an entity argument ``name`` of ``kind`` may take: results under a related
+    key, and words (under a related field of the state, where one is known). Words with no
+    known field take the keys results showed the same value under: a product ID the user
+    repeats is no cart ID."""
+    values = list(values)
+    typed: dict[str, set[str]] = {}
+    for v in values:
+        if not v.said and v.key:
+            typed.setdefault(str(v.value), set()).add(v.key)
+    out: list[str | int] = []
+    for v in values:
+        if v.key and not related(v.key, name):
+            continue
+        keys = typed.get(str(v.value), set()) if v.said and not v.key else set()
+        if keys and not any(related(k, name) for k in keys):
+            continue
+        if v.said and not v.key and isinstance(v.value, str) and v.value.isdigit() \
+                and kind == "string" and len(v.value) < 3:
+            continue  # "2 nights" names no entity
+        value: str | int | None = v.value
+        if kind == "integer":
+            value = int(v.value) if str(v.value).lstrip("-").isdigit() else None
+        elif isinstance(v.value, int):
+            value = str(v.value)
+        if value is not None and value not in out:
+            out.append(value)
+    return out
+
+
+def _inner(schema: dict[str, Any]) -> dict[str, Any]:
+    """The object schema inside a parameter: itself, or its array's items; else empty."""
+    if schema.get("type") == "array" and isinstance(schema.get("items"), dict):
+        return schema["items"]  # type: ignore[no-any-return]
+    return schema if schema.get("type") == "object" else {}
+
+
+def _restrict(props: dict[str, Any], name: str, options: list[str | int]) -> bool:
+    """Make entity argument ``name`` an ``enum`` of ``options``; False when there are none."""
+    if not options:
+        return False
+    sub = props[name]
+    if sub.get("type") == "array":
+        props[name] = {**sub, "items": {**sub["items"], "enum": options}}
+    else:
+        props[name] = {k: v for k, v in sub.items() if k not in ("type", "format", "pattern")}
+        props[name]["enum"] = options
+    return True
+
+
+def ground(tool: Tool, tools: Iterable[Tool], values: list[Seen]) -> dict[str, Any] | None:
+    """``tool``'s parameter schema with every entity argument an ``enum`` of the values it
+    may take now; None when a required entity argument has none (it cannot be called yet).
+    An optional entity argument with no value is left out."""
+    others = [t.name for t in tools if t.name != tool.name]
+
+    def walk(node: dict[str, Any]) -> bool:
+        props = node.get("properties")
+        if not isinstance(props, dict):
+            return True
+        required = set(node.get("required") or [])
+        for name, sub in list(props.items()):
+            if not isinstance(sub, dict):
+                continue
+            if is_entity(name, sub, others):
+                kind = _entity_kind(sub)
+                ok = _restrict(props, name, candidates(name, kind or "string", values))
+            else:
+                ok = walk(_inner(sub))
+            if not ok:
+                if name in required:
+                    return False
+                del props[name]
+        return True
+
+    schema = copy.deepcopy(tool.parameters)
+    return schema if walk(schema) else None
+
+
+def entity_values(tool: Tool, tools: Iterable[Tool], arguments: Mapping[str, Any]
+                   ) -> Iterable[tuple[str, str, str | int]]:
+    """Every entity argument value of a call: (parameter name, its kind, the value)."""
+    kinds = {name: _entity_kind(schema) or "string"
+             for name, schema in _entity_params(tool, [t.name for t in tools
+                                                       if t.name != tool.name])}
+
+    def walk(node: Any, key: str) -> Iterable[tuple[str, str, str | int]]:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                yield from walk(v, str(k))
+        elif isinstance(node, list):
+            for v in node:
+                yield from walk(v, key)
+        elif key in kinds and isinstance(node, str | int) and not isinstance(node, bool):
+            yield key, kinds[key], node
+    return walk(dict(arguments), "")
+
+
+def ungrounded(tool: Tool, tools: Iterable[Tool], arguments: Mapping[str, Any],
+               earlier: str) -> str | None:
+    """The first entity argument value of a call that ``earlier`` (the dialogue's text
+    before it) never shows, if any."""
+    return next((str(v) for _, _, v in entity_values(tool, tools, arguments)
+                 if str(v) not in earlier), None)
+
+
+def unfounded(tool: Tool, tools: Iterable[Tool], arguments: Mapping[str, Any],
+              values: list[Seen]) -> tuple[str, str | int] | None:
+    """The first entity argument of a call whose value is not among those it may take
+    (``candidates``), as (parameter, value); None when all are."""
+    for name, kind, value in entity_values(tool, tools, arguments):
+        if value not in candidates(name, kind, values):
+            return name, value
+    return None
+
+
+def produces(producer: Tool, consumer: Tool) -> bool:
+    """Whether ``producer``'s results can carry a value for one of ``consumer``'s entity
+    arguments: a result field related to it, or the argument's description naming the
+    producer."""
+    if producer.name == consumer.name:
+        return False
+    fields = set(_fields(producer.result_schema or {}))
+    return any(_names_producer(schema, producer.name) or any(related(f, name) for f in fields)
+               for name, schema in _entity_params(consumer, [producer.name]))
+
+
+def _fields(schema: Any) -> Iterable[str]:
+    if isinstance(schema, dict):
+        for k, v in (schema.get("properties") or {}).items():
+            if isinstance(v, dict) and (_scalar_kind(v) or _entity_kind(v)):
+                yield k
+            yield from _fields(v)
+        if isinstance(schema.get("items"), dict):
+            yield from _fields(schema["items"])
+
+
+def dependency_order(names: list[str], tools: Mapping[str, Tool]) -> list[str]:
+    """``names`` reordered so that a tool producing a value another consumes comes first;
+    otherwise the given order is kept."""
+    left = list(names)
+    out: list[str] = []
+    while left:
+        ready = [n for n in left if not any(
+            m != n and n in tools and m in tools and produces(tools[m], tools[n])
+            and not produces(tools[n], tools[m]) for m in left)]
+        pick = ready[0] if ready else left[0]
+        out.append(pick)
+        left.remove(pick)
+    return out
+
+
+def _needs(tool: Tool) -> list[str]:
+    """The required entity arguments of ``tool`` (top level)."""
+    required = set(tool.parameters.get("required") or [])
+    return [name for name, _ in _entity_params(tool, []) if name in required]
+
+
+def with_sources(names: list[str], before: Iterable[str], tools: Mapping[str, Tool]
+                 ) -> list[str]:
+    """A subtask's tools with, ahead of a tool whose required entity argument nothing so far
+    produces (neither this list nor ``before``, the tools of earlier subtasks), one tool of
+    the dialogue that produces it and can itself be served: it needs nothing, or only what
+    is produced already. (Book a flight: search flights first. Cancel a booking: nothing is
+    added, since booking needs a search too; the user states the booking's ID.)"""
+    out: list[str] = []
+    done = [n for n in before if n in tools]
+    for name in names:
+        tool = tools.get(name)
+        have = [tools[n] for n in [*done, *out]]
+        if tool is not None and _needs(tool) and not any(produces(t, tool) for t in have):
+            source = next((t for t in tools.values() if t.name not in out and produces(t, tool)
+                           and all(any(produces(h, t) for h in have) for _ in _needs(t))),
+                          None)
+            if source is not None:
+                out.append(source.name)
+        if name not in out:
+            out.append(name)
+    return out
+
+
+def scalars(node: Any) -> list[str]:
+    """Every string and number in a JSON value, as text, in order."""
+    if isinstance(node, dict):
+        return [v for x in node.values() for v in scalars(x)]
+    if isinstance(node, list):
+        return [v for x in node for v in scalars(x)]
+    return [] if node is None or isinstance(node, bool) else [str(node)]
+
+
+def vocabulary(state: Any) -> dict[str, frozenset[str]]:
+    """The vocabulary of a JSON-like state: every identifier-like string or integer and
+    map key, with the fields it appears under."""
+    found: dict[str, set[str]] = {}
+    for key, leaf in _leaves(state):
+        found.setdefault(str(leaf), set()).add(key)
+    return {k: frozenset(v) for k, v in found.items()}
+
+
+__all__ = ["Seen", "Vocabulary", "candidates", "dependency_order", "entity_names",
+           "entity_values", "ground", "is_entity", "produces", "related", "scalars", "seen",
+           "unfounded", "ungrounded", "vocabulary"]
