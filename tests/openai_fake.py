@@ -32,6 +32,9 @@ class Reply:
     """Never answer (until the server stops): the client's timeout fires."""
     barrier: threading.Barrier | None = None
     """Wait here until the barrier's other parties arrive, then answer."""
+    cached_tokens: int | None = None
+    """Reported as ``usage.prompt_tokens_details.cached_tokens`` (as OpenAI, vLLM and
+    SGLang do), where given."""
 
 
 def ok(text: str = "ok", completion_tokens: int = 5, **kw: Any) -> Reply:
@@ -96,12 +99,15 @@ class FakeOpenAI:
 def _completion(reply: Reply, body: dict[str, Any]) -> dict[str, Any]:
     prompt = sum(len(m.get("content") or "") for m in body.get("messages", [])) // 4
     completion = min(reply.completion_tokens, int(body.get("max_tokens") or 1 << 30))
+    usage: dict[str, Any] = {"prompt_tokens": prompt, "completion_tokens": completion,
+                             "total_tokens": prompt + completion}
+    if reply.cached_tokens is not None:
+        usage["prompt_tokens_details"] = {"cached_tokens": reply.cached_tokens}
     return {"id": "chatcmpl-fake", "object": "chat.completion", "created": 0,
             "model": body.get("model", ""),
             "choices": [{"index": 0, "finish_reason": "stop",
                          "message": {"role": "assistant", "content": reply.text}}],
-            "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
-                      "total_tokens": prompt + completion}}
+            "usage": usage}
 
 
 def _handler(server: FakeOpenAI) -> type[BaseHTTPRequestHandler]:

@@ -129,9 +129,9 @@ def test_cost_is_per_million_tokens() -> None:
 
 
 def test_prices_of_known_dated_local_and_unknown_models() -> None:
-    assert price_of("openai:gpt-4o-mini") == Price(0.15, 0.60)
-    assert price_of("openai:gpt-4o-mini-2024-07-18") == Price(0.15, 0.60)
-    assert price_of("openai:gpt-4.1-mini") == Price(0.40, 1.60)
+    assert price_of("openai:gpt-4o-mini") == Price(0.15, 0.60, 0.075)
+    assert price_of("openai:gpt-4o-mini-2024-07-18") == Price(0.15, 0.60, 0.075)
+    assert price_of("openai:gpt-4.1-mini") == Price(0.40, 1.60, 0.10)
     assert price_of("local:qwen2.5-coder-0.5b") == FREE and price_of("local") == FREE
     assert price_of("scripted:0.05") == FREE
     assert price_of("openai:my-own-model") is None
@@ -152,6 +152,9 @@ def test_a_prices_file_overrides_and_extends_the_defaults(tmp_path: Path) -> Non
     assert load_prices(as_json)["openai:gpt-4o"] == Price(1.0, 2.0)
     assert load_prices(as_toml)["openai:gpt-4o"] == DEFAULT_PRICES["openai:gpt-4o"]
     assert load_prices() == DEFAULT_PRICES
+    as_toml.write_text('["openai:my-model"]\nprompt = 0.2\ncompletion = 0.8\n'
+                       'cached_prompt = 0.05\n')
+    assert load_prices(as_toml)["openai:my-model"] == Price(0.2, 0.8, 0.05)
 
 
 @pytest.mark.parametrize(("name", "text", "says"), [
@@ -180,4 +183,4 @@ def test_a_cost_limit_needs_a_price() -> None:
     assert '{"openai:my-own-model": {"prompt": USD, "completion": USD}}' in str(caught.value)
     tokens_only = Budget.for_model("openai:my-own-model", max_tokens=1000)
     assert tokens_only.max_tokens == 1000 and tokens_only.cost == 0.0
-    assert Budget.for_model("openai:gpt-4o-mini", max_cost=5.0).price == Price(0.15, 0.6)
+    assert Budget.for_model("openai:gpt-4o-mini", max_cost=5.0).price == Price(0.15, 0.6, 0.075)

@@ -230,12 +230,15 @@ def test_neither_method_may_make_a_call_again_that_already_succeeded() -> None:
     with pytest.raises(ValueError, match="reply"):
         mas._action(_draft_after(before, executes=False), reply_only=True)({"calls": [rome]})
     assert mas._action(_draft_after(before, executes=False))({"calls": [rome]}) == [rome]
-    # the skeleton: a step that repeats a call is refused with the reason fed back
+    # the skeleton: a step that only repeats a call has nothing new to do (None: the
+    # subtask moves to its reply); a subtask's opening that repeats one is asked again
     d = _draft_after(before, executes=False)
     step = skeleton._validate(d, "step", TOOLS)
-    with pytest.raises(ValueError, match="get_weather was already called"):
-        step({"calls": [weather]})
+    assert step({"calls": [weather]}) is None
     assert step({"calls": [rome]})["calls"] == [rome]
+    opening = skeleton._validate(d, "open", TOOLS)
+    with pytest.raises(ValueError, match="get_weather was already called"):
+        opening({"calls": [weather], "user": "Weather in Paris?"})
 
 
 def test_a_call_that_uses_a_value_never_shown_is_refused_by_both_methods() -> None:

@@ -271,3 +271,38 @@ def test_spec_picks_the_schema_mode(spec: str, mode: str) -> None:
 def test_bad_spec_is_a_config_error(spec: str) -> None:
     with pytest.raises(ConfigError):
         open_backend(spec, "http://127.0.0.1:1/v1")
+
+
+def test_cached_prompt_tokens_are_read_counted_and_priced() -> None:
+    from naig.llm.accounting import Ledger
+    from naig.llm.pricing import cost, load_prices
+
+    from .openai_fake import FakeOpenAI, ok
+
+    request = Request(messages=messages(("user", "x" * 400)), max_tokens=10)
+    with FakeOpenAI(ok(cached_tokens=64), ok()) as server:
+        first = asyncio.run(_complete(OpenAICompatLLM("m", base_url=server.base_url), request))
+        second = asyncio.run(_complete(OpenAICompatLLM("m", base_url=server.base_url), request))
+    assert (first.prompt_tokens, first.cached_prompt_tokens) == (100, 64)
+    assert second.cached_prompt_tokens == 0  # a server that reports none
+    book = Ledger()
+    book.charge("plan", first)
+    usage = book.usage()
+    assert usage.cached_prompt_tokens == usage.by_stage["plan"].cached_prompt_tokens == 64
+    price = load_prices()["openai:gpt-4o-mini"]
+    # 36 uncached at $0.15, 64 cached at $0.075, 5 completion at $0.60 per million
+    assert cost(usage, price) == pytest.approx((36 * 0.15 + 64 * 0.075 + 5 * 0.60) / 1e6)
+    uncached = usage.model_copy(update={"cached_prompt_tokens": 0})
+    assert cost(uncached, price) == pytest.approx((100 * 0.15 + 5 * 0.60) / 1e6)
+
+
+@pytest.mark.server
+def test_the_real_local_server_reports_no_cached_tokens_and_none_are_counted(
+        llama_server: str) -> None:
+    # llama-cpp-python's server keeps the prompt's prefix but does not report it
+    # (usage has no prompt_tokens_details): naig counts 0 rather than guessing
+    llm = OpenAICompatLLM("anything", base_url=llama_server)
+    request = Request(messages=messages(("user", "Name one colour.")), temperature=0.0,
+                      max_tokens=8)
+    completion = asyncio.run(_complete(llm, request))
+    assert completion.prompt_tokens > 0 and completion.cached_prompt_tokens == 0

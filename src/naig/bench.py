@@ -32,7 +32,7 @@ from naig.llm.base import LLM
 from naig.llm.registry import stack
 from naig.runner import attempt, rejection_reason
 from naig.stages.judge import JudgeMonitor
-from naig.stats import CorpusStats, corpus_stats
+from naig.stats import BEHAVIOURS, CorpusStats, corpus_stats, refinement_stats
 
 BenchProgress = Callable[[str, Record, int, int], None]
 """Called as ``(method, record, done, total)`` each time an attempt finishes."""
@@ -72,6 +72,8 @@ class MethodResult:
     outputs: tuple[Path, Path] | None = None
     judge: str = ""
     """What the refinement judge did in this method's run (``JudgeMonitor.describe``)."""
+    refinement: dict[str, int] = field(default_factory=dict)
+    """``naig.stats.refinement_stats`` over every attempt."""
 
     @property
     def kept_rate(self) -> float:
@@ -105,6 +107,7 @@ class MethodResult:
                           and self.run_usage.completion_tokens == u.completion_tokens},
             "rejections": dict(self.reasons),
             "judge": self.judge,
+            "refinement": self.refinement,
             "stats_over": self.stats_over,
             "stats": self.stats.to_dict(),
             "outputs": [str(p) for p in self.outputs] if self.outputs else None,
@@ -213,9 +216,16 @@ def _sections(r: BenchReport) -> list[tuple[str, list[str], list[list[str]]]]:
     stats = []
     for f in fields:
         values = [x.stats.to_dict()[f] for x in res]
-        share = f in ("clarification", "error_recovery", "refusal", "chit_chat")
+        share = f in BEHAVIOURS
         stats.append([f, *((f"{v:.0%}" if share else _num(v, 3)) for v in values)])
     out.append((f"Data statistics (dialogues used: {over})", ["statistic", *names], stats))
+    refined = [x for x in res if x.refinement["masked"]]
+    if refined:
+        keys = list(refined[0].refinement)
+        out.append(("Refinement and repair (all attempts)", ["measure", *(x.method
+                                                                         for x in refined)],
+                    [[k, *(_num(x.refinement[k]) for x in refined)] for k in keys]
+                    + [["judge", *(x.judge.removeprefix("judge: ") for x in refined)]]))
     reasons = sorted({k for x in res for k in x.reasons})
     if reasons:
         out.append(("Rejections by first failed check", ["check", *names],
@@ -280,7 +290,8 @@ async def _measure(config: RunConfig, backend: LLM, source: ToolSource, attempts
         reasons=dict(rejected.most_common()),
         stats=corpus_stats([r.messages for r in (kept or done)]),
         stats_over="kept" if kept else "all (none kept)", records=done, outputs=paths,
-        judge=judge.describe())
+        judge=judge.describe(),
+        refinement=refinement_stats(x for r in done for x in r.meta.refinements))
 
 
 async def bench(config: RunConfig, backend: LLM, source: ToolSource,

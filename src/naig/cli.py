@@ -204,13 +204,16 @@ def bench_command(
     subtasks: Annotated[str, typer.Option(help="Subtasks per task, MIN-MAX.")] = "2-5",
     steps: Annotated[str, typer.Option(help="Tool-calling steps per subtask, MIN-MAX.")] = "1-6",
     experts: Annotated[bool, typer.Option(help="Run the expert panel.")] = True,
+    judge: Annotated[str, typer.Option(help="Refinement judge (naig): auto, on, off.")] = "auto",
+    methods: Annotated[list[str], typer.Option("--method", help="A method to run (repeatable): naig, mas.")] = ["naig", "mas"],  # noqa: B006
 ) -> None:
     """Compare NAIG with the multi-agent-simulation baseline on the same seeds and model."""
     try:
         (s_lo, s_hi), (p_lo, p_hi) = _range(subtasks, "subtasks"), _range(steps, "steps")
         method = MethodSettings(subtasks_min=max(1, s_lo), subtasks_max=max(1, s_hi),
                                 steps_min=max(1, p_lo), steps_max=max(1, p_hi),
-                                refine_steps=refine_steps, experts=experts)
+                                refine_steps=refine_steps, experts=experts,
+                                judge=judge)  # type: ignore[arg-type]
         config = RunConfig(tools=tuple(tools), n=n, output=output.with_suffix(".jsonl"),
                            model=model, base_url=base_url, seed=seed, concurrency=concurrency,
                            cache=False, method=method)
@@ -221,7 +224,7 @@ def bench_command(
             asyncio.get_running_loop().add_signal_handler(signal.SIGINT, main_task.cancel)
             backend = open_backend(config.model, config.base_url)
             try:
-                return await bench(config, backend, combine(list(config.tools)),
+                return await bench(config, backend, combine(list(config.tools)), methods,
                                    progress=_bench_line)
             finally:
                 await backend.aclose()

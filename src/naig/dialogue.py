@@ -143,6 +143,9 @@ class StageUsage(_Model):
     calls: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_prompt_tokens: int = 0
+    """Of the prompt tokens, those served from the model's prefix cache (not evaluated
+    again; priced at the cached-input price where one is known)."""
     seconds: float = 0.0
     cost_usd: float = 0.0
     """At the model's price in the run's price table (0 for local models)."""
@@ -151,6 +154,7 @@ class StageUsage(_Model):
         self.calls += other.calls
         self.prompt_tokens += other.prompt_tokens
         self.completion_tokens += other.completion_tokens
+        self.cached_prompt_tokens += other.cached_prompt_tokens
         self.seconds += other.seconds
         self.cost_usd += other.cost_usd
 

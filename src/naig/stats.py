@@ -12,7 +12,13 @@ methods are measured alike:
   user speaks again;
 - refusal: a text reply, with no call since the user spoke, that says it cannot;
 - chit-chat: a user turn answered in text with no call in that exchange, that is
-  neither a clarification question nor a refusal.
+  neither a clarification question nor a refusal;
+- unrecovered error: a tool result with an ``error`` key that no other call follows before
+  the user speaks again (the error is the last word: where tools are real, a call that
+  failed by accident rather than an error simulation, which always retries).
+
+``refinement_stats`` reads the records' refinement log instead: what refinement and
+repair tried, and on what evidence they kept a rewrite.
 """
 
 from __future__ import annotations
@@ -21,14 +27,14 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 
-from naig.dialogue import Message
+from naig.dialogue import Message, Refinement
 
 _WORD = re.compile(r"\w+")
 _REFUSAL = re.compile(
     r"\b(cannot|can't|can not|unable to|not able to|isn't something i can|"
     r"not something i can|(?:don't|do not) have (?:a |the |any )?(?:tool|way|access|ability)|"
     r"no (?:tool|way) to|not (?:available|supported) (?:to me|with))", re.IGNORECASE)
-BEHAVIOURS = ("clarification", "error_recovery", "refusal", "chit_chat")
+BEHAVIOURS = ("clarification", "error_recovery", "refusal", "chit_chat", "unrecovered_error")
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,7 @@ class CorpusStats:
     error_recovery: float
     refusal: float
     chit_chat: float
+    unrecovered_error: float
 
     def to_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -101,8 +108,8 @@ def behaviours(messages: Sequence[Message]) -> set[str]:
     for k, ex in enumerate(exchanges):
         following = exchanges[k + 1] if k + 1 < len(exchanges) else None
         for i, m in enumerate(ex):
-            if m.is_error and _calls(ex[i + 1:]):
-                found.add("error_recovery")
+            if m.is_error:
+                found.add("error_recovery" if _calls(ex[i + 1:]) else "unrecovered_error")
         replies = _text_replies(ex)
         refuses = not _calls(ex) and any(_refuses(m) for m in replies)
         if refuses:
@@ -139,4 +146,27 @@ def corpus_stats(dialogues: Sequence[Sequence[Message]]) -> CorpusStats:
         **share)
 
 
-__all__ = ["BEHAVIOURS", "CorpusStats", "behaviours", "corpus_stats", "distinct_n"]
+def refinement_stats(refinements: Iterable[Refinement]) -> dict[str, int]:
+    """What refinement and repair did, from the records' logs: turns masked; candidates
+    written (a rewrite was produced); decided (it differed from the original); accepted,
+    and on which evidence (a check it fixed, the judge in both orders); and the same for
+    the repair rounds alone."""
+    out = dict.fromkeys(("masked", "written", "decided", "accepted", "by_check", "by_judge",
+                         "repair_rounds", "repair_accepted"), 0)
+    for r in refinements:
+        out["repair_rounds"] += r.repair
+        for kept, reason in zip(r.kept, r.reasons, strict=False):
+            out["masked"] += 1
+            written = not reason.startswith("no valid candidate")
+            out["written"] += written
+            out["decided"] += written and reason != "candidate identical"
+            if kept == "new":
+                out["accepted"] += 1
+                out["repair_accepted"] += r.repair
+                out["by_check"] += reason.startswith("candidate fixes")
+                out["by_judge"] += reason.startswith("judge preferred")
+    return out
+
+
+__all__ = ["BEHAVIOURS", "CorpusStats", "behaviours", "corpus_stats", "distinct_n",
+           "refinement_stats"]

@@ -25,7 +25,8 @@ class Ledger:
     def charge(self, stage: str, c: Completion) -> None:
         u = self.by_stage.setdefault(stage or "other", StageUsage())
         u.add(StageUsage(calls=1, prompt_tokens=c.prompt_tokens,
-                         completion_tokens=c.completion_tokens, seconds=c.seconds))
+                         completion_tokens=c.completion_tokens,
+                         cached_prompt_tokens=c.cached_prompt_tokens, seconds=c.seconds))
 
     def usage(self, price: Price | None = None) -> Usage:
         """Totals and stages; with a price, each priced in USD."""

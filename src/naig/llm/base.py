@@ -51,6 +51,9 @@ class Completion(BaseModel):
     text: str
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_prompt_tokens: int = 0
+    """Of the prompt tokens, those the model did not evaluate again: a prefix it kept from
+    an earlier request (OpenAI-compatible servers report it; llama.cpp in-process too)."""
     seconds: float = 0.0
     """Wall time of the call that first produced this text."""
     cached: bool = False

@@ -24,7 +24,8 @@ CREATE TABLE IF NOT EXISTS responses (
   prompt_tokens INTEGER NOT NULL,
   completion_tokens INTEGER NOT NULL,
   seconds REAL NOT NULL,
-  created REAL NOT NULL
+  created REAL NOT NULL,
+  cached_prompt_tokens INTEGER NOT NULL DEFAULT 0
 )"""
 
 
@@ -41,23 +42,29 @@ class CachedLLM(Wrapper):
         self._db = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(responses)")}
+        if "cached_prompt_tokens" not in columns:  # a cache written by an earlier version
+            self._db.execute("ALTER TABLE responses ADD COLUMN cached_prompt_tokens "
+                             "INTEGER NOT NULL DEFAULT 0")
         self._db.commit()
 
     def get(self, key: str) -> Completion | None:
         row = self._db.execute(
-            "SELECT text, prompt_tokens, completion_tokens, seconds FROM responses WHERE key=?",
-            (key,)).fetchone()
+            "SELECT text, prompt_tokens, completion_tokens, seconds, cached_prompt_tokens "
+            "FROM responses WHERE key=?", (key,)).fetchone()
         if row is None:
             return None
         return Completion(text=row[0], prompt_tokens=row[1], completion_tokens=row[2],
-                          seconds=row[3], cached=True)
+                          seconds=row[3], cached_prompt_tokens=row[4], cached=True)
 
     def put(self, key: str, completion: Completion) -> None:
         self._db.execute(
             "INSERT OR REPLACE INTO responses(key, backend, text, prompt_tokens, "
-            "completion_tokens, seconds, created) VALUES (?,?,?,?,?,?,?)",
+            "completion_tokens, seconds, created, cached_prompt_tokens) "
+            "VALUES (?,?,?,?,?,?,?,?)",
             (key, self.name, completion.text, completion.prompt_tokens,
-             completion.completion_tokens, completion.seconds, time.time()))
+             completion.completion_tokens, completion.seconds, time.time(),
+             completion.cached_prompt_tokens))
         self._db.commit()
 
     async def complete(self, request: Request) -> Completion:

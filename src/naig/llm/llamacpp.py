@@ -52,18 +52,37 @@ class LlamaCppLLM(LLM):
             **kwargs,
         )
 
+    def _kept(self) -> list[int]:
+        """The tokens whose state llama.cpp holds from the last call."""
+        return [int(t) for t in self._llama.input_ids[: self._llama.n_tokens]]
+
     async def complete(self, request: Request) -> Completion:
         async with self._lock:
             start = time.perf_counter()
+            before = self._kept()
             try:
                 out = await asyncio.to_thread(self._run, request)
             except ValueError as e:  # the prompt outgrew the context window
                 raise ModelOutputError(f"{self.name}: {e}") from None
             seconds = time.perf_counter() - start
-        usage = out.get("usage") or {}
+            usage = out.get("usage") or {}
+            prompt = int(usage.get("prompt_tokens", 0))
+            reused = shared_prefix(before, self._kept()[:prompt])
         return Completion(
             text=out["choices"][0]["message"].get("content") or "",
-            prompt_tokens=int(usage.get("prompt_tokens", 0)),
+            prompt_tokens=prompt,
             completion_tokens=int(usage.get("completion_tokens", 0)),
+            cached_prompt_tokens=reused,
             seconds=seconds,
         )
+
+
+def shared_prefix(before: list[int], prompt: list[int]) -> int:
+    """Prompt tokens llama.cpp did not evaluate again: the prefix the prompt shares with
+    the tokens it held (it always evaluates the prompt's last token itself)."""
+    n = 0
+    for a, b in zip(before, prompt[:-1], strict=False):
+        if a != b:
+            break
+        n += 1
+    return n

@@ -95,10 +95,12 @@ class OpenAICompatLLM(LLM):
             raise self._status_error(e, structured=request.schema_ is not None) from None
         seconds = time.perf_counter() - start
         usage = out.usage
+        details = getattr(usage, "prompt_tokens_details", None) if usage else None
         return Completion(
             text=(out.choices[0].message.content or "") if out.choices else "",
             prompt_tokens=usage.prompt_tokens if usage else 0,
             completion_tokens=usage.completion_tokens if usage else 0,
+            cached_prompt_tokens=int(getattr(details, "cached_tokens", 0) or 0),
             seconds=seconds,
         )
 

@@ -4,11 +4,12 @@ Prices are USD per million tokens, keyed by model name (``openai:gpt-4o-mini``).
 hosted models are known; the embedded model (``local:*``) is free; anything else comes
 from a file given to ``load_prices``, JSON or TOML, of the form::
 
-    {"openai:my-model": {"prompt": 0.15, "completion": 0.6}}
+    {"openai:my-model": {"prompt": 0.15, "completion": 0.6, "cached_prompt": 0.075}}
 
     ["openai:my-model"]        # TOML
     prompt = 0.15
     completion = 0.6
+    cached_prompt = 0.075      # optional: prompt tokens served from the prefix cache
 
 A dated snapshot (``openai:gpt-4o-mini-2024-07-18``) takes the price of its undated name.
 A model served by your own server (``--base-url``) has no known price: list it (at 0 if
@@ -49,6 +50,9 @@ class Price:
     """USD per million prompt (input) tokens."""
     completion_per_mtok: float
     """USD per million completion (output) tokens."""
+    cached_prompt_per_mtok: float | None = None
+    """USD per million prompt tokens served from the provider's prefix cache (None: as
+    other prompt tokens)."""
 
 
 FREE = Price(0.0, 0.0)
@@ -56,12 +60,12 @@ FREE_PROVIDERS = ("local", "scripted")
 """The embedded model, and the scripted one for tests and demos."""
 
 DEFAULT_PRICES: dict[str, Price] = {
-    # OpenAI's list prices in 2025 (standard tier, uncached input).
-    "openai:gpt-4o": Price(2.50, 10.00),
-    "openai:gpt-4o-mini": Price(0.15, 0.60),
-    "openai:gpt-4.1": Price(2.00, 8.00),
-    "openai:gpt-4.1-mini": Price(0.40, 1.60),
-    "openai:gpt-4.1-nano": Price(0.10, 0.40),
+    # OpenAI's list prices in 2025 (standard tier): input, output, cached input.
+    "openai:gpt-4o": Price(2.50, 10.00, 1.25),
+    "openai:gpt-4o-mini": Price(0.15, 0.60, 0.075),
+    "openai:gpt-4.1": Price(2.00, 8.00, 0.50),
+    "openai:gpt-4.1-mini": Price(0.40, 1.60, 0.10),
+    "openai:gpt-4.1-nano": Price(0.10, 0.40, 0.025),
 }
 
 _SNAPSHOT = re.compile(r"-\d{4}-\d{2}-\d{2}$")
@@ -71,8 +75,11 @@ CHARS_PER_TOKEN = 3
 
 
 def cost(usage: StageUsage, price: Price) -> float:
-    """USD for ``usage`` at ``price``."""
-    return (usage.prompt_tokens * price.prompt_per_mtok
+    """USD for ``usage`` at ``price``: cached prompt tokens at the cached price, if any."""
+    cached = min(usage.cached_prompt_tokens, usage.prompt_tokens)
+    cached_price = price.prompt_per_mtok if price.cached_prompt_per_mtok is None \
+        else price.cached_prompt_per_mtok
+    return ((usage.prompt_tokens - cached) * price.prompt_per_mtok + cached * cached_price
             + usage.completion_tokens * price.completion_per_mtok) / 1e6
 
 
@@ -92,6 +99,7 @@ class _Entry(BaseModel):
 
     prompt: float = Field(ge=0)
     completion: float = Field(ge=0)
+    cached_prompt: float | None = Field(None, ge=0)
 
 
 def load_prices(path: Path | None = None) -> dict[str, Price]:
@@ -123,11 +131,12 @@ def load_prices(path: Path | None = None) -> dict[str, Price]:
             problems = "; ".join(f"{'.'.join(map(str, err['loc'])) or 'entry'}: {err['msg']}"
                                  for err in e.errors())
             raise ConfigError(f"{where}: {model}: {problems} ({_FORM})") from None
-        prices[model] = Price(listed.prompt, listed.completion)
+        prices[model] = Price(listed.prompt, listed.completion, listed.cached_prompt)
     return prices
 
 
-_FORM = '{"openai:<model>": {"prompt": USD, "completion": USD}} per million tokens'
+_FORM = ('{"openai:<model>": {"prompt": USD, "completion": USD, "cached_prompt": USD}} per '
+         'million tokens ("cached_prompt" optional)')
 
 
 class Budget:
@@ -201,7 +210,8 @@ class Budget:
         """Count what a call cost; cache hits cost nothing."""
         if not completion.cached:
             self.spent.add(StageUsage(calls=1, prompt_tokens=completion.prompt_tokens,
-                                      completion_tokens=completion.completion_tokens))
+                                      completion_tokens=completion.completion_tokens,
+                                      cached_prompt_tokens=completion.cached_prompt_tokens))
 
     def _why(self, limit: str) -> str:
         return (f"budget spent: ${self.cost:.4f} and {self.tokens} tokens over "

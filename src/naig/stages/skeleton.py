@@ -29,6 +29,7 @@ from naig.llm.structured import ask
 from naig.prompts import instructions, render
 from naig.stages.calls import (
     Parameters,
+    RepeatedCall,
     calls_schema,
     check_call,
     grounded,
@@ -60,7 +61,8 @@ def _schema(part: Part, tools: list[Tool], params: Parameters | None, *, results
             "properties": props}
 
 
-def _validate(d: Draft, part: Part, tools: list[Tool]) -> Callable[[Any], dict[str, Any]]:
+def _validate(d: Draft, part: Part, tools: list[Tool]
+              ) -> Callable[[Any], dict[str, Any] | None]:
     """Texts present; calls that name an offered tool with valid arguments, whose entity
     arguments use values the dialogue (with the new user message) has shown, and that do
     something new.
@@ -68,11 +70,13 @@ def _validate(d: Draft, part: Part, tools: list[Tool]) -> Callable[[Any], dict[s
     A call after the first that fails this is dropped with the calls after it (and a reply
     written with them, which may report them), rather than the answer refused: a small
     model often writes a whole subtask into one step, and its later calls need the
-    results of the earlier ones, which a step must wait for."""
+    results of the earlier ones, which a step must wait for. A later step whose call only
+    repeats one already made gives None: the assistant has nothing new to do, and the
+    subtask moves to its reply (asking again mostly gets the same call again)."""
     names = [t.name for t in tools]
     by_name = {t.name: t for t in tools}
 
-    def check(raw: Any) -> dict[str, Any]:
+    def check(raw: Any) -> dict[str, Any] | None:
         if not isinstance(raw, dict):
             raise ValueError("expected a JSON object")
         for key in ("user", "reply"):
@@ -92,6 +96,12 @@ def _validate(d: Draft, part: Part, tools: list[Tool]) -> Callable[[Any], dict[s
                 check_call(by_name.get(str(c.get("name"))), c, d.tools, values, names,
                            user_states=part == "open")
                 require_new([c], history, strict=not d.env.executes)
+            except RepeatedCall:
+                if n == 0 and part == "open":
+                    raise
+                if n == 0:
+                    return None
+                return {k: v for k, v in raw.items() if k != "reply"} | {"calls": calls[:n]}
             except ValueError:
                 if n == 0:
                     raise
@@ -102,7 +112,7 @@ def _validate(d: Draft, part: Part, tools: list[Tool]) -> Callable[[Any], dict[s
 
 async def _ask_part(d: Draft, task: str, sub: Subtask, part: Part, k: int, *,
                     tools: list[Tool], params: Parameters | None, reply: bool,
-                    failed: list[str]) -> dict[str, Any]:
+                    failed: list[str]) -> dict[str, Any] | None:
     results = not d.env.executes
     history = transcript(d.messages)
     messages, digest = render("skeleton", frame=d.frame, history=history, task=task,
@@ -111,7 +121,7 @@ async def _ask_part(d: Draft, task: str, sub: Subtask, part: Part, k: int, *,
                               results=results, reply=reply, failed=failed)
     schema = _schema(part, tools, params, results=results, reply=reply,
                      most=d.settings.calls_per_step)
-    raw: dict[str, Any] = await ask(
+    raw: dict[str, Any] | None = await ask(
         d.llm, messages, schema, _validate(d, part, tools), stage="skeleton",
         seed=d.request_seed("skeleton"), template_hash=digest,
         temperature=d.settings.temperature, max_tokens=200 + 350 * (part != "reply"),
@@ -148,6 +158,8 @@ async def _step(d: Draft, task: str, sub: Subtask, part: Part, k: int, *, reply:
             return None
         raw = await _ask_part(d, task, sub, part, k, tools=tools, params=params,
                               reply=reply, failed=failed)
+        if raw is None:
+            return None  # nothing new to do
         done = await make_calls(d, raw["calls"])
         refused = [m for m in done[1:] if m.is_error]
         if not refused:
@@ -175,6 +187,7 @@ async def _subtask(d: Draft, task: str, sub: Subtask) -> None:
         tools = [t for t in (d.tool(n) for n in sub.tools) if t is not None]
         raw = await _ask_part(d, task, sub, "reply", 0, tools=tools, params=None, reply=True,
                               failed=[])
+    assert raw is not None  # a reply is always an answer
     d.append(Message(role="assistant", content=str(raw["reply"]).strip()))
 
 
