@@ -59,3 +59,22 @@ def test_generate_on_the_embedded_model(tmp_path: Path) -> None:
         [r.to_json() for r in kept]
     assert [r.to_json() for r in _records(tmp_path / "again.rejected.jsonl")] == \
         [r.to_json() for r in rejected]
+
+
+def test_the_embedded_model_reuses_a_shared_prefix_and_says_so() -> None:
+    import asyncio
+
+    from naig.llm.base import Request, messages
+    from naig.llm.llamacpp import LlamaCppLLM
+
+    llm = LlamaCppLLM("qwen2.5-coder-1.5b")
+    frame = "You list things. " + " ".join(f"Item {k} is a colour." for k in range(40))
+
+    def ask(question: str) -> Request:
+        return Request(messages=messages(("system", frame), ("user", question)),
+                       temperature=0.0, max_tokens=4)
+
+    first = asyncio.run(llm.complete(ask("Name one colour.")))
+    second = asyncio.run(llm.complete(ask("Name one fruit.")))
+    assert first.cached_prompt_tokens == 0
+    assert 100 < second.cached_prompt_tokens < second.prompt_tokens  # the frame, not the end

@@ -230,15 +230,15 @@ def test_neither_method_may_make_a_call_again_that_already_succeeded() -> None:
     with pytest.raises(ValueError, match="reply"):
         mas._action(_draft_after(before, executes=False), reply_only=True)({"calls": [rome]})
     assert mas._action(_draft_after(before, executes=False))({"calls": [rome]}) == [rome]
-    # the skeleton: a step that only repeats a call has nothing new to do (None: the
-    # subtask moves to its reply); a subtask's opening that repeats one is asked again
+    # the skeleton: an answer that only repeats a call is None, and the tool is noted so
+    # that the step is asked again without it (or ends)
     d = _draft_after(before, executes=False)
-    step = skeleton._validate(d, "step", TOOLS)
-    assert step({"calls": [weather]}) is None
+    repeated: list[str] = []
+    step = skeleton._validate(d, "step", TOOLS, repeated)
+    assert step({"calls": [weather]}) is None and repeated == ["get_weather"]
     assert step({"calls": [rome]})["calls"] == [rome]
-    opening = skeleton._validate(d, "open", TOOLS)
-    with pytest.raises(ValueError, match="get_weather was already called"):
-        opening({"calls": [weather], "user": "Weather in Paris?"})
+    opening = skeleton._validate(d, "open", TOOLS, repeated)
+    assert opening({"calls": [weather], "user": "Weather in Paris?"}) is None
 
 
 def test_a_call_that_uses_a_value_never_shown_is_refused_by_both_methods() -> None:
@@ -248,7 +248,7 @@ def test_a_call_that_uses_a_value_never_shown_is_refused_by_both_methods() -> No
     with pytest.raises(ValueError, match="hotel_id 'H-2002' appears nowhere before the call"):
         mas._action(d)({"calls": [book]})
     with pytest.raises(ValueError, match="H-2002"):
-        skeleton._validate(d, "step", TOOLS)({"calls": [book]})
+        skeleton._validate(d, "step", TOOLS, [])({"calls": [book]})
     # decoding cannot produce it at all: the schema offers only the values shown
     schema = mas.assistant_schema(TOOLS, grounded(d, TOOLS))
     assert '"enum": ["H-1001"]' in json.dumps(schema)

@@ -40,6 +40,7 @@ from naig.stages.calls import (
     require_new,
     values_before,
 )
+from naig.stages.checks import out_of_voice
 from naig.stages.draft import Draft
 from naig.stages.plan import plan
 from naig.tools import Tool
@@ -92,6 +93,9 @@ def _said(raw: Any, key: str) -> str | None:
     text = str(raw[key]).strip()
     if not text:
         raise ValueError(f"'{key}' must not be empty")
+    why = out_of_voice(text)
+    if why:
+        raise ValueError(f"'{key}' {why}: write only what is said")
     return text
 
 

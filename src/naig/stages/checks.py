@@ -132,21 +132,28 @@ _CODE = re.compile(r"\b\w+\(\s*[{\[\"']|[{\[]\s*\"\w+\"\s*:|\(\s*\{\s*$")
 _NARRATION = re.compile(r"\bthe (assistant|user)('s)?\b", re.IGNORECASE)
 
 
+def out_of_voice(text: str) -> str | None:
+    """Why ``text`` is not what a speaker says, if it is not: code or JSON in it, or
+    narration about "the user" or "the assistant". Generators refuse such text before it
+    enters a dialogue; ``turns_in_voice`` rejects a dialogue that has it."""
+    code = _CODE.search(text)
+    if code:
+        return f"holds code, not words: {code.group(0)!r}"
+    told = _NARRATION.search(text)
+    if told:
+        return f"narrates {told.group(0)!r} instead of speaking"
+    return None
+
+
 def turns_in_voice(messages: list[Message], tools: list[Tool]) -> Check:
     """Each text turn is what its speaker says: no code or JSON (``search_products({``),
     and no narration about "the user" or "the assistant" (a small model describing the
     dialogue instead of writing it)."""
-    name = "turns_in_voice"
     for i, m in enumerate(messages):
-        if m.role not in ("user", "assistant") or not m.content:
-            continue
-        code = _CODE.search(m.content)
-        if code:
-            return _fail(name, f"[{i}] holds code, not words: {code.group(0)!r}")
-        told = _NARRATION.search(m.content)
-        if told:
-            return _fail(name, f"[{i}] narrates {told.group(0)!r} instead of speaking")
-    return _ok(name)
+        why = out_of_voice(m.content or "") if m.role in ("user", "assistant") else None
+        if why:
+            return _fail("turns_in_voice", f"[{i}] {why}")
+    return _ok("turns_in_voice")
 
 
 _WORD = re.compile(r"\w+")

@@ -19,6 +19,7 @@ from naig.grounding import candidates, entity_values
 from naig.llm.structured import ask
 from naig.prompts import instructions, render
 from naig.stages.calls import encode, make_calls, replay, stated_values, values_before
+from naig.stages.checks import out_of_voice
 from naig.stages.draft import Draft
 from naig.transcript import transcript
 
@@ -39,11 +40,16 @@ def _text(*names: str) -> dict[str, Any]:
 
 
 def _nonempty(raw: Any) -> dict[str, Any]:
+    """Every text given, and spoken: no code, no narration (an error message is the
+    system's, not speech)."""
     if not isinstance(raw, dict):
         raise ValueError("expected a JSON object")
     for k, v in raw.items():
         if isinstance(v, str) and not v.strip():
             raise ValueError(f"'{k}' must not be empty")
+        why = out_of_voice(v) if isinstance(v, str) and k != "error" else None
+        if why:
+            raise ValueError(f"'{k}' {why}: write only what is said")
     return raw
 
 

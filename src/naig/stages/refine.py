@@ -39,7 +39,7 @@ from naig.stages.calls import (
     to_model_calls,
     values_before,
 )
-from naig.stages.checks import RULES
+from naig.stages.checks import RULES, out_of_voice
 from naig.stages.draft import Draft
 from naig.stages.judge import judge, trusted
 from naig.stages.verify import EXPERTS, expert
@@ -143,6 +143,9 @@ def _answer(key: str) -> Callable[[Any], dict[str, Any]]:
             raise ValueError(f'expected {{"{key}": ...}}, not empty')
         if isinstance(raw[key], str) and not raw[key].strip():
             raise ValueError(f"'{key}' must not be empty")
+        why = out_of_voice(raw[key]) if isinstance(raw[key], str) else None
+        if why:
+            raise ValueError(f"'{key}' {why}: write only what is said")
         return raw
     return check
 

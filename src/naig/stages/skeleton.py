@@ -39,6 +39,7 @@ from naig.stages.calls import (
     require_new,
     values_before,
 )
+from naig.stages.checks import out_of_voice
 from naig.stages.draft import Draft
 from naig.tools import Tool
 from naig.transcript import describe, transcript
@@ -61,7 +62,7 @@ def _schema(part: Part, tools: list[Tool], params: Parameters | None, *, results
             "properties": props}
 
 
-def _validate(d: Draft, part: Part, tools: list[Tool]
+def _validate(d: Draft, part: Part, tools: list[Tool], repeated: list[str]
               ) -> Callable[[Any], dict[str, Any] | None]:
     """Texts present; calls that name an offered tool with valid arguments, whose entity
     arguments use values the dialogue (with the new user message) has shown, and that do
@@ -70,9 +71,10 @@ def _validate(d: Draft, part: Part, tools: list[Tool]
     A call after the first that fails this is dropped with the calls after it (and a reply
     written with them, which may report them), rather than the answer refused: a small
     model often writes a whole subtask into one step, and its later calls need the
-    results of the earlier ones, which a step must wait for. A later step whose call only
-    repeats one already made gives None: the assistant has nothing new to do, and the
-    subtask moves to its reply (asking again mostly gets the same call again)."""
+    results of the earlier ones, which a step must wait for. An answer whose first call
+    only repeats one already made gives None and adds the tool to ``repeated``: asking
+    again with the reason mostly gets the same call again, so the caller asks without
+    that tool, or ends the steps."""
     names = [t.name for t in tools]
     by_name = {t.name: t for t in tools}
 
@@ -82,6 +84,9 @@ def _validate(d: Draft, part: Part, tools: list[Tool]
         for key in ("user", "reply"):
             if key in raw and not str(raw[key]).strip():
                 raise ValueError(f"'{key}' must not be empty")
+            why = out_of_voice(str(raw.get(key, "")))
+            if why:
+                raise ValueError(f"'{key}' {why}: write only what is said")
         if part == "reply":
             return raw
         calls = raw.get("calls")
@@ -97,9 +102,8 @@ def _validate(d: Draft, part: Part, tools: list[Tool]
                            user_states=part == "open")
                 require_new([c], history, strict=not d.env.executes)
             except RepeatedCall:
-                if n == 0 and part == "open":
-                    raise
                 if n == 0:
+                    repeated.append(str(c.get("name")))
                     return None
                 return {k: v for k, v in raw.items() if k != "reply"} | {"calls": calls[:n]}
             except ValueError:
@@ -112,7 +116,8 @@ def _validate(d: Draft, part: Part, tools: list[Tool]
 
 async def _ask_part(d: Draft, task: str, sub: Subtask, part: Part, k: int, *,
                     tools: list[Tool], params: Parameters | None, reply: bool,
-                    failed: list[str]) -> dict[str, Any] | None:
+                    failed: list[str], repeated: list[str] | None = None
+                    ) -> dict[str, Any] | None:
     results = not d.env.executes
     history = transcript(d.messages)
     messages, digest = render("skeleton", frame=d.frame, history=history, task=task,
@@ -122,7 +127,8 @@ async def _ask_part(d: Draft, task: str, sub: Subtask, part: Part, k: int, *,
     schema = _schema(part, tools, params, results=results, reply=reply,
                      most=d.settings.calls_per_step)
     raw: dict[str, Any] | None = await ask(
-        d.llm, messages, schema, _validate(d, part, tools), stage="skeleton",
+        d.llm, messages, schema, _validate(d, part, tools, [] if repeated is None else repeated),
+        stage="skeleton",
         seed=d.request_seed("skeleton"), template_hash=digest,
         temperature=d.settings.temperature, max_tokens=200 + 350 * (part != "reply"),
         attempts=d.settings.attempts_per_output,
@@ -148,18 +154,22 @@ async def _step(d: Draft, task: str, sub: Subtask, part: Part, k: int, *, reply:
 
     A call the environment refuses is undone (the dialogue is replayed from the start
     state) and the part asked again with the refusal shown, up to the attempts allowed."""
-    tools = [t for t in (d.tool(n) for n in sub.tools) if t is not None]
+    listed = [t for t in (d.tool(n) for n in sub.tools) if t is not None]
     failed: list[str] = []
+    repeated: list[str] = []
     for _ in range(d.settings.attempts_per_output):
+        tools = [t for t in listed if t.name not in repeated] or \
+            [t for t in d.tools if t.name not in repeated]
         params = _opening(d, tools) if part == "open" else grounded(d, tools)
         if part == "step" and not params:  # none of this subtask's: any tool that can
-            tools, params = d.tools, grounded(d, d.tools)
-        if part == "step" and not params:
-            return None
+            tools = [t for t in d.tools if t.name not in repeated]
+            params = grounded(d, tools)
+        if not tools or (part == "step" and not params):
+            break
         raw = await _ask_part(d, task, sub, part, k, tools=tools, params=params,
-                              reply=reply, failed=failed)
+                              reply=reply, failed=failed, repeated=repeated)
         if raw is None:
-            return None  # nothing new to do
+            continue  # it only repeated a call: ask without that tool
         done = await make_calls(d, raw["calls"])
         refused = [m for m in done[1:] if m.is_error]
         if not refused:
@@ -169,7 +179,10 @@ async def _step(d: Draft, task: str, sub: Subtask, part: Part, k: int, *, reply:
             return raw
         failed.append(f"{describe(done[0])} -> {refused[0].content}")
         await replay(d)  # undo whatever the refused calls changed
-    raise ModelOutputError(f"skeleton: every try at a step was refused: {failed[-1]}")
+    if part == "step" and not failed:
+        return None  # nothing new to do: the subtask moves to its reply
+    why = failed[-1] if failed else f"it only repeated calls already made ({repeated})"
+    raise ModelOutputError(f"skeleton: no try at a step worked: {why}")
 
 
 async def _subtask(d: Draft, task: str, sub: Subtask) -> None:

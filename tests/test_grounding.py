@@ -1,0 +1,114 @@
+"""Grounding: which arguments name entities, what values they may take at a point of a
+dialogue, and the schemas that make anything else impossible to decode."""
+
+from __future__ import annotations
+
+import json
+
+from naig.dialogue import Message
+from naig.grounding import (
+    candidates,
+    dependency_order,
+    entity_names,
+    ground,
+    is_entity,
+    produces,
+    seen,
+    vocabulary,
+    with_sources,
+)
+from naig.pools import load_builtin
+from naig.tools import tool_from_dict
+
+TRAVEL = {t.name: t for t in load_builtin("travel")}
+SHOP = {t.name: t for t in load_builtin("shop")}
+
+
+def _user(text: str) -> Message:
+    return Message(role="user", content=text)
+
+
+def _result(value: object) -> Message:
+    return Message(role="tool", tool_call_id="c", content=json.dumps(value))
+
+
+def test_entity_arguments_are_read_from_names_and_descriptions() -> None:
+    assert is_entity("hotel_id", {"type": "string"})
+    assert is_entity("item_ids", {"type": "array", "items": {"type": "string"}})
+    assert is_entity("flight_number", {"type": "string"})
+    assert is_entity("tweet_id", {"type": "integer"})
+    assert not is_entity("city", {"type": "string"})
+    assert not is_entity("order_id", {"type": "string", "enum": ["a", "b"]})  # closed already
+    described = {"type": "string", "description": "A code returned by search_flights"}
+    assert is_entity("fare", described, ["search_flights"]) and not is_entity("fare", described)
+    assert entity_names(TRAVEL["book_hotel"], TRAVEL.values()) == {"hotel_id"}
+
+
+def test_a_call_cannot_name_an_id_nobody_gave() -> None:
+    book = TRAVEL["book_hotel"]
+    assert ground(book, TRAVEL.values(), seen([_user("Book a hotel in Lisbon")])) is None
+
+
+def test_an_id_the_user_just_stated_or_a_result_returned_can_be_named() -> None:
+    book = TRAVEL["book_hotel"]
+    schema = ground(book, TRAVEL.values(), seen([_user("Book hotel HT-204 for 2 nights")]))
+    assert schema is not None and schema["properties"]["hotel_id"]["enum"] == ["HT-204"]
+    found = seen([_user("Hotels in Lisbon for 2 nights"),
+                  _result({"hotels": [{"hotel_id": "H-77", "name": "Sol", "price_usd": 120},
+                                      {"hotel_id": "H-78", "name": "Mar", "price_usd": 90}]})])
+    schema = ground(book, TRAVEL.values(), found)
+    assert schema is not None and schema["properties"]["hotel_id"]["enum"] == ["H-77", "H-78"]
+    assert schema["properties"]["nights"] == book.parameters["properties"]["nights"]  # free
+
+
+def test_values_keep_the_kind_results_showed_them_under() -> None:
+    # a product ID the user repeats is no cart ID; an amount is no ID at all
+    found = seen([_result({"products": [{"product_id": "1234567890", "price": 1200.0}]}),
+                  _user("Order product 1234567890 for $1200 please")])
+    assert candidates("cart_id", "string", found) == []
+    assert candidates("product_id", "string", found) == ["1234567890"]
+    place = SHOP["place_order"]
+    assert ground(place, SHOP.values(), found) is None
+
+
+def test_where_the_state_is_known_words_must_name_what_exists() -> None:
+    state = {"users": {"mia_li_3668": {"user_id": "mia_li_3668", "orders": ["#W4316152"]}}}
+    known = vocabulary(state)
+    found = seen([_user("I'm mia_li_3668; where are orders #W4316152 and #W0000001?")], known)
+    assert candidates("order_id", "string", found) == ["#W4316152"]  # the other is invented
+    assert candidates("user_id", "string", found) == ["mia_li_3668"]
+
+
+def test_errors_and_the_assistants_words_ground_nothing() -> None:
+    found = seen([_result({"error": "Hotel H-99 not found"}),
+                  Message(role="assistant", content="Your hotel is H-55.")])
+    assert candidates("hotel_id", "string", found) == []
+
+
+def test_tools_are_ordered_by_the_data_that_flows_between_them() -> None:
+    assert produces(TRAVEL["search_hotels"], TRAVEL["book_hotel"])
+    assert not produces(TRAVEL["book_hotel"], TRAVEL["search_hotels"])
+    assert dependency_order(["book_hotel", "get_weather", "search_hotels"], TRAVEL) == \
+        ["get_weather", "search_hotels", "book_hotel"]
+    # a source is added where nothing earlier produces what a tool needs, if it can itself
+    # be served; the user states a booking's ID (booking needs a search first)
+    assert with_sources(["book_flight"], [], TRAVEL) == ["search_flights", "book_flight"]
+    assert with_sources(["book_flight"], ["search_flights"], TRAVEL) == ["book_flight"]
+    assert with_sources(["cancel_booking"], [], TRAVEL) == ["cancel_booking"]
+
+
+def test_nested_and_list_entity_arguments_are_grounded_too() -> None:
+    tool = tool_from_dict({"name": "exchange", "parameters": {"type": "object", "properties": {
+        "order_id": {"type": "string"},
+        "item_ids": {"type": "array", "items": {"type": "string"}},
+        "flights": {"type": "array", "items": {"type": "object", "properties": {
+            "flight_number": {"type": "string"}, "date": {"type": "string"}},
+            "required": ["flight_number"]}}},
+        "required": ["order_id", "item_ids", "flights"]}}, "test")
+    found = seen([_result({"order_id": "#W1", "items": [{"item_id": "I-1"}, {"item_id": "I-2"}],
+                           "flights": [{"flight_number": "HAT170"}]})])
+    schema = ground(tool, [tool], found)
+    assert schema is not None
+    assert schema["properties"]["item_ids"]["items"]["enum"] == ["I-1", "I-2"]
+    assert schema["properties"]["flights"]["items"]["properties"]["flight_number"]["enum"] \
+        == ["HAT170"]

@@ -1,0 +1,129 @@
+"""The skeleton, written step by step: what each part asks for, grounded steps, repeats,
+and, where tools really execute (the bank of ``tests/tools_module.py``), results that are
+always the environment's and refusals that never stay in the dialogue."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+
+from naig.config import MethodSettings
+from naig.dialogue import Plan, Subtask
+from naig.envs.python_module import PythonEnvironment, pool
+from naig.errors import ModelOutputError
+from naig.llm.base import Request
+from naig.stages.draft import Draft
+from naig.stages.skeleton import skeleton
+from naig.testing import ScriptedLLM
+
+from .conftest import make_draft
+
+
+def _plan(d: Draft, *subtasks: tuple[str, list[str], int]) -> None:
+    d.plan = Plan(task="t", subtasks=[Subtask(goal=g, tools=t, steps=s) for g, t, s in subtasks])
+
+
+def _offered(request: Request) -> list[str]:
+    calls = request.schema_["properties"]["calls"]["items"] if request.schema_ else {}
+    branches = calls.get("anyOf", [calls])
+    return [b["properties"]["name"]["const"] for b in branches]
+
+
+WEATHER = {"name": "get_weather", "arguments": {"city": "Paris"}, "result": {"temp": 18}}
+
+
+def test_simulated_tools_write_calls_with_results_and_the_last_step_carries_the_reply() -> None:
+    book = {"name": "book_hotel", "arguments": {"hotel_id": "H-1", "nights": 2},
+            "result": {"booking_id": "B-7"}}
+    llm = ScriptedLLM([{"calls": [WEATHER], "user": "Weather in Paris? Then book H-1, 2 nights."},
+                       {"calls": [book], "reply": "18 degrees; booked B-7."}])
+    d = make_draft(llm)
+    _plan(d, ("weather then hotel", ["get_weather", "book_hotel"], 2))
+    asyncio.run(skeleton(d))
+    assert [m.role for m in d.messages[1:]] == ["user", "assistant", "tool", "assistant",
+                                                "tool", "assistant"]
+    assert json.loads(d.messages[3].content) == {"temp": 18}  # the written result
+    assert d.messages[-1].content == "18 degrees; booked B-7."
+    first, second = llm.requests
+    assert list(first.schema_["properties"]) == ["calls", "user"]  # the call, then the words
+    assert list(second.schema_["properties"]) == ["calls", "reply"]
+    # the second step can only name the hotel the user stated
+    branch = next(b for b in second.schema_["properties"]["calls"]["items"]["anyOf"]
+                  if b["properties"]["name"]["const"] == "book_hotel")
+    assert branch["properties"]["arguments"]["properties"]["hotel_id"]["enum"] == ["H-1"]
+
+
+def test_a_step_that_repeats_a_call_is_asked_again_without_that_tool() -> None:
+    book = {"name": "book_hotel", "arguments": {"hotel_id": "H-1", "nights": 2},
+            "result": {"booking_id": "B-7"}}
+    llm = ScriptedLLM([{"calls": [WEATHER], "user": "Weather in Paris? Then book H-1, 2 nights."},
+                       {"calls": [WEATHER], "reply": "r"},  # the same call again
+                       {"calls": [book], "reply": "18 degrees; booked B-7."}])
+    d = make_draft(llm)
+    _plan(d, ("weather then hotel", ["get_weather", "book_hotel"], 2))
+    asyncio.run(skeleton(d))
+    assert _offered(llm.requests[1]) == ["get_weather", "book_hotel"]
+    assert _offered(llm.requests[2]) == ["book_hotel"]
+    assert sum(bool(m.tool_calls) for m in d.messages) == 2
+
+
+def test_an_opening_whose_id_the_user_never_states_is_asked_again() -> None:
+    unstated = {"calls": [{"name": "book_hotel", "arguments": {"hotel_id": "H-9", "nights": 2},
+                           "result": {"booking_id": "B-1"}}],
+                "user": "Book me a hotel for 2 nights.", "reply": "Booked."}
+    stated = dict(unstated, user="Book hotel H-9 for 2 nights.")
+    llm = ScriptedLLM([unstated, stated])
+    d = make_draft(llm)
+    _plan(d, ("book", ["book_hotel"], 1))
+    asyncio.run(skeleton(d))
+    assert "have the user's message state the hotel_id" in llm.requests[1].messages[-1].content
+    assert d.messages[1].content == "Book hotel H-9 for 2 nights."
+
+
+def _bank(llm: ScriptedLLM) -> Draft:
+    tools = pool("tests.tools_module")
+    env = PythonEnvironment(tools, "tests.tools_module", name="python:tests.tools_module")
+    return Draft(llm=llm, env=env, tools=tools, seed=3, settings=MethodSettings())
+
+
+def test_where_tools_execute_results_are_real_and_a_refused_call_is_tried_again() -> None:
+    broke = {"name": "transfer", "arguments": {"order": {"source": "A-1", "target": "A-2",
+                                                         "amount": 5}}}
+    fine = {"name": "get_balance", "arguments": {"account_id": "A-1"}}
+    llm = ScriptedLLM([{"calls": [broke], "user": "Move 5 from A-1 to A-2."},
+                       {"calls": [fine], "user": "What is the balance of A-1?"},
+                       {"reply": "A-1 holds 100."}])
+    d = _bank(llm)
+    _plan(d, ("balance", ["transfer", "get_balance"], 1))
+    asyncio.run(skeleton(d))
+    # the transfer was refused (EUR to USD): it is not in the dialogue, and the second
+    # request was told why; the reply was asked after the real result
+    assert "A-1 is in EUR, A-2 in USD" in llm.requests[1].messages[-1].content
+    assert [m.role for m in d.messages[1:]] == ["user", "assistant", "tool", "assistant"]
+    assert json.loads(d.messages[3].content) == 100.0
+    assert not any(m.is_error for m in d.messages)
+    assert "reply" in llm.requests[2].schema_["properties"]
+    assert "calls" not in llm.requests[2].schema_["properties"]
+
+
+def test_an_executing_step_that_is_always_refused_fails_the_dialogue() -> None:
+    broke = {"name": "transfer", "arguments": {"order": {"source": "A-1", "target": "A-2",
+                                                         "amount": 5}}}
+    llm = ScriptedLLM(respond=lambda r: {"calls": [broke], "user": "Move 5 from A-1 to A-2."})
+    d = _bank(llm)
+    _plan(d, ("move", ["transfer"], 1))
+    with pytest.raises(ModelOutputError, match="EUR"):
+        asyncio.run(skeleton(d))
+    assert len(llm.requests) == d.settings.attempts_per_output
+
+
+def test_each_steps_calls_are_one_by_default() -> None:
+    llm = ScriptedLLM([{"calls": [WEATHER], "user": "Weather in Paris?", "reply": "18."}])
+    d = make_draft(llm)
+    _plan(d, ("weather", ["get_weather"], 1))
+    asyncio.run(skeleton(d))
+    items: Any = llm.requests[0].schema_["properties"]["calls"]
+    assert items["maxItems"] == 1
