@@ -5,7 +5,7 @@ import json
 
 from naig.dialogue import Message
 from naig.stages.checks import RULES
-from naig.stages.inject import KINDS, choose_kinds, inject
+from naig.stages.inject import KINDS, choose_kinds, inject, without
 from naig.testing import ScriptedLLM
 
 from .conftest import TOOLS, good_dialogue, make_draft, result
@@ -41,26 +41,34 @@ def _rules_pass(d) -> None:  # type: ignore[no-untyped-def]
 
 def test_clarification_withholds_a_value_the_calls_need_then_asks_for_it() -> None:
     d, record, llm = _apply("clarification", {
-        "vague_request": "What's the weather in Paris? Then book my hotel for 2 nights.",
         "question": "Which hotel should I book?", "answer": "Hotel H-1001, please."})
     assert record is not None and (record.at, record.added) == (1, 2)
-    assert "without saying H-1001" in llm.requests[0].messages[-1].content  # chosen by code
+    # code chose the value and took it out; the model wrote the question and the answer
+    assert d.messages[1].content == "What is the weather in Paris? Then book hotel for 2 nights."
+    assert "It no longer says H-1001" in llm.requests[0].messages[-1].content
     roles = [m.role for m in d.messages[1:5]]
     assert roles == ["user", "assistant", "user", "assistant"] and d.messages[4].tool_calls
     assert all(t.injected for t in d.turns[1:4])
     _rules_pass(d)
 
 
-def test_a_clarification_that_drops_a_value_is_asked_again() -> None:
-    answers = [{"vague_request": "Book my hotel.", "question": "Which?", "answer": "H-1001."},
-               {"vague_request": "Weather in Paris? And book a hotel for 2 nights.",
-                "question": "Which hotel?", "answer": "H-1001, thanks."}]
+def test_a_clarification_whose_answer_does_not_give_the_value_is_asked_again() -> None:
+    answers = [{"question": "Which hotel?", "answer": "The nice one."},
+               {"question": "Which hotel?", "answer": "H-1001, thanks."}]
     llm = ScriptedLLM(answers)
     d = make_draft(llm, good_dialogue())
     record = asyncio.run(inject(d, "clarification"))
     assert record is not None and len(llm.requests) == 2
-    assert "must still state ['Paris', '2']" in llm.requests[1].messages[-1].content
+    assert "'answer' must give 'H-1001'" in llm.requests[1].messages[-1].content
     _rules_pass(d)
+
+
+def test_a_value_is_left_out_with_its_quotes_and_leading_word() -> None:
+    assert without("Book a room for 'Next Week', for 4 people.", "Next Week") == \
+        "Book a room, for 4 people."
+    assert without("Cancel order #W123 now.", "#W123") == "Cancel order now."
+    assert without("Book H-1.", "H-1") is None  # too little left to be a request
+    assert without("Book a room.", "H-1") is None
 
 
 def _two_hotels() -> list[Message]:

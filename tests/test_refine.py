@@ -199,3 +199,31 @@ def test_a_candidate_that_fixes_a_failing_check_is_kept_without_a_judge() -> Non
     assert record.reasons == ["candidate fixes grounded_ids"]  # the evidence, no judge
     assert "H-1001" in (d.messages[1].content or "")
     assert _judged(llm) == ["canary", "canary"]  # the canary only: the fix needed no judge
+
+
+def test_an_auto_judge_that_follows_the_position_once_is_not_asked_again() -> None:
+    def sensible_then_biased(request):  # type: ignore[no-untyped-def]
+        if "better" not in request.schema_["properties"]:
+            return {"content": "A different reply."}
+        prompt = request.messages[-1].content
+        if "A different" not in prompt:  # the canary: it prefers the real last reply
+            a = prompt.split("\nA: ")[1].split("\nB: ")[0]
+            return {"better": "A" if "It is sunny" in a else "B", "reason": "-"}
+        return {"better": "A", "reason": "first"}  # candidates: always the first shown
+    llm = ScriptedLLM(respond=sensible_then_biased)
+    m = good_dialogue()
+    m.insert(4, Message(role="assistant", content="Paris looks sunny today for you."))
+    m.insert(5, Message(role="user", content="Great, now the hotel please."))
+    d = make_draft(llm, m, masks_per_step=1)
+    for step in range(1, 12):
+        for t in d.turns:
+            t.selections = 0
+        asyncio.run(refine_step(d, step))
+        if d.judge_trusted is False:
+            break
+    assert d.judge.canaries == 1 and d.judge.passed == 1
+    assert d.judge.pairs == 1 and d.judge.kept == 0 and d.judge_trusted is False
+    asked = len(llm.requests)
+    d.turns[1].selections = 0
+    asyncio.run(refine_step(d, 99))
+    assert not any("better" in r.schema_["properties"] for r in llm.requests[asked:])

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import json
+import random
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -362,6 +363,54 @@ def with_sources(names: list[str], before: Iterable[str], tools: Mapping[str, To
     return out
 
 
+def fresh(tool: Tool, tools: Iterable[Tool], rng: random.Random) -> list[Seen]:
+    """A new value for each entity argument of ``tool`` (``HOT-48213`` for a ``hotel_id``,
+    a number for an integer one): what a user may bring to a dialogue whose tools are
+    simulated (a booking made elsewhere), offered beside the values already shown so that
+    even a new ID is one constrained decoding writes whole."""
+    out = []
+    for name, schema in _entity_params(tool, [t.name for t in tools if t.name != tool.name]):
+        if _entity_kind(schema) == "integer":
+            out.append(Seen(rng.randint(100, 9999), name, False))
+        else:
+            prefix = (_stem(name) or "id")[:3].upper()
+            out.append(Seen(f"{prefix}-{rng.randint(10000, 99999)}", name, False))
+    return out
+
+
+def chains(tools: list[Tool], steps: list[int], rng: random.Random) -> list[list[str]] | None:
+    """Each subtask's tools, chosen along the data that flows between them: a chain
+    starts at a tool whose needs something earlier produces (or that needs nothing a tool
+    of the dialogue produces: the user brings it) and goes on to a tool that consumes what
+    the chain produced; tools not used yet come first. None where no tool produces what
+    another needs (the data flow is unknown: the planner chooses)."""
+    flows = {(a.name, b.name) for a in tools for b in tools if produces(a, b)}
+    if not flows:
+        return None
+    by = {t.name: t for t in tools}
+    producers = {b for _, b in flows}
+
+    def servable(name: str, have: list[str]) -> bool:
+        return name not in producers or any((h, name) in flows for h in have)
+
+    done: list[str] = []
+    out: list[list[str]] = []
+    for count in steps:
+        chain: list[str] = []
+        while len(chain) < count:
+            have = [*done, *chain]
+            ready = [n for n in by if n not in chain and servable(n, have)]
+            after = [n for n in ready if chain and (chain[-1], n) in flows]
+            pool = after or ready
+            fresh_ones = [n for n in pool if n not in done]
+            if not pool:
+                break
+            chain.append(rng.choice(fresh_ones or pool))
+        out.append(chain or [rng.choice(sorted(by))])
+        done += out[-1]
+    return out
+
+
 def scalars(node: Any) -> list[str]:
     """Every string and number in a JSON value, as text, in order."""
     if isinstance(node, dict):
@@ -380,6 +429,6 @@ def vocabulary(state: Any) -> dict[str, frozenset[str]]:
     return {k: frozenset(v) for k, v in found.items()}
 
 
-__all__ = ["Seen", "Vocabulary", "candidates", "dependency_order", "entity_names",
-           "entity_values", "ground", "is_entity", "produces", "related", "scalars", "seen",
-           "unfounded", "ungrounded", "vocabulary"]
+__all__ = ["Seen", "Vocabulary", "candidates", "chains", "dependency_order", "entity_names",
+           "entity_values", "fresh", "ground", "is_entity", "produces", "related", "scalars",
+           "seen", "unfounded", "ungrounded", "vocabulary", "with_sources"]

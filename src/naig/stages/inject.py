@@ -10,6 +10,7 @@ well-formed call, with a value the dialogue has shown, that the world refuses.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Literal
 
 from naig.dialogue import FunctionCall, Injection, Message, call_key, made_calls
@@ -80,6 +81,22 @@ async def _ask(d: Draft, kind: Kind, schema: dict[str, Any], check: Any = None,
                      instructions=instructions(messages, shown, *variables.values()))
 
 
+_PREPOSITION = r"(?:\s+(?:for|on|in|at|to|from|with|of|by|is|as|number|id|ID))?"
+
+
+def without(text: str, value: str) -> str | None:
+    """``text`` with ``value`` left out (with its quotes and the small word that led to it:
+    "book a room for 'Next Week'." becomes "book a room."), or None where it does not
+    appear, or where too little would be left to read as a request."""
+    pattern = _PREPOSITION + r"\s*['\"]?" + re.escape(value) + r"['\"]?"
+    if not re.search(pattern, text):
+        return None
+    out = re.sub(pattern, "", text)
+    out = re.sub(r"\s+([,.;:!?])", r"\1", re.sub(r"\s{2,}", " ", out)).strip()
+    out = re.sub(r"([,;:])(?=[.!?]$)", "", out)
+    return out if len(re.findall(r"\w+", out)) >= 3 else None
+
+
 def _withholdable(d: Draft, at: int) -> list[str]:
     """Values the request at ``at`` alone gives its calls, which a vaguer request could
     leave out for the assistant to ask about: entity values first, longer ones first."""
@@ -94,27 +111,27 @@ def _withholdable(d: Draft, at: int) -> list[str]:
 
 
 async def _clarification(d: Draft, at: int) -> int:
-    """The request leaves out one value its calls need (chosen here); the assistant asks;
-    the user's answer gives it. Every value the calls need is still stated."""
-    options = _withholdable(d, at)
+    """The request leaves out one value its calls need: code chooses it and takes it out of
+    the request (``without``); the model writes the assistant's question and the user's
+    answer, which must give it. Every value the calls need is still stated."""
+    original = d.turns[at].message.content or ""
+    options = [(v, vague) for v in _withholdable(d, at)
+               if (vague := without(original, v)) is not None]
     if not options:
         return 0
-    detail, needed = options[0], stated_values(d.messages, at)
+    (detail, vague), needed = options[0], stated_values(d.messages, at)
+    missing = [v for v in needed if v != detail and v not in vague]
+    if missing:
+        return 0  # taking it out took another value with it
 
     def check(raw: Any) -> dict[str, Any]:
         _nonempty(raw)
-        vague, answer = str(raw["vague_request"]), str(raw["answer"])
-        if detail in vague:
-            raise ValueError(f"'vague_request' must not say {detail!r}")
-        if detail not in answer:
+        if detail not in str(raw["answer"]):
             raise ValueError(f"'answer' must give {detail!r}")
-        missing = [v for v in needed if v not in vague + " " + answer]
-        if missing:
-            raise ValueError(f"the request and the answer together must still state {missing}")
         return raw
-    raw = await _ask(d, "clarification", _text("vague_request", "question", "answer"), check,
-                     at=at, original=d.turns[at].message.content, detail=detail)
-    d.replace(at, 1, [Message(role="user", content=raw["vague_request"].strip()),
+    raw = await _ask(d, "clarification", _text("question", "answer"), check,
+                     at=at, original=original, vague=vague, detail=detail)
+    d.replace(at, 1, [Message(role="user", content=vague),
                       Message(role="assistant", content=raw["question"].strip()),
                       Message(role="user", content=raw["answer"].strip())],
               keep=0, injected=True)
@@ -212,7 +229,8 @@ def _possible(d: Draft, kind: Kind, at: int) -> bool:
     """What code can tell before asking the model: a value to withhold, a wrong value to
     try (on executing tools, whether the environment refuses it is tried when applied)."""
     if kind == "clarification":
-        return bool(_withholdable(d, at))
+        text = d.turns[at].message.content or ""
+        return any(without(text, v) is not None for v in _withholdable(d, at))
     if kind == "error_simulation":
         return bool(_variants(d, at))
     return True

@@ -9,12 +9,13 @@ its choice then carries no signal, and every call spent on it is lost. So:
   call is made. Only when it picks the candidate is the order swapped and asked again: the
   candidate wins if it is picked again; if not, the judge followed the position.
 - **A canary per dialogue.** Before a dialogue's first judgement (with ``judge="auto"``)
-  the judge is shown a pair whose answer is known: a reply of the dialogue against the
-  same reply with its words shuffled, in both orders. A judge that does not prefer the
-  real reply both times carries no signal, and is not asked again in that dialogue:
-  refinement then spends calls only where a check gives evidence (``naig.stages.refine``).
-  The test is the dialogue's own, so a record never depends on which dialogues ran before
-  it, how many ran at once, or on which machine.
+  the judge is shown a pair whose answer is known: the dialogue's last reply against an
+  earlier reply put in its place, in both orders. A judge that does not prefer the real
+  reply both times carries no signal, and is not asked again in that dialogue; nor is one
+  whose choice on a candidate followed the position. Refinement then spends calls only
+  where a check gives evidence (``naig.stages.refine``). The test is the dialogue's own,
+  so a record never depends on which dialogues ran before it, how many ran at once, or on
+  which machine.
 - **Reporting.** ``JudgeMonitor`` adds up, across a run, the canaries passed, the judge's
   calls and how often its choice survived swapping the order; the summary reports it and
   suggests ``--judge off`` for a judge that fails its canaries.
@@ -107,18 +108,27 @@ def _answer(raw: Any) -> dict[str, Any]:
 
 
 async def _canary(d: Draft) -> bool:
-    """Whether the judge prefers a real reply of the dialogue to the same words shuffled,
-    in both orders."""
-    at = max((i for i, m in enumerate(d.messages) if m.role == "assistant"
-              and not m.tool_calls and len(set((m.content or "").split())) >= 4), default=None)
-    if at is None:
+    """Whether the judge prefers a real reply of the dialogue to a wrong one, in both
+    orders. The wrong one is another reply of the same dialogue, out of its place: as
+    fluent as the real one, so only reading the context tells them apart (a reply with its
+    words shuffled, where the dialogue has a single reply)."""
+    replies = [i for i, m in enumerate(d.messages) if m.role == "assistant"
+               and not m.tool_calls and len(set((m.content or "").split())) >= 4]
+    if not replies:
         return True  # nothing to test it on: trust it, as with judge="on"
+    at = replies[-1]
     real = d.turns[at].message
-    words = (real.content or "").split()
-    shuffled = words[:]
-    while shuffled == words:
-        d.rng.shuffle(shuffled)
-    fake = real.model_copy(update={"content": " ".join(shuffled)})
+    others = [d.messages[i].content for i in replies[:-1]
+              if d.messages[i].content != real.content]
+    if others:
+        wrong = others[0] or ""
+    else:
+        words = (real.content or "").split()
+        shuffled = words[:]
+        while shuffled == words:
+            d.rng.shuffle(shuffled)
+        wrong = " ".join(shuffled)
+    fake = real.model_copy(update={"content": wrong})
     try:
         ok = await _prefers(d, at, "assistant reply", [real], [fake]) and \
             not await _prefers(d, at, "assistant reply", [fake], [real])
@@ -152,6 +162,8 @@ async def judge(d: Draft, at: int, kind: str, original: list[Message],
     d.judge.pairs += 1
     d.judge.kept += not flipped
     if flipped:
+        if d.settings.judge == "auto":
+            d.judge_trusted = False  # it followed the position here: not asked again
         return False, "judge's preference followed position: kept the original"
     d.judge.accepted += 1
     return True, "judge preferred the candidate in both orders"

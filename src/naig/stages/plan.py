@@ -3,10 +3,15 @@
 ``m`` and each subtask's step count are drawn before the LLM is asked (m from
 [subtasks_min, subtasks_max], steps from [steps_min, steps_max]) and kept: a subtask may
 call a tool again with new arguments (a call made again with the same ones is refused
-where the steps are written). The LLM writes the goals and picks the tools; code orders
-each subtask's tools by the data that flows between them (``dependency_order``: a search
-before the booking that needs its ID) and adds a source a tool needs where nothing
-earlier produces it (``with_sources``), with a step to call it.
+where the steps are written).
+
+Where the dialogue's tools show how data flows between them (a result field feeds another
+tool's ID argument), code chooses each subtask's tools along that flow (``chains``: search
+products, add one to the cart; then place the order, check its status) and the LLM writes
+the task and the goals those tools achieve: structure from code, semantics from the
+model. Elsewhere the LLM picks each subtask's tools too, and code orders them by what flow
+it can see (``dependency_order``) and adds a source a tool needs where nothing earlier
+produces it (``with_sources``), with a step to call it.
 """
 
 from __future__ import annotations
@@ -14,21 +19,31 @@ from __future__ import annotations
 from typing import Any
 
 from naig.dialogue import Plan, Subtask
-from naig.grounding import dependency_order, with_sources
+from naig.grounding import chains, dependency_order, with_sources
 from naig.llm.structured import ask
 from naig.prompts import render
 from naig.stages.draft import Draft
+from naig.tools import Tool
 
 
-def _schema(names: list[str], m: int, most_tools: int) -> dict[str, Any]:
-    subtask = {"type": "object", "additionalProperties": False, "required": ["goal", "tools"],
-               "properties": {"goal": {"type": "string"},
-                              "tools": {"type": "array", "items": {"enum": names},
-                                        "minItems": 1, "maxItems": most_tools}}}
+def _schema(names: list[str], m: int, most_tools: int, *, pick: bool) -> dict[str, Any]:
+    props: dict[str, Any] = {"goal": {"type": "string", "minLength": 1}}
+    if pick:
+        props["tools"] = {"type": "array", "items": {"enum": names}, "minItems": 1,
+                          "maxItems": most_tools}
+    subtask = {"type": "object", "additionalProperties": False, "required": list(props),
+               "properties": props}
     return {"type": "object", "additionalProperties": False, "required": ["task", "subtasks"],
-            "properties": {"task": {"type": "string"},
+            "properties": {"task": {"type": "string", "minLength": 1},
                            "subtasks": {"type": "array", "items": subtask,
                                         "minItems": m, "maxItems": m}}}
+
+
+def _family(tools: list[Tool]) -> list[Tool]:
+    """The tools of the dialogue's family (the distractors left out)."""
+    families = [t.family for t in tools]
+    main = max(families, key=families.count)
+    return [t for t in tools if t.family == main]
 
 
 async def plan(d: Draft) -> Plan:
@@ -37,18 +52,22 @@ async def plan(d: Draft) -> Plan:
     steps = [d.rng.randint(s.steps_min, max(s.steps_min, s.steps_max)) for _ in range(m)]
     names = [t.name for t in d.tools]
     by_name = {t.name: t for t in d.tools}
+    chosen = chains(_family(d.tools), steps, d.rng)
 
     def validate(raw: Any) -> Plan:
         subtasks = raw["subtasks"]
         if len(subtasks) != m:
             raise ValueError(f"'subtasks' must have exactly {m} items")
         out: list[Subtask] = []
-        for sub, n in zip(subtasks, steps, strict=True):
+        for k, (sub, n) in enumerate(zip(subtasks, steps, strict=True)):
+            if not str(sub["goal"]).strip():
+                raise ValueError("every subtask needs a goal")
+            if chosen is not None:
+                out.append(Subtask(goal=sub["goal"], tools=chosen[k], steps=n))
+                continue
             unknown = [t for t in sub["tools"] if t not in names]
             if unknown:
                 raise ValueError(f"unknown tools {unknown}; use only {names}")
-            if not str(sub["goal"]).strip():
-                raise ValueError("every subtask needs a goal")
             listed = dependency_order(list(dict.fromkeys(sub["tools"])), by_name)
             earlier = [t for s in out for t in s.tools]
             tools = with_sources(listed, earlier, by_name)
@@ -56,9 +75,11 @@ async def plan(d: Draft) -> Plan:
             out.append(Subtask(goal=sub["goal"], tools=tools, steps=max(n, 1 + added)))
         return Plan(task=str(raw["task"]), subtasks=out)
 
+    shown = [{"steps": n, "tools": chosen[k] if chosen else []} for k, n in enumerate(steps)]
     messages, digest = render("plan", frame=d.frame, state=d.env.state_summary(),
-                              subtasks=[{"steps": n} for n in steps])
-    result = await ask(d.llm, messages, _schema(names, m, max(steps)), validate, stage="plan",
+                              subtasks=shown)
+    schema = _schema(names, m, max(steps), pick=chosen is None)
+    result = await ask(d.llm, messages, schema, validate, stage="plan",
                        seed=d.request_seed("plan"), template_hash=digest,
                        temperature=s.temperature, attempts=s.attempts_per_output)
     d.plan = result

@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from naig.dialogue import Message, Subtask
 from naig.errors import ModelOutputError
-from naig.grounding import Seen
+from naig.grounding import Seen, fresh
 from naig.llm.structured import ask
 from naig.prompts import instructions, render
 from naig.stages.calls import (
@@ -137,15 +137,20 @@ async def _ask_part(d: Draft, task: str, sub: Subtask, part: Part, k: int, *,
 
 
 def _opening(d: Draft, tools: list[Tool]) -> Parameters | None:
-    """The argument schemas of a subtask's first call. Where the environment's state is
-    known, entity arguments take values the dialogue has shown or that exist in the start
-    state as the planner saw it (the user knows their own records); the user's message must
-    then state them. Elsewhere they are free (the user invents them, and must state them:
-    ``_validate`` sees to it); so are they where no tool could be grounded."""
-    if d.env.vocabulary() is None:
+    """The argument schemas of a subtask's first call: entity arguments take values the
+    dialogue has shown, or new ones the user brings, which the user's message must then
+    state (``_validate`` sees to it). Where the environment's state is known, those are
+    what exists in the start state as the planner saw it (the user knows their own
+    records); where tools are simulated, a fresh ID per argument (``fresh``); where tools
+    execute on a state nobody described, the arguments are free (a refused call is asked
+    again); so are they where no tool could be grounded."""
+    if d.env.vocabulary() is not None:
+        known = [Message(role="system", content=d.env.state_summary())]
+        return grounded(d, tools, values_before(d, extra=known)) or None
+    if d.env.executes:
         return None
-    known = Message(role="system", content=d.env.state_summary())
-    return grounded(d, tools, values_before(d, extra=[known])) or None
+    new = [v for t in tools for v in fresh(t, d.tools, d.rng)]
+    return grounded(d, tools, values_before(d) + new) or None
 
 
 async def _step(d: Draft, task: str, sub: Subtask, part: Part, k: int, *, reply: bool
