@@ -48,7 +48,7 @@ def test_every_generation_request_opens_with_the_dialogues_frame() -> None:
 
 
 def test_the_experts_differ_only_in_their_question() -> None:
-    llm = ScriptedLLM(respond=lambda r: {"reason": "fine", "verdict": "pass"})
+    llm = ScriptedLLM(respond=lambda r: {"reason": "all turns look fine", "verdict": "pass"})
     from .conftest import good_dialogue
 
     d = make_draft(llm, good_dialogue())

@@ -40,7 +40,8 @@ appears under."""
 _ID_NAME = re.compile(r"(^|_)(id|ids|uuid|code|codes|number|numbers|no|num)$", re.IGNORECASE)
 _TOKEN = re.compile(r"#?[A-Za-z0-9][A-Za-z0-9_.@#/+-]*[A-Za-z0-9]|\b\d\b")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_TIME = re.compile(r"^\d{1,2}[:.]\d{2}$")
+_TIME = re.compile(r"^\d{1,2}([:.]\d{2})?([ap]m)?$", re.IGNORECASE)
+_ORDINAL = re.compile(r"^\d+(st|nd|rd|th)$", re.IGNORECASE)
 
 
 def _scalar_kind(schema: Mapping[str, Any]) -> str | None:
@@ -149,8 +150,8 @@ def _tokens(text: str) -> Iterable[str]:
         if hit.start() > 0 and text[hit.start() - 1] in "$€£¥":
             continue  # an amount, not an ID
         token = hit.group(0).rstrip(".")
-        if _DATE.match(token) or _TIME.match(token):
-            continue
+        if _DATE.match(token) or _TIME.match(token) or _ORDINAL.match(token):
+            continue  # a date, a time, "5th": no entity
         if any(c.isdigit() for c in token) or any(c in token for c in "_@#"):
             yield token
 

@@ -69,7 +69,9 @@ def example(schema: dict[str, Any], salt: str = "") -> Any:
     def word(low: int, high: int | None) -> str:
         digest = hashlib.sha256(f"{salt}/{next(count)}".encode()).digest()
         size = max(low, min(6, high if high is not None else 6), 1)
-        return "".join(chr(ord("a") + digest[k % len(digest)] % 26) for k in range(size))
+        text = "".join(chr(ord("a") + digest[k % len(digest)] % 26) for k in range(size))
+        # a long string is several words, as a sentence is
+        return " ".join(text[k:k + 5] for k in range(0, len(text), 5)) if size > 8 else text
 
     def build(node: dict[str, Any], name: str = "") -> Any:
         if "const" in node:

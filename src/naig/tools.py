@@ -129,18 +129,25 @@ def tool_from_dict(raw: Any, where: str, family: str = "") -> Tool:
 
 
 _JSON_INSIDE = re.compile(r"[}\]]\s*[,}\]]|[{\[]\s*\"|\"\s*:")
+_PLACEHOLDER = re.compile(r"\b(placeholder|lorem ipsum|xxx+|to be generated|tbd)\b",
+                          re.IGNORECASE)
+_ID_FIELD = re.compile(r"(^|_)(id|uuid|code|number|no)$", re.IGNORECASE)
 
 
-def degenerate(value: Any) -> str | None:
-    """The first string in a JSON value that no real value looks like: one with no letter
-    or digit, or with JSON structure inside it (a small model that lost its place writes
-    ``"}] }, { "`` into a string), if any."""
+def degenerate(value: Any, key: str = "") -> str | None:
+    """The first string in a JSON value that no real value looks like, if any: one with
+    no letter or digit, with JSON structure inside it (a small model that lost its place
+    writes ``"}] }, { "`` into a string), a placeholder ("This is a placeholder for the
+    booking ID"), or a sentence where an ID belongs (a ``*_id`` field holds one token)."""
     if isinstance(value, dict):
-        return next((d for v in value.values() if (d := degenerate(v)) is not None), None)
+        return next((d for k, v in value.items() if (d := degenerate(v, str(k))) is not None),
+                    None)
     if isinstance(value, list):
-        return next((d for v in value if (d := degenerate(v)) is not None), None)
+        return next((d for v in value if (d := degenerate(v, key)) is not None), None)
     if isinstance(value, str) and value.strip() and (
-            not any(c.isalnum() for c in value) or _JSON_INSIDE.search(value)):
+            not any(c.isalnum() for c in value) or _JSON_INSIDE.search(value)
+            or _PLACEHOLDER.search(value)
+            or (_ID_FIELD.search(key) and len(value.split()) > 2)):
         return value
     return None
 

@@ -26,6 +26,7 @@ class TracedLLM(Wrapper):
         line = {"stage": request.stage, "messages": [m.model_dump() for m in request.messages],
                 "schema": request.schema_, "text": answer.text, "cached": answer.cached,
                 "prompt_tokens": answer.prompt_tokens,
+                "cached_prompt_tokens": answer.cached_prompt_tokens,
                 "completion_tokens": answer.completion_tokens, "seconds": answer.seconds}
         with self.path.open("a", encoding="utf-8") as f:
             f.write(json.dumps(line, ensure_ascii=False) + "\n")

@@ -165,10 +165,11 @@ def _variants(d: Draft, at: int) -> list[tuple[dict[str, Any], str]]:
     values = values_before(d, at)
     done = {c.key for c in made_calls(d.messages)}
     out = []
+    returned = [v for v in values if not v.said]  # a stale ID from a result first
     for name, kind, value in entity_values(tool, d.tools, arguments):
         if name not in arguments or arguments[name] != value:
             continue  # nested or in a list: left alone
-        for other in candidates(name, kind, values):
+        for other in candidates(name, kind, returned) or candidates(name, kind, values):
             failing = {**arguments, name: other}
             if other != value and not tool.validate_arguments(failing) \
                     and call_key(tool.name, failing) not in done:

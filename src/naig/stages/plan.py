@@ -22,6 +22,7 @@ from naig.dialogue import Plan, Subtask
 from naig.grounding import chains, dependency_order, with_sources
 from naig.llm.structured import ask
 from naig.prompts import render
+from naig.stages.checks import out_of_voice
 from naig.stages.draft import Draft
 from naig.tools import Tool
 
@@ -62,6 +63,9 @@ async def plan(d: Draft) -> Plan:
         for k, (sub, n) in enumerate(zip(subtasks, steps, strict=True)):
             if not str(sub["goal"]).strip():
                 raise ValueError("every subtask needs a goal")
+            why = out_of_voice(str(sub["goal"]))
+            if why:
+                raise ValueError(f"subtask {k + 1}'s goal {why}: say what the user wants")
             if chosen is not None:
                 out.append(Subtask(goal=sub["goal"], tools=chosen[k], steps=n))
                 continue

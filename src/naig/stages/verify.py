@@ -37,13 +37,18 @@ EXPERTS: dict[str, str] = {
 }
 
 _VERDICT = {"type": "object", "additionalProperties": False, "required": ["reason", "verdict"],
-            "properties": {"reason": {"type": "string", "maxLength": REASON_CHARS},
+            "properties": {"reason": {"type": "string", "minLength": 12,
+                                      "maxLength": REASON_CHARS},
                            "verdict": {"enum": ["pass", "fail"]}}}
 
 
 def _verdict(raw: Any) -> dict[str, Any]:
+    """A verdict with a reason that is one: a small model sometimes writes only "pass" as
+    its reason and then "fail" as its verdict."""
     if not isinstance(raw, dict) or raw.get("verdict") not in ("pass", "fail"):
         raise ValueError("'verdict' must be \"pass\" or \"fail\"")
+    if len(str(raw.get("reason", "")).split()) < 3:
+        raise ValueError("'reason' must say why, citing turn numbers, before the verdict")
     return raw
 
 
