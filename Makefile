@@ -36,6 +36,7 @@ test-fast: setup
 
 lint: setup
 	$(BIN)/ruff check src tests
+	$(BIN)/mypy
 
 bench: setup
 	$(BIN)/python benchmarks/embedded.py --n 1 --max-attempts 4 --subtasks 2-2 --steps 1-2 --refine-steps 3 --seed 1

@@ -148,7 +148,7 @@ def generate(
                                 steps_min=max(1, p_lo), steps_max=max(1, p_hi),
                                 injections_min=min(i_lo, 4), injections_max=min(i_hi, 4),
                                 refine_steps=refine_steps, experts=experts,
-                                judge=judge, repair_rounds=repair_rounds)  # type: ignore[arg-type]
+                                judge=judge, repair_rounds=repair_rounds)
         if resume and overwrite:
             raise ConfigError("--resume and --overwrite contradict each other; choose one")
         if engine not in ("local", "ray"):
@@ -213,7 +213,7 @@ def bench_command(
         method = MethodSettings(subtasks_min=max(1, s_lo), subtasks_max=max(1, s_hi),
                                 steps_min=max(1, p_lo), steps_max=max(1, p_hi),
                                 refine_steps=refine_steps, experts=experts,
-                                judge=judge)  # type: ignore[arg-type]
+                                judge=judge)
         config = RunConfig(tools=tuple(tools), n=n, output=output.with_suffix(".jsonl"),
                            model=model, base_url=base_url, seed=seed, concurrency=concurrency,
                            cache=False, method=method)

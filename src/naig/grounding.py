@@ -301,23 +301,81 @@ def unfounded(tool: Tool, tools: Iterable[Tool], arguments: Mapping[str, Any],
 
 def produces(producer: Tool, consumer: Tool) -> bool:
     """Whether ``producer``'s results can carry a value for one of ``consumer``'s entity
-    arguments: a result field related to it, or the argument's description naming the
-    producer."""
+    arguments: a result field related to it, the argument's description naming the
+    producer, or the producer named for it (``find_user_id_by_email`` yields a
+    ``user_id``)."""
     if producer.name == consumer.name:
         return False
     fields = set(_fields(producer.result_schema or {}))
-    return any(_names_producer(schema, producer.name) or any(related(f, name) for f in fields)
+    return any(_names_producer(schema, producer.name) or name in producer.name
+               or any(related(f, name) for f in fields)
                for name, schema in _entity_params(consumer, [producer.name]))
 
 
-def _fields(schema: Any) -> Iterable[str]:
-    if isinstance(schema, dict):
-        for k, v in (schema.get("properties") or {}).items():
-            if isinstance(v, dict) and (_scalar_kind(v) or _entity_kind(v)):
-                yield k
-            yield from _fields(v)
-        if isinstance(schema.get("items"), dict):
-            yield from _fields(schema["items"])
+def _fields(schema: Any, parent: str = "") -> Iterable[str]:
+    """The field names a result schema promises values under. A bare ``id`` is named by
+    what holds it (the ``id`` of each of ``hotels`` is a hotel's); a map keyed by IDs
+    (``payment_methods: {"credit_card_1": {...}}``) yields its own name."""
+    if not isinstance(schema, dict):
+        return
+    for k, v in (schema.get("properties") or {}).items():
+        if isinstance(v, dict) and (_scalar_kind(v) or _entity_kind(v)):
+            yield parent if k.lower() in ("id", "ids") and parent else k
+        yield from _fields(v, k)
+    if isinstance(schema.get("additionalProperties"), dict):
+        if parent:
+            yield parent
+        yield from _fields(schema["additionalProperties"], parent)
+    if isinstance(schema.get("items"), dict):
+        yield from _fields(schema["items"], parent)
+
+
+def schema_of(value: Any) -> dict[str, Any]:
+    """A JSON Schema describing one observed value, as a result schema for a tool that
+    documents none: objects by their fields, a map keyed by IDs as a map, a list by its
+    first item."""
+    if isinstance(value, dict):
+        if value and all(any(c.isdigit() for c in str(k)) for k in value):
+            return {"type": "object", "additionalProperties": schema_of(next(iter(
+                value.values())))}
+        return {"type": "object", "properties": {k: schema_of(v) for k, v in value.items()}}
+    if isinstance(value, list):
+        return {"type": "array", "items": schema_of(value[0]) if value else {}}
+    if isinstance(value, bool):
+        return {"type": "boolean"}
+    if isinstance(value, int):
+        return {"type": "integer"}
+    if isinstance(value, float):
+        return {"type": "number"}
+    return {"type": "string"} if isinstance(value, str) else {}
+
+
+def probe_arguments(tool: Tool, known: Vocabulary) -> dict[str, Any] | None:
+    """Arguments that let ``tool`` run once on a start state whose ``known`` vocabulary is
+    given, to see what its results hold: each required argument takes the first value
+    the state has under a field of its name (any related one, for an entity), or an
+    enum's first value. None where a required argument cannot be filled so."""
+    props = tool.parameters.get("properties") or {}
+    by_field: dict[str, list[str]] = {}
+    for text, fields in known.items():
+        for f in fields:
+            by_field.setdefault(f, []).append(text)
+    out: dict[str, Any] = {}
+    for name in tool.parameters.get("required") or []:
+        schema = props.get(name) or {}
+        if "enum" in schema:
+            out[name] = schema["enum"][0]
+            continue
+        kind = _entity_kind(schema)
+        entity = is_entity(name, schema)
+        fits = sorted(v for f, vs in by_field.items() if f == name or (entity and f and
+                                                                      related(f, name))
+                      for v in vs)
+        if kind is None or not fits:
+            return None
+        value: Any = int(fits[0]) if kind == "integer" and fits[0].isdigit() else fits[0]
+        out[name] = [value] if schema.get("type") == "array" else value
+    return out
 
 
 def dependency_order(names: list[str], tools: Mapping[str, Tool]) -> list[str]:
@@ -381,32 +439,44 @@ def fresh(tool: Tool, tools: Iterable[Tool], rng: random.Random) -> list[Seen]:
 
 def chains(tools: list[Tool], steps: list[int], rng: random.Random) -> list[list[str]] | None:
     """Each subtask's tools, chosen along the data that flows between them: a chain
-    starts at a tool whose needs something earlier produces (or that needs nothing a tool
-    of the dialogue produces: the user brings it) and goes on to a tool that consumes what
-    the chain produced; tools not used yet come first. None where no tool produces what
-    another needs (the data flow is unknown: the planner chooses)."""
+    starts at a tool whose results feed another (one whose needs are met, where there is
+    one: nothing earlier must produce what it takes) and goes on to a tool that consumes
+    what the chain produced; tools not used yet come first. None where no tool produces
+    what another needs (the data flow is unknown: the planner chooses)."""
     flows = {(a.name, b.name) for a in tools for b in tools if produces(a, b)}
     if not flows:
         return None
     by = {t.name: t for t in tools}
-    producers = {b for _, b in flows}
+    fed = {b for _, b in flows}
+    feeding = {a for a, _ in flows}
 
     def servable(name: str, have: list[str]) -> bool:
-        return name not in producers or any((h, name) in flows for h in have)
+        return name not in fed or any((h, name) in flows for h in have)
+
+    def pick(*pools: list[str]) -> str | None:
+        """From the first pool that has one: a tool not used yet, else any."""
+        for pool in pools:
+            unused = [n for n in pool if n not in done]
+            if unused or pool:
+                return rng.choice(unused or pool)
+        return None
 
     done: list[str] = []
     out: list[list[str]] = []
     for count in steps:
         chain: list[str] = []
         while len(chain) < count:
-            have = [*done, *chain]
-            ready = [n for n in by if n not in chain and servable(n, have)]
+            ready = [n for n in by if n not in chain and servable(n, [*done, *chain])]
             after = [n for n in ready if chain and (chain[-1], n) in flows]
-            pool = after or ready
-            fresh_ones = [n for n in pool if n not in done]
-            if not pool:
+            in_flow = [n for n in ready if n in fed or n in feeding]
+            # a chain starts where data flows from; if nothing there can be served, the
+            # user brings the ID it needs (their own user or reservation ID)
+            starts = ([n for n in ready if n in feeding]
+                      or sorted(n for n in feeding if n not in chain)) if not chain else []
+            choice = pick(after, starts, in_flow, ready)
+            if choice is None:
                 break
-            chain.append(rng.choice(fresh_ones or pool))
+            chain.append(choice)
         out.append(chain or [rng.choice(sorted(by))])
         done += out[-1]
     return out
@@ -431,5 +501,6 @@ def vocabulary(state: Any) -> dict[str, frozenset[str]]:
 
 
 __all__ = ["Seen", "Vocabulary", "candidates", "chains", "dependency_order", "entity_names",
-           "entity_values", "fresh", "ground", "is_entity", "produces", "related", "scalars",
-           "seen", "unfounded", "ungrounded", "vocabulary", "with_sources"]
+           "entity_values", "fresh", "ground", "is_entity", "probe_arguments", "produces",
+           "related", "scalars", "schema_of", "seen", "unfounded", "ungrounded", "vocabulary",
+           "with_sources"]

@@ -22,7 +22,7 @@ from typing import Any
 from naig.dialogue import EnvironmentInfo
 from naig.envs.base import Environment, ToolResult, error_result
 from naig.errors import ConfigError
-from naig.grounding import Vocabulary, vocabulary
+from naig.grounding import Vocabulary, probe_arguments, schema_of, vocabulary
 from naig.llm.base import LLM
 from naig.tools import Tool, tool_from_dict
 
@@ -73,8 +73,34 @@ def load(domain: str) -> Any:
 
 @functools.cache
 def _pool(domain: str) -> tuple[Tool, ...]:
-    return tuple(tool_from_dict(t.openai_schema, f"tau2:{domain}", domain)
-                 for t in load(domain).get_tools())
+    tools = [tool_from_dict(t.openai_schema, f"tau2:{domain}", domain)
+             for t in load(domain).get_tools()]
+    return tuple(_observed(domain, tools))
+
+
+def _observed(domain: str, tools: list[Tool]) -> list[Tool]:
+    """The tools with the results they really return described: tau2 documents none, so
+    each tool that can be called with values from the shipped database is called once, on
+    a throwaway copy, and its result's shape becomes its result schema. That is what the
+    data flow between tools is read from (``get_user_details`` returns the ``orders`` that
+    ``get_order_details`` takes), and so what orders a plan's tools."""
+    from tau2.data_model.message import ToolCall
+
+    env, known = load(domain), _vocabulary(domain)
+    out = []
+    for tool in tools:
+        arguments = probe_arguments(tool, known)
+        if arguments is not None and _guard(tool.name, arguments) is None:
+            try:
+                message = env.get_response(ToolCall(id="probe", name=tool.name,
+                                                    arguments=arguments))
+                result = None if message.error else json.loads(message.content)
+            except Exception:  # noqa: BLE001 - a probe that fails tells nothing, no more
+                result = None
+            if isinstance(result, dict | list):
+                tool = tool.model_copy(update={"result_schema": schema_of(result)})
+        out.append(tool)
+    return out
 
 
 def pool(domain: str) -> list[Tool]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 from naig.errors import ConfigError
 from naig.llm.base import LLM
@@ -32,7 +33,7 @@ def _openai(name: str, base_urls: list[str]) -> LLM:
     Several base URLs (servers of the same model) are load-balanced by ``BalancedLLM``.
     """
     from naig.llm.balance import BalancedLLM
-    from naig.llm.openai_compat import SCHEMA_MODES, OpenAICompatLLM
+    from naig.llm.openai_compat import SCHEMA_MODES, OpenAICompatLLM, SchemaMode
 
     model, _, query = name.partition("?")
     if not model:
@@ -42,6 +43,7 @@ def _openai(name: str, base_urls: list[str]) -> LLM:
     if options or mode not in SCHEMA_MODES:
         raise ConfigError(f"openai:{name}: the only option is ?schema=, one of "
                           f"{', '.join(SCHEMA_MODES)}")
+    mode = cast(SchemaMode, mode)
     if len(base_urls) > 1:
         return BalancedLLM([OpenAICompatLLM(model, base_url=url, schema_mode=mode)
                             for url in base_urls])

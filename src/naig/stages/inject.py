@@ -125,10 +125,10 @@ async def _clarification(d: Draft, at: int) -> int:
         return 0  # taking it out took another value with it
 
     def check(raw: Any) -> dict[str, Any]:
-        _nonempty(raw)
-        if detail not in str(raw["answer"]):
+        answer = _nonempty(raw)
+        if detail not in str(answer["answer"]):
             raise ValueError(f"'answer' must give {detail!r}")
-        return raw
+        return answer
     raw = await _ask(d, "clarification", _text("question", "answer"), check,
                      at=at, original=original, vague=vague, detail=detail)
     d.replace(at, 1, [Message(role="user", content=vague),
