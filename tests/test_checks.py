@@ -204,3 +204,12 @@ def test_code_in_a_turn_is_not_speech() -> None:
     m[6] = m[6].model_copy(update={"content": "search_products({"})
     check = checks.turns_in_voice(m, TOOLS)
     assert not check.passed and "code" in check.detail
+
+
+def test_narration_is_talk_about_the_parties_not_a_domains_words() -> None:
+    from naig.stages.checks import out_of_voice
+
+    assert out_of_voice("The assistant booked the hotel.")
+    assert out_of_voice("The user wants to cancel the order.")
+    assert out_of_voice("What is the user ID of Omar Santos, zip 76180?") is None
+    assert out_of_voice("Your user ID is omar_4830.") is None

@@ -112,3 +112,44 @@ def test_nested_and_list_entity_arguments_are_grounded_too() -> None:
     assert schema["properties"]["item_ids"]["items"]["enum"] == ["I-1", "I-2"]
     assert schema["properties"]["flights"]["items"]["properties"]["flight_number"]["enum"] \
         == ["HAT170"]
+
+
+def test_chains_follow_the_data_flow_and_prefer_tools_not_used_yet() -> None:
+    import random
+
+    from naig.grounding import chains
+
+    shop = load_builtin("shop")
+    for seed in range(20):
+        plan = chains(shop, [2, 2], random.Random(seed))
+        assert plan is not None and [len(c) for c in plan] == [2, 2]
+        flat = [n for c in plan for n in c]
+        # nothing is called before what produces its ID, unless nothing can produce it
+        for k, name in enumerate(flat):
+            needs = [p for p in shop if produces(p, SHOP[name])]
+            assert not needs or any(p.name in flat[:k] for p in needs), (seed, plan)
+    assert chains([tool_from_dict({"name": "a"}, "t"), tool_from_dict({"name": "b"}, "t")],
+                  [2], random.Random(0)) is None  # no data flow known: the planner chooses
+
+
+def test_a_result_shape_is_read_from_an_observed_result() -> None:
+    from naig.grounding import probe_arguments, schema_of
+
+    observed = {"user_id": "mia_li_3668", "orders": ["#W4316152"],
+                "payment_methods": {"credit_card_1": {"source": "credit_card",
+                                                      "id": "credit_card_1"}}}
+    tool = tool_from_dict({"name": "get_user_details", "parameters": {
+        "type": "object", "properties": {"user_id": {"type": "string"}},
+        "required": ["user_id"]}}, "t")
+    order = tool_from_dict({"name": "get_order_details", "parameters": {
+        "type": "object", "properties": {"order_id": {"type": "string"}},
+        "required": ["order_id"]}}, "t")
+    pay = tool_from_dict({"name": "pay", "parameters": {
+        "type": "object", "properties": {"payment_method_id": {"type": "string"}},
+        "required": ["payment_method_id"]}}, "t")
+    described = tool.model_copy(update={"result_schema": schema_of(observed)})
+    assert produces(described, order) and produces(described, pay)
+    assert not produces(tool, order)  # nothing known of its results
+    known = vocabulary({"users": {"mia_li_3668": {"user_id": "mia_li_3668"}}})
+    assert probe_arguments(tool, known) == {"user_id": "mia_li_3668"}
+    assert probe_arguments(order, known) is None  # no order in that state

@@ -280,3 +280,24 @@ def test_a_mas_assistant_that_repeats_a_call_gives_its_reply_instead() -> None:
     assert used == 2 and len(llm.requests) == 4  # no retries: every answer was valid
     assert [m.role for m in d.messages[-4:]] == ["user", "assistant", "tool", "assistant"]
     assert d.messages[-1].content == "18 degrees in Paris."
+
+
+def test_where_data_flow_is_known_code_chooses_the_tools_and_the_model_the_goals() -> None:
+    from naig.config import MethodSettings
+    from naig.envs.simulated import SimulatedEnvironment
+    from naig.pools import load_builtin
+    from naig.stages.draft import Draft
+    from naig.stages.plan import plan
+
+    shop = load_builtin("shop")
+    llm = ScriptedLLM(respond=schema_example)
+    d = Draft(llm=llm, env=SimulatedEnvironment(shop, llm, 1), tools=shop, seed=1,
+              settings=MethodSettings(subtasks_min=2, subtasks_max=2, steps_min=2,
+                                      steps_max=2))
+    p = asyncio.run(plan(d))
+    sent = llm.requests[0]
+    subtask = sent.schema_["properties"]["subtasks"]["items"]
+    assert list(subtask["properties"]) == ["goal"]  # the model is not asked for tools
+    assert [len(s.tools) for s in p.subtasks] == [2, 2]
+    for s in p.subtasks:
+        assert f"is done with {', then '.join(s.tools)}" in sent.messages[-1].content
