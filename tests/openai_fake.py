@@ -32,6 +32,8 @@ class Reply:
     """Never answer (until the server stops): the client's timeout fires."""
     barrier: threading.Barrier | None = None
     """Wait here until the barrier's other parties arrive, then answer."""
+    message: str = ""
+    """An error's message (default: ``scripted <status>``)."""
     cached_tokens: int | None = None
     """Reported as ``usage.prompt_tokens_details.cached_tokens`` (as OpenAI, vLLM and
     SGLang do), where given."""
@@ -129,7 +131,8 @@ def _handler(server: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
                 server._stop.wait(HANG_SECONDS)
                 return None
             if reply.status != 200:
-                error = {"message": f"scripted {reply.status}", "type": "fake", "code": None}
+                error = {"message": reply.message or f"scripted {reply.status}", "type": "fake",
+                         "code": None}
                 return self._send(reply.status, {"error": error}, reply.headers)
             return self._send(200, _completion(reply, body), reply.headers)
 

@@ -7,6 +7,7 @@ import asyncio
 import random
 import socket
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -136,3 +137,52 @@ def test_a_refused_connection_is_retried_then_reported() -> None:
 def test_retry_after_header_forms(headers: dict[str, str], seconds: float | None) -> None:
     now = 1445412480.0 - 30  # 2015-10-21 07:27:30 UTC
     assert retry_after(headers, now=now) == seconds
+
+
+@pytest.mark.parametrize("message", [
+    "This model's maximum context length is 8192 tokens. However, you requested 9000 tokens",
+    "Requested token count exceeds the model's maximum context length of 4096 tokens",
+    "the prompt is too long"])
+def test_a_prompt_too_long_fails_the_dialogue_not_the_run(message: str) -> None:
+    from naig.errors import ModelOutputError
+
+    with FakeOpenAI(error(400, message=message), ok()) as server, \
+            pytest.raises(ModelOutputError, match="context window"):
+        call(server.base_url, lambda b: RetryingLLM(b, sleep=Waits()))
+    assert len(server.requests) == 1  # not retried: the same prompt would not fit again
+
+
+def test_a_dialogue_whose_prompt_outgrew_the_model_is_rejected_and_the_run_goes_on(
+        tmp_path: Path) -> None:
+    from naig.config import MethodSettings, RunConfig
+    from naig.envs.registry import resolve
+    from naig.errors import ModelOutputError
+    from naig.runner import run
+    from naig.store import read_records
+    from naig.testing import ScriptedLLM, schema_example
+
+    class Overflows(LLM):
+        """The scripted model, but every request of the first dialogue's skeleton is too
+        long for it."""
+
+        name = "scripted:overflow"
+
+        def __init__(self) -> None:
+            self.inner = ScriptedLLM(respond=schema_example)
+            self.skeletons = 0
+
+        async def complete(self, request: Request) -> Completion:
+            if request.stage == "skeleton":
+                self.skeletons += 1
+                if self.skeletons == 1:
+                    raise ModelOutputError("scripted: the prompt is longer than the model's "
+                                           "context window")
+            return await self.inner.complete(request)
+
+    config = RunConfig(tools=("builtin",), n=2, max_attempts=3, output=tmp_path / "o.jsonl",
+                       cache=False, method=MethodSettings(subtasks_min=1, subtasks_max=1,
+                                                          steps_min=1, steps_max=1))
+    summary = asyncio.run(run(config, Overflows(), resolve("builtin")))
+    rejected = read_records(tmp_path / "o.rejected.jsonl")
+    assert summary.kept == 2 and len(rejected) == 1
+    assert "context window" in (rejected[0].meta.error or "")

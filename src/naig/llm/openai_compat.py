@@ -20,13 +20,14 @@ import datetime
 import email.utils
 import math
 import os
+import re
 import time
 from collections.abc import Mapping
 from typing import Any, Literal
 
 import openai
 
-from naig.errors import BackendError, BackendTimeout, ConfigError
+from naig.errors import BackendError, BackendTimeout, ConfigError, ModelOutputError
 from naig.llm.base import LLM, Completion, Request
 
 SchemaMode = Literal["json_schema", "json_object"]
@@ -112,6 +113,11 @@ class OpenAICompatLLM(LLM):
                 f"{self.where} rejected the json_schema response_format (HTTP {e.status_code}: "
                 f"{_one_line(detail, 120)}); if it is a llama-cpp-python server, use "
                 f"--model {self.name}?schema=json_object")
+        if e.status_code in (400, 413, 422) and _OVERFLOW.search(detail):
+            # this dialogue's prompt outgrew the model: the dialogue fails, not the run
+            return ModelOutputError(f"{self.name}: the prompt is longer than the model's "
+                                    f"context window (HTTP {e.status_code}: "
+                                    f"{_one_line(detail, 160)})")
         return BackendError(f"{self.name} at {self.where}: HTTP {e.status_code}: {detail}",
                             status=e.status_code,
                             retryable=e.status_code in (408, 429) or e.status_code >= 500,
@@ -143,6 +149,12 @@ def retry_after(headers: Mapping[str, str], now: float | None = None) -> float |
             when = when.replace(tzinfo=datetime.UTC)
         seconds = when.timestamp() - (time.time() if now is None else now)
     return max(0.0, seconds) if math.isfinite(seconds) else None
+
+
+_OVERFLOW = re.compile(r"context.{0,20}(length|window|size)|too (long|many tokens)|"
+                       r"maximum.{0,30}tokens|exceeds?.{0,40}(context|tokens)|prompt is too long",
+                       re.IGNORECASE)
+"""How OpenAI, vLLM, SGLang and llama.cpp servers word a prompt that does not fit."""
 
 
 def _one_line(text: str, limit: int = 300) -> str:
