@@ -213,3 +213,11 @@ def test_narration_is_talk_about_the_parties_not_a_domains_words() -> None:
     assert out_of_voice("The user wants to cancel the order.")
     assert out_of_voice("What is the user ID of Omar Santos, zip 76180?") is None
     assert out_of_voice("Your user ID is omar_4830.") is None
+
+
+def test_a_turn_that_names_a_tool_is_not_speech() -> None:
+    m = good_dialogue()
+    m[1] = m[1].model_copy(update={"content": "Use book_hotel to book H-1001, and check the "
+                                              "weather in Paris."})
+    check = checks.turns_in_voice(m, TOOLS)
+    assert not check.passed and "'book_hotel'" in check.detail

@@ -153,3 +153,11 @@ def test_a_result_shape_is_read_from_an_observed_result() -> None:
     known = vocabulary({"users": {"mia_li_3668": {"user_id": "mia_li_3668"}}})
     assert probe_arguments(tool, known) == {"user_id": "mia_li_3668"}
     assert probe_arguments(order, known) is None  # no order in that state
+
+
+def test_a_bare_result_takes_the_fields_the_state_has_it_under() -> None:
+    known = vocabulary({"users": {"mia_li_3668": {"user_id": "mia_li_3668",
+                                                  "orders": ["#W4316152"]}}})
+    found = seen([_result("mia_li_3668")], known)  # find_user_id_by_email's answer
+    assert candidates("user_id", "string", found) == ["mia_li_3668"]
+    assert candidates("order_id", "string", found) == []  # a user ID is no order ID

@@ -174,7 +174,10 @@ def seen(messages: Iterable[Message], vocabulary: Vocabulary | None = None) -> l
             if isinstance(value, dict) and "error" in value:
                 continue  # an error names what does not exist
             for key, leaf in _leaves(value):
-                out.setdefault((leaf, key, False), Seen(leaf, key, False))
+                # a bare result ("mia_li_3668") takes the fields the state has it under
+                keys = sorted(vocabulary.get(str(leaf), ())) if vocabulary and not key else []
+                for k in keys or [key]:
+                    out.setdefault((leaf, k, False), Seen(leaf, k, False))
         elif m.content and m.role in ("system", "user"):
             for token in _tokens(m.content):
                 keys = [""] if vocabulary is None else sorted(vocabulary.get(token, ()))

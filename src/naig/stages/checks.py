@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from naig.dialogue import Check, Message, made_calls
 from naig.grounding import ungrounded
@@ -137,25 +137,31 @@ _NARRATION = re.compile(
 domain's own words ("the user ID") are not narration."""
 
 
-def out_of_voice(text: str) -> str | None:
-    """Why ``text`` is not what a speaker says, if it is not: code or JSON in it, or
-    narration about "the user" or "the assistant". Generators refuse such text before it
-    enters a dialogue; ``turns_in_voice`` rejects a dialogue that has it."""
+def out_of_voice(text: str, tools: Iterable[str] = ()) -> str | None:
+    """Why ``text`` is not what a speaker says, if it is not: code or JSON in it,
+    narration about "the user" or "the assistant", or the name of one of ``tools`` (people
+    ask for things, not for functions). Generators refuse such text before it enters a
+    dialogue; ``turns_in_voice`` rejects a dialogue that has it."""
     code = _CODE.search(text)
     if code:
         return f"holds code, not words: {code.group(0)!r}"
     told = _NARRATION.search(text)
     if told:
         return f"narrates {told.group(0)!r} instead of speaking"
+    named = next((t for t in tools if "_" in t and re.search(rf"\b{re.escape(t)}\b", text)),
+                 None)
+    if named:
+        return f"names the tool {named!r}; say what is wanted or done instead"
     return None
 
 
 def turns_in_voice(messages: list[Message], tools: list[Tool]) -> Check:
     """Each text turn is what its speaker says: no code or JSON (``search_products({``),
-    and no narration about "the user" or "the assistant" (a small model describing the
-    dialogue instead of writing it)."""
+    no narration about "the user" or "the assistant" (a small model describing the
+    dialogue instead of writing it), and no tool named by its function name."""
+    names = [t.name for t in tools]
     for i, m in enumerate(messages):
-        why = out_of_voice(m.content or "") if m.role in ("user", "assistant") else None
+        why = out_of_voice(m.content or "", names) if m.role in ("user", "assistant") else None
         if why:
             return _fail("turns_in_voice", f"[{i}] {why}")
     return _ok("turns_in_voice")

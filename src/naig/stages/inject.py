@@ -40,15 +40,15 @@ def _text(*names: str) -> dict[str, Any]:
             "properties": {n: {"type": "string", "minLength": 1} for n in names}}
 
 
-def _nonempty(raw: Any) -> dict[str, Any]:
-    """Every text given, and spoken: no code, no narration (an error message is the
-    system's, not speech)."""
+def _nonempty(raw: Any, tools: list[str] | None = None) -> dict[str, Any]:
+    """Every text given, and spoken: no code, no narration, no tool's name (an error
+    message is the system's, not speech)."""
     if not isinstance(raw, dict):
         raise ValueError("expected a JSON object")
     for k, v in raw.items():
         if isinstance(v, str) and not v.strip():
             raise ValueError(f"'{k}' must not be empty")
-        why = out_of_voice(v) if isinstance(v, str) and k != "error" else None
+        why = out_of_voice(v, tools or []) if isinstance(v, str) and k != "error" else None
         if why:
             raise ValueError(f"'{k}' {why}: write only what is said")
     return raw
@@ -75,7 +75,9 @@ async def _ask(d: Draft, kind: Kind, schema: dict[str, Any], check: Any = None,
                **variables: Any) -> dict[str, Any]:
     shown = transcript(d.messages)
     messages, digest = render(f"inject_{kind}", frame=d.frame, transcript=shown, **variables)
-    return await ask(d.llm, messages, schema, check or _nonempty, stage="refine",
+    names = [t.name for t in d.tools]
+    return await ask(d.llm, messages, schema, check or (lambda raw: _nonempty(raw, names)),
+                     stage="refine",
                      seed=d.request_seed(kind), template_hash=digest,
                      temperature=d.settings.temperature, attempts=d.settings.attempts_per_output,
                      instructions=instructions(messages, shown, *variables.values()))
@@ -125,7 +127,7 @@ async def _clarification(d: Draft, at: int) -> int:
         return 0  # taking it out took another value with it
 
     def check(raw: Any) -> dict[str, Any]:
-        answer = _nonempty(raw)
+        answer = _nonempty(raw, [t.name for t in d.tools])
         if detail not in str(answer["answer"]):
             raise ValueError(f"'answer' must give {detail!r}")
         return answer

@@ -121,7 +121,8 @@ async def _candidate(d: Draft, at: int, masked: list[int], problem: str) -> list
                               others=len(masked) > 1, transcript=shown,
                               problem=_strip_index(problem), values=state)
     schema = _schema(d, at, original)
-    raw = await ask(d.llm, messages, schema, _answer(schema["required"][0]), stage="refine",
+    check = _answer(schema["required"][0], [t.name for t in d.tools])
+    raw = await ask(d.llm, messages, schema, check, stage="refine",
                     seed=d.request_seed("refine"), template_hash=digest,
                     temperature=d.settings.temperature, attempts=d.settings.attempts_per_output,
                     instructions=instructions(messages, shown, *state))
@@ -136,14 +137,15 @@ def _strip_index(detail: str) -> str:
     return _TURN.sub("", detail).strip()
 
 
-def _answer(key: str) -> Callable[[Any], dict[str, Any]]:
-    """The validator of a rewrite: an object with a non-empty ``key`` (text or calls)."""
+def _answer(key: str, tools: list[str]) -> Callable[[Any], dict[str, Any]]:
+    """The validator of a rewrite: an object with a non-empty ``key`` (text or calls), text
+    in its speaker's voice."""
     def check(raw: Any) -> dict[str, Any]:
         if not isinstance(raw, dict) or not raw.get(key):
             raise ValueError(f'expected {{"{key}": ...}}, not empty')
         if isinstance(raw[key], str) and not raw[key].strip():
             raise ValueError(f"'{key}' must not be empty")
-        why = out_of_voice(raw[key]) if isinstance(raw[key], str) else None
+        why = out_of_voice(raw[key], tools) if isinstance(raw[key], str) else None
         if why:
             raise ValueError(f"'{key}' {why}: write only what is said")
         return raw

@@ -84,7 +84,7 @@ def _validate(d: Draft, part: Part, tools: list[Tool], repeated: list[str]
         for key in ("user", "reply"):
             if key in raw and not str(raw[key]).strip():
                 raise ValueError(f"'{key}' must not be empty")
-            why = out_of_voice(str(raw.get(key, "")))
+            why = out_of_voice(str(raw.get(key, "")), [t.name for t in d.tools])
             if why:
                 raise ValueError(f"'{key}' {why}: write only what is said")
         if part == "reply":
