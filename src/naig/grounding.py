@@ -485,6 +485,23 @@ def chains(tools: list[Tool], steps: list[int], rng: random.Random) -> list[list
     return out
 
 
+_ID_VALUE = re.compile(r"^(?=.*\d)[A-Za-z0-9][A-Za-z0-9_\-]{2,}$")
+
+
+def id_like(node: Any, key: str = "") -> list[str]:
+    """The strings in a call's arguments that look like IDs (letters or digits with a
+    digit in them, like ``UA1234`` or a zip code), whatever their parameter: a value no
+    one gave, where a tool wants an identifier. An ISO date only under an ID-named key."""
+    if isinstance(node, dict):
+        return [v for k, x in node.items() for v in id_like(x, str(k))]
+    if isinstance(node, list):
+        return [v for x in node for v in id_like(x, key)]
+    if isinstance(node, str) and _ID_VALUE.match(node) \
+            and (_ID_NAME.search(key) or not _DATE.match(node)):
+        return [node]
+    return []
+
+
 def scalars(node: Any) -> list[str]:
     """Every string and number in a JSON value, as text, in order."""
     if isinstance(node, dict):
@@ -504,6 +521,6 @@ def vocabulary(state: Any) -> dict[str, frozenset[str]]:
 
 
 __all__ = ["Seen", "Vocabulary", "candidates", "chains", "dependency_order", "entity_names",
-           "entity_values", "fresh", "ground", "is_entity", "probe_arguments", "produces",
-           "related", "scalars", "schema_of", "seen", "unfounded", "ungrounded", "vocabulary",
-           "with_sources"]
+           "entity_values", "fresh", "ground", "id_like", "is_entity", "probe_arguments",
+           "produces", "related", "scalars", "schema_of", "seen", "unfounded", "ungrounded",
+           "vocabulary", "with_sources"]

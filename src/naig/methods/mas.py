@@ -40,7 +40,7 @@ from naig.stages.calls import (
     require_new,
     values_before,
 )
-from naig.stages.checks import out_of_voice
+from naig.stages.checks import unsayable
 from naig.stages.draft import Draft
 from naig.stages.plan import plan
 from naig.tools import Tool
@@ -87,28 +87,29 @@ def assistant_schema(tools: list[Tool], params: Parameters | None, most: int = 1
     return {"anyOf": [calls, reply]}
 
 
-def _said(raw: Any, key: str) -> str | None:
+def _said(raw: Any, key: str, earlier: list[Message], tools: list[str]) -> str | None:
     if not isinstance(raw, dict) or key not in raw:
         return None
     text = str(raw[key]).strip()
     if not text:
         raise ValueError(f"'{key}' must not be empty")
-    why = out_of_voice(text)
+    why = unsayable(text, tools, earlier)
     if why:
         raise ValueError(f"'{key}' {why}: write only what is said")
     return text
 
 
-def _mover(opening: bool, last: bool):  # type: ignore[no-untyped-def]
+def _mover(opening: bool, last: bool, earlier: list[Message],  # type: ignore[no-untyped-def]
+           tools: list[str]):
     """The validator of the user agent's answer, for the forms ``user_schema`` offers."""
     other = "" if opening else (' or {"done": true}' if last else ' or {"next": "..."}')
 
     def check(raw: Any) -> Move:
-        text = _said(raw, "message")
+        text = _said(raw, "message", earlier, tools)
         if text is not None:
             return Move("stay", text)
         if not opening and not last:
-            text = _said(raw, "next")
+            text = _said(raw, "next", earlier, tools)
             if text is not None:
                 return Move("next", text)
         if not opening and last and isinstance(raw, dict) and raw.get("done") is True:
@@ -124,9 +125,10 @@ def _action(d: Draft, *, reply_only: bool = False):  # type: ignore[no-untyped-d
     instead."""
     by_name = {t.name: t for t in d.tools}
     values = values_before(d)
+    said = "\n".join(m.content or "" for m in d.messages)
 
     def check(raw: Any) -> Calls | str | None:
-        reply = _said(raw, "reply")
+        reply = _said(raw, "reply", d.messages, list(by_name))
         if reply is not None:
             return reply
         if reply_only:
@@ -137,7 +139,8 @@ def _action(d: Draft, *, reply_only: bool = False):  # type: ignore[no-untyped-d
         for c in calls:
             if not isinstance(c, dict):
                 raise ValueError(f"a call must be an object, not {c!r}")
-            check_call(by_name.get(str(c.get("name"))), c, d.tools, values, sorted(by_name))
+            check_call(by_name.get(str(c.get("name"))), c, d.tools, values, sorted(by_name),
+                       said=said)
         try:
             require_new(calls, made(d.messages), strict=not d.env.executes)
         except RepeatedCall:
@@ -159,7 +162,8 @@ async def _user(d: Draft, p: Plan, t: int, *, opening: bool) -> Move:
     history = user_view(d.messages)
     messages, digest = render("mas_user", task=p.task, goal=goal, next=after,
                               opening=opening, last=last, history=history)
-    move: Move = await ask(d.llm, messages, user_schema(opening, last), _mover(opening, last),
+    check = _mover(opening, last, d.messages, [t.name for t in d.tools])
+    move: Move = await ask(d.llm, messages, user_schema(opening, last), check,
                            stage="user", seed=d.request_seed("user"), template_hash=digest,
                            temperature=d.settings.temperature, max_tokens=300,
                            attempts=d.settings.attempts_per_output,

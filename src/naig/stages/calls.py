@@ -13,7 +13,7 @@ from typing import Any
 
 from naig.dialogue import FunctionCall, Message, ToolCall, call_key, made_calls
 from naig.envs.base import ToolResult
-from naig.grounding import Seen, candidates, ground, scalars, seen, unfounded
+from naig.grounding import Seen, candidates, ground, id_like, scalars, seen, unfounded
 from naig.stages.draft import Draft
 from naig.tools import Tool, degenerate, simulated_results
 
@@ -78,10 +78,12 @@ def grounded(d: Draft, tools: list[Tool], values: list[Seen] | None = None) -> P
 
 
 def check_call(tool: Tool | None, raw: Any, tools: list[Tool], values: list[Seen],
-               names: list[str], *, user_states: bool = False) -> None:
+               names: list[str], *, said: str, user_states: bool = False) -> None:
     """Refuse (``ValueError``, worded for the model) a call that names no allowed tool, has
-    invalid arguments, or gives an entity argument a value the dialogue has not shown
-    (``user_states``: the answer's own user message may state it)."""
+    invalid arguments, gives an entity argument a value the dialogue has not shown, or
+    any argument an ID-like value (a code, a zip) that ``said`` (the dialogue's text so
+    far) never holds, as ``grounded_ids`` would (``user_states``: the answer's own user
+    message may state it)."""
     if tool is None:
         raise ValueError(f"unknown tool in {raw!r}; use only {names}")
     arguments = raw.get("arguments", {})
@@ -96,6 +98,10 @@ def check_call(tool: Tool | None, raw: Any, tools: list[Tool], values: list[Seen
     loose = unfounded(tool, tools, arguments, values)
     if loose is not None:
         raise ValueError(_ungrounded(tool, *loose, values, user_states))
+    unsaid = next((v for v in id_like(arguments) if v not in said), None)
+    if unsaid is not None:
+        where = "have the user's message state it" if user_states else "use only values given"
+        raise ValueError(f"{tool.name}: {unsaid!r} appears nowhere before the call; {where}")
 
 
 def _ungrounded(tool: Tool, name: str, value: str | int, values: list[Seen],

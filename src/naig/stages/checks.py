@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 
 from naig.dialogue import Check, Message, made_calls
-from naig.grounding import ungrounded
+from naig.grounding import id_like, ungrounded
 from naig.tools import Tool, degenerate, parse_arguments
 
 Rule = Callable[[list[Message], list[Tool]], Check]
@@ -155,6 +155,12 @@ def out_of_voice(text: str, tools: Iterable[str] = ()) -> str | None:
     return None
 
 
+def unsayable(text: str, tools: Iterable[str], earlier: list[Message]) -> str | None:
+    """Why a generator must not put ``text`` into a dialogue whose turns so far are
+    ``earlier``: out of voice (``out_of_voice``), or a repetition (``repeats``)."""
+    return out_of_voice(text, tools) or repeats(text, earlier)
+
+
 def turns_in_voice(messages: list[Message], tools: list[Tool]) -> Check:
     """Each text turn is what its speaker says: no code or JSON (``search_products({``),
     no narration about "the user" or "the assistant" (a small model describing the
@@ -170,22 +176,35 @@ def turns_in_voice(messages: list[Message], tools: list[Tool]) -> Check:
 _WORD = re.compile(r"\w+")
 
 
+def repeats(text: str, earlier: list[Message]) -> str | None:
+    """How ``text`` repeats an earlier user or assistant turn word for word, if it does:
+    the same turn again (over 20 characters), or an earlier one (over 40) inside it."""
+    said = " ".join(text.lower().split())
+    for j, m in enumerate(earlier):
+        if m.role not in ("user", "assistant") or not m.content:
+            continue
+        before = " ".join(m.content.lower().split())
+        if len(said) > 20 and said == before:
+            return f"repeats [{j}] word for word"
+        if len(before) > 40 and before in said:
+            return f"repeats [{j}] word for word within it"
+    return None
+
+
 def no_repetition(messages: list[Message], tools: list[Tool]) -> Check:
     """No repeated turns, no degenerate text (a phrase looping within a turn), no call
     made again with the same arguments after it succeeded: right after it, or later with
     the same result (a call repeated after the state changed, ``ls`` after ``mkdir``,
     gets a new result and is fine)."""
     name = "no_repetition"
+    for i, m in enumerate(messages):
+        if m.role in ("user", "assistant") and m.content:
+            why = repeats(m.content, messages[:i])
+            if why:
+                return _fail(name, f"[{i}] {why}")
     texts = [(i, " ".join((m.content or "").lower().split())) for i, m in enumerate(messages)
              if m.role in ("user", "assistant") and m.content]
-    seen: dict[str, int] = {}
     for i, t in texts:
-        if len(t) > 20 and t in seen:
-            return _fail(name, f"[{i}] repeats [{seen[t]}] word for word")
-        inside = next((j for e, j in seen.items() if len(e) > 40 and e in t), None)
-        if inside is not None:
-            return _fail(name, f"[{i}] repeats [{inside}] word for word within it")
-        seen.setdefault(t, i)
         words = _WORD.findall(t)
         grams = Counter(tuple(words[k:k + 4]) for k in range(len(words) - 3))
         if grams:
@@ -206,23 +225,6 @@ def no_repetition(messages: list[Message], tools: list[Tool]) -> Check:
     return _ok(name)
 
 
-_ID_KEY = re.compile(r"(^|_)(id|ids|uuid|code|number|no)$", re.IGNORECASE)
-_ID_VALUE = re.compile(r"^(?=.*\d)[A-Za-z0-9][A-Za-z0-9_\-]{2,}$")
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-"""An ISO date: the user's "July 20th" written as a tool wants it, not an ID."""
-
-
-def _id_values(node: object, key: str = "") -> list[str]:
-    if isinstance(node, dict):
-        return [v for k, x in node.items() for v in _id_values(x, str(k))]
-    if isinstance(node, list):
-        return [v for x in node for v in _id_values(x, key)]
-    if isinstance(node, str) and _ID_VALUE.match(node) \
-            and (_ID_KEY.search(key) or not _DATE.match(node)):
-        return [node]
-    return []
-
-
 def grounded_ids(messages: list[Message], tools: list[Tool]) -> Check:
     """Rule-detectable hallucination: every entity argument value (``naig.grounding``: a
     parameter named like an identifier, ``user_id: "mia_li"`` included, or one whose
@@ -239,7 +241,7 @@ def grounded_ids(messages: list[Message], tools: list[Tool]) -> Check:
             earlier = "\n".join(x.content or "" for x in messages[:i])
             tool = by_name.get(c.function.name)
             loose = ungrounded(tool, tools, args, earlier) if tool is not None else None
-            loose = loose or next((v for v in _id_values(args) if v not in earlier), None)
+            loose = loose or next((v for v in id_like(args) if v not in earlier), None)
             if loose is not None:
                 return _fail(name, f"[{i}] {c.function.name} uses {loose!r}, which appears "
                                    "nowhere earlier in the dialogue")

@@ -20,7 +20,7 @@ from naig.grounding import candidates, entity_values
 from naig.llm.structured import ask
 from naig.prompts import instructions, render
 from naig.stages.calls import encode, make_calls, replay, stated_values, values_before
-from naig.stages.checks import out_of_voice
+from naig.stages.checks import unsayable
 from naig.stages.draft import Draft
 from naig.transcript import transcript
 
@@ -40,15 +40,17 @@ def _text(*names: str) -> dict[str, Any]:
             "properties": {n: {"type": "string", "minLength": 1} for n in names}}
 
 
-def _nonempty(raw: Any, tools: list[str] | None = None) -> dict[str, Any]:
-    """Every text given, and spoken: no code, no narration, no tool's name (an error
-    message is the system's, not speech)."""
+def _nonempty(raw: Any, tools: list[str] | None = None,
+              earlier: list[Message] | None = None) -> dict[str, Any]:
+    """Every text given, and sayable: no code, no narration, no tool's name, nothing said
+    before (an error message is the system's, not speech)."""
     if not isinstance(raw, dict):
         raise ValueError("expected a JSON object")
     for k, v in raw.items():
         if isinstance(v, str) and not v.strip():
             raise ValueError(f"'{k}' must not be empty")
-        why = out_of_voice(v, tools or []) if isinstance(v, str) and k != "error" else None
+        why = unsayable(v, tools or [], earlier or []) if isinstance(v, str) and k != "error" \
+            else None
         if why:
             raise ValueError(f"'{k}' {why}: write only what is said")
     return raw
@@ -75,8 +77,9 @@ async def _ask(d: Draft, kind: Kind, schema: dict[str, Any], check: Any = None,
                **variables: Any) -> dict[str, Any]:
     shown = transcript(d.messages)
     messages, digest = render(f"inject_{kind}", frame=d.frame, transcript=shown, **variables)
-    names = [t.name for t in d.tools]
-    return await ask(d.llm, messages, schema, check or (lambda raw: _nonempty(raw, names)),
+    names, before = [t.name for t in d.tools], d.messages
+    return await ask(d.llm, messages, schema,
+                     check or (lambda raw: _nonempty(raw, names, before)),
                      stage="refine",
                      seed=d.request_seed(kind), template_hash=digest,
                      temperature=d.settings.temperature, attempts=d.settings.attempts_per_output,
@@ -127,7 +130,7 @@ async def _clarification(d: Draft, at: int) -> int:
         return 0  # taking it out took another value with it
 
     def check(raw: Any) -> dict[str, Any]:
-        answer = _nonempty(raw, [t.name for t in d.tools])
+        answer = _nonempty(raw, [t.name for t in d.tools], d.messages)
         if detail not in str(answer["answer"]):
             raise ValueError(f"'answer' must give {detail!r}")
         return answer

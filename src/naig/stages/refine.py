@@ -39,7 +39,7 @@ from naig.stages.calls import (
     to_model_calls,
     values_before,
 )
-from naig.stages.checks import RULES, out_of_voice
+from naig.stages.checks import RULES, unsayable
 from naig.stages.draft import Draft
 from naig.stages.judge import judge, trusted
 from naig.stages.verify import EXPERTS, expert
@@ -121,7 +121,8 @@ async def _candidate(d: Draft, at: int, masked: list[int], problem: str) -> list
                               others=len(masked) > 1, transcript=shown,
                               problem=_strip_index(problem), values=state)
     schema = _schema(d, at, original)
-    check = _answer(schema["required"][0], [t.name for t in d.tools])
+    others = [m for j, m in enumerate(d.messages) if j != at]
+    check = _answer(schema["required"][0], [t.name for t in d.tools], others)
     raw = await ask(d.llm, messages, schema, check, stage="refine",
                     seed=d.request_seed("refine"), template_hash=digest,
                     temperature=d.settings.temperature, attempts=d.settings.attempts_per_output,
@@ -137,7 +138,8 @@ def _strip_index(detail: str) -> str:
     return _TURN.sub("", detail).strip()
 
 
-def _answer(key: str, tools: list[str]) -> Callable[[Any], dict[str, Any]]:
+def _answer(key: str, tools: list[str], others: list[Message]
+            ) -> Callable[[Any], dict[str, Any]]:
     """The validator of a rewrite: an object with a non-empty ``key`` (text or calls), text
     in its speaker's voice."""
     def check(raw: Any) -> dict[str, Any]:
@@ -145,7 +147,7 @@ def _answer(key: str, tools: list[str]) -> Callable[[Any], dict[str, Any]]:
             raise ValueError(f'expected {{"{key}": ...}}, not empty')
         if isinstance(raw[key], str) and not raw[key].strip():
             raise ValueError(f"'{key}' must not be empty")
-        why = out_of_voice(raw[key], tools) if isinstance(raw[key], str) else None
+        why = unsayable(raw[key], tools, others) if isinstance(raw[key], str) else None
         if why:
             raise ValueError(f"'{key}' {why}: write only what is said")
         return raw

@@ -39,7 +39,7 @@ from naig.stages.calls import (
     require_new,
     values_before,
 )
-from naig.stages.checks import out_of_voice
+from naig.stages.checks import unsayable
 from naig.stages.draft import Draft
 from naig.tools import Tool
 from naig.transcript import describe, transcript
@@ -84,7 +84,7 @@ def _validate(d: Draft, part: Part, tools: list[Tool], repeated: list[str]
         for key in ("user", "reply"):
             if key in raw and not str(raw[key]).strip():
                 raise ValueError(f"'{key}' must not be empty")
-            why = out_of_voice(str(raw.get(key, "")), [t.name for t in d.tools])
+            why = unsayable(str(raw.get(key, "")), [t.name for t in d.tools], d.messages)
             if why:
                 raise ValueError(f"'{key}' {why}: write only what is said")
         if part == "reply":
@@ -95,11 +95,12 @@ def _validate(d: Draft, part: Part, tools: list[Tool], repeated: list[str]
             raise ValueError('"calls" must be a list of {"name": ..., "arguments": {...}}')
         extra = [Message(role="user", content=str(raw["user"]))] if part == "open" else []
         values: list[Seen] = values_before(d, extra=extra)
+        said = "\n".join(m.content or "" for m in [*d.messages, *extra])
         history = made(d.messages)
         for n, c in enumerate(calls):
             try:
                 check_call(by_name.get(str(c.get("name"))), c, d.tools, values, names,
-                           user_states=part == "open")
+                           said=said, user_states=part == "open")
                 require_new([c], history, strict=not d.env.executes)
             except RepeatedCall:
                 if n == 0:
