@@ -63,7 +63,7 @@ async def plan(d: Draft) -> Plan:
         for k, (sub, n) in enumerate(zip(subtasks, steps, strict=True)):
             if not str(sub["goal"]).strip():
                 raise ValueError("every subtask needs a goal")
-            why = out_of_voice(str(sub["goal"]))
+            why = out_of_voice(str(sub["goal"]), names)
             if why:
                 raise ValueError(f"subtask {k + 1}'s goal {why}: say what the user wants")
             if chosen is not None:
