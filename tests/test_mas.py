@@ -299,5 +299,7 @@ def test_where_data_flow_is_known_code_chooses_the_tools_and_the_model_the_goals
     subtask = sent.schema_["properties"]["subtasks"]["items"]
     assert list(subtask["properties"]) == ["goal"]  # the model is not asked for tools
     assert [len(s.tools) for s in p.subtasks] == [2, 2]
-    for s in p.subtasks:
-        assert f"is done with {', then '.join(s.tools)}" in sent.messages[-1].content
+    by_name = {t.name: t for t in shop}
+    for k, s in enumerate(p.subtasks, 1):  # told what the tools do, in words, not names
+        does = "; then ".join(by_name[t].description.split(".")[0].lower() for t in s.tools)
+        assert f"Subtask {k}: {does}." in sent.messages[-1].content

@@ -16,6 +16,7 @@ produces it (``with_sources``), with a step to call it.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from naig.dialogue import Plan, Subtask
@@ -45,6 +46,13 @@ def _family(tools: list[Tool]) -> list[Tool]:
     families = [t.family for t in tools]
     main = max(families, key=families.count)
     return [t for t in tools if t.family == main]
+
+
+def _does(tool: Tool) -> str:
+    """What a tool does, in words: its description's first sentence (the goals are the
+    user's words, which never name a function)."""
+    first = re.split(r"(?<=[.!?])\s", tool.description.strip(), maxsplit=1)[0].rstrip(".")
+    return (first[:1].lower() + first[1:]) if first else tool.name.replace("_", " ")
 
 
 async def plan(d: Draft) -> Plan:
@@ -79,7 +87,9 @@ async def plan(d: Draft) -> Plan:
             out.append(Subtask(goal=sub["goal"], tools=tools, steps=max(n, 1 + added)))
         return Plan(task=str(raw["task"]), subtasks=out)
 
-    shown = [{"steps": n, "tools": chosen[k] if chosen else []} for k, n in enumerate(steps)]
+    shown = [{"steps": n, "tools": chosen[k] if chosen else [],
+              "does": [_does(by_name[t]) for t in chosen[k]] if chosen else []}
+             for k, n in enumerate(steps)]
     messages, digest = render("plan", frame=d.frame, state=d.env.state_summary(),
                               subtasks=shown)
     schema = _schema(names, m, max(steps), pick=chosen is None)
