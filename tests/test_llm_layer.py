@@ -46,11 +46,21 @@ def test_an_answer_of_the_wrong_shape_is_retried_not_a_crash() -> None:
 
 
 def test_a_model_that_never_answers_well_raises_with_the_raw_text() -> None:
-    llm = ScriptedLLM(["{}", "{}", "garbage!"])
+    llm = ScriptedLLM(["{}", '{"n": "x"}', "garbage!"])
     with pytest.raises(ModelOutputError) as e:
         asyncio.run(ask(llm, messages(("user", "count")), SCHEMA, _n, stage="plan", seed=0,
                         template_hash="h"))
     assert e.value.raw == "garbage!" and "plan" in str(e.value)
+    assert len(llm.requests) == 3
+
+
+def test_the_same_invalid_answer_again_ends_the_retries() -> None:
+    llm = ScriptedLLM(["{}", "{ }", '{"n": 3}'])  # the same answer, but for a space
+    with pytest.raises(ModelOutputError, match="the same answer again"):
+        asyncio.run(ask(llm, messages(("user", "count")), SCHEMA, _n, stage="plan", seed=0,
+                        template_hash="h"))
+    assert len(llm.requests) == 2  # no third call
+    assert llm.requests[1].temperature == 1.0  # retries sample hotter
 
 
 def _request(**kw: object) -> Request:

@@ -16,6 +16,7 @@ from naig.envs.python_module import PythonEnvironment, pool
 from naig.errors import ModelOutputError
 from naig.llm.base import Request
 from naig.stages.draft import Draft
+from naig.stages.skeleton import _stating as skeleton_stating
 from naig.stages.skeleton import skeleton
 from naig.testing import ScriptedLLM
 
@@ -70,17 +71,29 @@ def test_a_step_that_repeats_a_call_is_asked_again_without_that_tool() -> None:
     assert sum(bool(m.tool_calls) for m in d.messages) == 2
 
 
-def test_an_opening_whose_id_the_user_never_states_is_asked_again() -> None:
+def test_an_opening_whose_id_the_user_never_states_gets_a_sentence_that_states_it() -> None:
     unstated = {"calls": [{"name": "book_hotel", "arguments": {"hotel_id": "H-9", "nights": 2},
                            "result": {"booking_id": "B-1"}}],
-                "user": "Book me a hotel for 2 nights.", "reply": "Booked."}
-    stated = dict(unstated, user="Book hotel H-9 for 2 nights.")
-    llm = ScriptedLLM([unstated, stated])
+                "user": "Book me a hotel for 2 nights.", "reply": "Booked B-1."}
+    llm = ScriptedLLM([unstated])
     d = make_draft(llm)
     _plan(d, ("book", ["book_hotel"], 1))
     asyncio.run(skeleton(d))
-    assert "have the user's message state the hotel_id" in llm.requests[1].messages[-1].content
-    assert d.messages[1].content == "Book hotel H-9 for 2 nights."
+    assert d.messages[1].content == "Book me a hotel for 2 nights. The hotel ID is H-9."
+    assert len(llm.requests) == 1
+
+
+def test_where_the_state_is_known_only_what_exists_is_stated_for_the_user() -> None:
+    from naig.grounding import vocabulary
+
+    llm = ScriptedLLM()
+    d = make_draft(llm)
+    d.env.vocabulary = lambda: vocabulary({"hotels": {"H-1": {"hotel_id": "H-1"}}})  # type: ignore[method-assign]
+    book = next(t for t in d.tools if t.name == "book_hotel")
+    assert skeleton_stating(d, "Book a room.", book, {"hotel_id": "H-1", "nights": 1}) == \
+        "Book a room. The hotel ID is H-1."
+    assert skeleton_stating(d, "Book a room.", book, {"hotel_id": "H-7", "nights": 1}) == \
+        "Book a room."  # invented: not stated for the user (the call is refused)
 
 
 def _bank(llm: ScriptedLLM) -> Draft:

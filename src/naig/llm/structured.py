@@ -17,7 +17,8 @@ from naig.errors import ModelOutputError
 from naig.llm.base import LLM, ChatMessage, Request
 
 T = TypeVar("T")
-RETRY_TEMPERATURE = 0.7
+RETRY_TEMPERATURE = 1.0
+"""Retries sample hotter: a small model told what was wrong often writes the same again."""
 REASON_CHARS = 300
 """Longest reason a judge or expert may give: bounds a small model's rambling."""
 
@@ -58,11 +59,13 @@ async def ask(llm: LLM, messages: tuple[ChatMessage, ...], schema: dict[str, Any
     """Ask for JSON matching ``schema``; ``validate`` turns it into the result.
 
     ``instructions`` is the prompt text the answer must not copy (a small model's habit):
-    an answer repeating six of its words in a row is invalid and retried.
+    an answer repeating six of its words in a row is invalid and retried. An invalid
+    answer given again word for word ends the retries: the model will not move.
     """
     history = messages
     raw = ""
     problem = ""
+    refused: set[str] = set()
     for attempt in range(attempts):
         # a greedy answer that failed fails again the same way: sample on retries
         heat = temperature if attempt == 0 else max(temperature, RETRY_TEMPERATURE)
@@ -70,6 +73,9 @@ async def ask(llm: LLM, messages: tuple[ChatMessage, ...], schema: dict[str, Any
                           max_tokens=max_tokens, seed=seed + attempt,
                           template_hash=template_hash, stage=stage)
         raw = (await llm.complete(request)).text
+        if _form(raw) in refused:
+            problem += " (the same answer again)"
+            break
         try:
             value = json.loads(raw, strict=False)
             echo = copied(value, instructions) if instructions else None
@@ -80,12 +86,22 @@ async def ask(llm: LLM, messages: tuple[ChatMessage, ...], schema: dict[str, Any
         # validator reading an answer of the wrong shape: all are the model's, and retried
         except (ValueError, TypeError, KeyError, IndexError, AttributeError) as e:
             problem = _short(str(e) if not isinstance(e, KeyError) else f"missing {e}")
+        refused.add(_form(raw))
         history = (*messages,
                    ChatMessage(role="assistant", content=raw[:2000]),
                    ChatMessage(role="user", content=f"That answer is invalid: {problem}\n"
                                "Answer again with valid JSON that fixes it."))
-    raise ModelOutputError(f"{stage}: no valid answer after {attempts} attempts: {problem}",
+    raise ModelOutputError(f"{stage}: no valid answer after {attempt + 1} attempts: {problem}",
                            raw=raw)
+
+
+def _form(raw: str) -> str:
+    """An answer with its layout set aside: the same JSON written with other spacing is
+    the same answer."""
+    try:
+        return json.dumps(json.loads(raw, strict=False), sort_keys=True)
+    except ValueError:
+        return "".join(raw.split())
 
 
 def _short(text: str, limit: int = 300) -> str:

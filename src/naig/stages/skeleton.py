@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from naig.dialogue import Message, Subtask
 from naig.errors import ModelOutputError
-from naig.grounding import Seen, fresh
+from naig.grounding import Seen, entity_values, fresh
 from naig.llm.structured import ask
 from naig.prompts import instructions, render
 from naig.stages.calls import (
@@ -74,13 +74,15 @@ def _validate(d: Draft, part: Part, tools: list[Tool], repeated: list[str]
     results of the earlier ones, which a step must wait for. An answer whose first call
     only repeats one already made gives None and adds the tool to ``repeated``: asking
     again with the reason mostly gets the same call again, so the caller asks without
-    that tool, or ends the steps."""
+    that tool, or ends the steps. An opening's request that leaves out an ID its first
+    call uses gets a sentence that states it (``_stating``)."""
     names = [t.name for t in tools]
     by_name = {t.name: t for t in tools}
 
-    def check(raw: Any) -> dict[str, Any] | None:
-        if not isinstance(raw, dict):
+    def check(answer: Any) -> dict[str, Any] | None:
+        if not isinstance(answer, dict):
             raise ValueError("expected a JSON object")
+        raw: dict[str, Any] = answer
         for key in ("user", "reply"):
             if key in raw and not str(raw[key]).strip():
                 raise ValueError(f"'{key}' must not be empty")
@@ -93,6 +95,9 @@ def _validate(d: Draft, part: Part, tools: list[Tool], repeated: list[str]
         if not isinstance(calls, list) or not calls or not all(isinstance(c, dict)
                                                                 for c in calls):
             raise ValueError('"calls" must be a list of {"name": ..., "arguments": {...}}')
+        if part == "open" and by_name.get(str(calls[0].get("name"))) is not None:
+            raw = raw | {"user": _stating(d, str(raw["user"]), by_name[calls[0]["name"]],
+                                          calls[0].get("arguments"))}
         extra = [Message(role="user", content=str(raw["user"]))] if part == "open" else []
         values: list[Seen] = values_before(d, extra=extra)
         said = "\n".join(m.content or "" for m in [*d.messages, *extra])
@@ -135,6 +140,25 @@ async def _ask_part(d: Draft, task: str, sub: Subtask, part: Part, k: int, *,
         attempts=d.settings.attempts_per_output,
         instructions=instructions(messages, history, task, sub.goal, *failed))
     return raw
+
+
+def _stating(d: Draft, text: str, tool: Tool, arguments: Any) -> str:
+    """The user's request, with a sentence added for each ID the call uses that nothing
+    says yet ("The order ID is #W2002172."): a small model, asked to state every value,
+    still leaves some out. Only values that may be brought in are stated so: ones that
+    exist in the state where it is known, any on simulated tools."""
+    if not isinstance(arguments, dict) or d.env.executes and d.env.vocabulary() is None:
+        return text
+    said = "\n".join([*(m.content or "" for m in d.messages), text])
+    known = d.env.vocabulary()
+    for name, _, value in entity_values(tool, d.tools, arguments):
+        if str(value) in said or (known is not None and str(value) not in known):
+            continue
+        words = (name.removesuffix("s") if name.endswith("ids") else name).replace("_", " ")
+        words = words.removesuffix(" id") + " ID" if words.endswith(" id") else words
+        text = f"{text.rstrip()} The {words} is {value}."
+        said += f"\n{value}"
+    return text
 
 
 def _opening(d: Draft, tools: list[Tool]) -> Parameters | None:
