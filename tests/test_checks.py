@@ -221,3 +221,13 @@ def test_a_turn_that_names_a_tool_is_not_speech() -> None:
                                               "weather in Paris."})
     check = checks.turns_in_voice(m, TOOLS)
     assert not check.passed and "'book_hotel'" in check.detail
+
+
+def test_an_expert_verdict_needs_a_reason_that_is_not_a_verdict() -> None:
+    from naig.stages.verify import _verdict
+
+    with pytest.raises(ValueError, match="reason"):
+        _verdict({"reason": "pass, turn 1", "verdict": "fail"})
+    with pytest.raises(ValueError, match="reason"):
+        _verdict({"reason": "fine", "verdict": "pass"})
+    assert _verdict({"reason": "[4] uses an ID nobody gave", "verdict": "fail"})

@@ -302,17 +302,22 @@ def unfounded(tool: Tool, tools: Iterable[Tool], arguments: Mapping[str, Any],
     return None
 
 
-def produces(producer: Tool, consumer: Tool) -> bool:
-    """Whether ``producer``'s results can carry a value for one of ``consumer``'s entity
-    arguments: a result field related to it, the argument's description naming the
+def feeds(producer: Tool, consumer: Tool) -> set[str]:
+    """The entity arguments of ``consumer`` that ``producer``'s results can carry a value
+    for: a result field related to the argument, the argument's description naming the
     producer, or the producer named for it (``find_user_id_by_email`` yields a
     ``user_id``)."""
     if producer.name == consumer.name:
-        return False
+        return set()
     fields = set(_fields(producer.result_schema or {}))
-    return any(_names_producer(schema, producer.name) or name in producer.name
-               or any(related(f, name) for f in fields)
-               for name, schema in _entity_params(consumer, [producer.name]))
+    return {name for name, schema in _entity_params(consumer, [producer.name])
+            if _names_producer(schema, producer.name) or name in producer.name
+            or any(related(f, name) for f in fields)}
+
+
+def produces(producer: Tool, consumer: Tool) -> bool:
+    """Whether ``producer``'s results can feed one of ``consumer``'s entity arguments."""
+    return bool(feeds(producer, consumer))
 
 
 def _fields(schema: Any, parent: str = "") -> Iterable[str]:
@@ -453,8 +458,15 @@ def chains(tools: list[Tool], steps: list[int], rng: random.Random) -> list[list
     fed = {b for _, b in flows}
     feeding = {a for a, _ in flows}
 
+    fill = {(a, b): feeds(by[a], by[b]) for a, b in flows}
+
     def servable(name: str, have: list[str]) -> bool:
-        return name not in fed or any((h, name) in flows for h in have)
+        """Every required entity argument is fed by a tool already called, or by none of
+        the dialogue's tools (the user brings it)."""
+        fed_by = [fill[(h, name)] for h in have if (h, name) in fill]
+        return all(any(need in f for f in fed_by)
+                   or not any(need in f for (_, b), f in fill.items() if b == name)
+                   for need in _needs(by[name]))
 
     def pick(*pools: list[str]) -> str | None:
         """From the first pool that has one: a tool not used yet, else any."""
@@ -472,11 +484,14 @@ def chains(tools: list[Tool], steps: list[int], rng: random.Random) -> list[list
             ready = [n for n in by if n not in chain and servable(n, [*done, *chain])]
             after = [n for n in ready if chain and (chain[-1], n) in flows]
             in_flow = [n for n in ready if n in fed or n in feeding]
-            # a chain starts where data flows from; if nothing there can be served, the
-            # user brings the ID it needs (their own user or reservation ID)
+            # a later subtask goes on from what earlier ones found; a chain otherwise
+            # starts where data flows from (if nothing there can be served, the user
+            # brings the ID it needs: their own user or reservation ID)
+            onward = [n for n in ready if any((h, n) in flows for h in done)] \
+                if not chain else []
             starts = ([n for n in ready if n in feeding]
                       or sorted(n for n in feeding if n not in chain)) if not chain else []
-            choice = pick(after, starts, in_flow, ready)
+            choice = pick(after, onward, starts, in_flow, ready)
             if choice is None:
                 break
             chain.append(choice)

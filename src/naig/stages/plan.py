@@ -48,6 +48,14 @@ def _family(tools: list[Tool]) -> list[Tool]:
     return [t for t in tools if t.family == main]
 
 
+def _unnamed(goal: str, names: list[str]) -> str:
+    """A goal with any tool's function name written as words (and its quotes dropped):
+    the goal is the user's request, and the model copies it into the user's words."""
+    for name in sorted(names, key=len, reverse=True):
+        goal = re.sub(rf"[`'\"]?\b{re.escape(name)}\b[`'\"]?", name.replace("_", " "), goal)
+    return goal
+
+
 def _does(tool: Tool) -> str:
     """What a tool does, in words: its description's first sentence (the goals are the
     user's words, which never name a function)."""
@@ -71,11 +79,12 @@ async def plan(d: Draft) -> Plan:
         for k, (sub, n) in enumerate(zip(subtasks, steps, strict=True)):
             if not str(sub["goal"]).strip():
                 raise ValueError("every subtask needs a goal")
-            why = out_of_voice(str(sub["goal"]), names)
+            goal = _unnamed(str(sub["goal"]), names)
+            why = out_of_voice(goal)
             if why:
                 raise ValueError(f"subtask {k + 1}'s goal {why}: say what the user wants")
             if chosen is not None:
-                out.append(Subtask(goal=sub["goal"], tools=chosen[k], steps=n))
+                out.append(Subtask(goal=goal, tools=chosen[k], steps=n))
                 continue
             unknown = [t for t in sub["tools"] if t not in names]
             if unknown:
@@ -84,7 +93,7 @@ async def plan(d: Draft) -> Plan:
             earlier = [t for s in out for t in s.tools]
             tools = with_sources(listed, earlier, by_name)
             added = len(tools) - len(listed)  # a source added: a step to call it
-            out.append(Subtask(goal=sub["goal"], tools=tools, steps=max(n, 1 + added)))
+            out.append(Subtask(goal=goal, tools=tools, steps=max(n, 1 + added)))
         return Plan(task=str(raw["task"]), subtasks=out)
 
     shown = [{"steps": n, "tools": chosen[k] if chosen else [],

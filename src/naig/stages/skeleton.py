@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from naig.dialogue import Message, Subtask
 from naig.errors import ModelOutputError
-from naig.grounding import Seen, entity_values, fresh
+from naig.grounding import Seen, entity_values, fresh, id_like
 from naig.llm.structured import ask
 from naig.prompts import instructions, render
 from naig.stages.calls import (
@@ -143,16 +143,18 @@ async def _ask_part(d: Draft, task: str, sub: Subtask, part: Part, k: int, *,
 
 
 def _stating(d: Draft, text: str, tool: Tool, arguments: Any) -> str:
-    """The user's request, with a sentence added for each ID the call uses that nothing
-    says yet ("The order ID is #W2002172."): a small model, asked to state every value,
-    still leaves some out. Only values that may be brought in are stated so: ones that
-    exist in the state where it is known, any on simulated tools."""
+    """The user's request, with a sentence added for each ID (or ID-like value: a zip) the
+    call uses that nothing says yet ("The order ID is #W2002172."): a small model, asked
+    to state every value, still leaves some out. Only values that may be brought in are
+    stated so: ones that exist in the state where it is known, any on simulated tools."""
     if not isinstance(arguments, dict) or d.env.executes and d.env.vocabulary() is None:
         return text
     said = "\n".join([*(m.content or "" for m in d.messages), text])
     known = d.env.vocabulary()
-    for name, _, value in entity_values(tool, d.tools, arguments):
-        if str(value) in said or (known is not None and str(value) not in known):
+    used = [(name, str(value)) for name, _, value in entity_values(tool, d.tools, arguments)]
+    used += [(k, v) for k, v in arguments.items() if isinstance(v, str) and id_like({k: v})]
+    for name, value in used:
+        if value in said or (known is not None and value not in known):
             continue
         words = (name.removesuffix("s") if name.endswith("ids") else name).replace("_", " ")
         words = words.removesuffix(" id") + " ID" if words.endswith(" id") else words

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from typing import Any
 
 from naig.dialogue import Check, Message, Verification
@@ -47,8 +48,9 @@ def _verdict(raw: Any) -> dict[str, Any]:
     its reason and then "fail" as its verdict."""
     if not isinstance(raw, dict) or raw.get("verdict") not in ("pass", "fail"):
         raise ValueError("'verdict' must be \"pass\" or \"fail\"")
-    if len(str(raw.get("reason", "")).split()) < 3:
-        raise ValueError("'reason' must say why, citing turn numbers, before the verdict")
+    reason = str(raw.get("reason", ""))
+    if len(reason.split()) < 3 or re.match(r"\W*(pass|fail)\b", reason, re.IGNORECASE):
+        raise ValueError("'reason' must say why, citing turn numbers; the verdict comes after")
     return raw
 
 
