@@ -129,11 +129,19 @@ class Seen:
 
 
 def _leaves(node: Any, key: str = "") -> Iterable[tuple[str, str | int]]:
+    """Every string and integer in a JSON value, with the field it sits under. An ID used
+    as a map key sits under the map (``payment_methods.{credit_card_1}``), and so does
+    what is inside it; a bare ``id`` sits under what holds it (the ``id`` of each of
+    ``hotels`` is a hotel's)."""
     if isinstance(node, dict):
         for k, v in node.items():
-            if _TOKEN.fullmatch(str(k)) and any(c.isdigit() for c in str(k)):
-                yield key, str(k)  # an ID used as a map key: payment_methods.{credit_card_1}
-            yield from _leaves(v, str(k))
+            name = str(k)
+            if _TOKEN.fullmatch(name) and any(c.isdigit() for c in name):
+                yield key, name
+                name = key
+            elif name.lower() in ("id", "ids") and key:
+                name = key
+            yield from _leaves(v, name)
     elif isinstance(node, list):
         for v in node:
             yield from _leaves(v, key)

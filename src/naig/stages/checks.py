@@ -155,6 +155,17 @@ def out_of_voice(text: str, tools: Iterable[str] = ()) -> str | None:
     return None
 
 
+def unnamed(text: str, tools: Iterable[str]) -> str:
+    """``text`` with any tool's function name (and the quotes around it) written as words:
+    "use `find_user_id_by_email`" becomes "use find user id by email". Generators apply it
+    to what the model writes before ``out_of_voice`` judges it: a small model copies names
+    from its prompt however it is asked not to."""
+    for name in sorted((t for t in tools if "_" in t), key=len, reverse=True):
+        text = re.sub(rf"[`'\"]?\b{re.escape(name)}\b(\(\))?[`'\"]?", name.replace("_", " "),
+                      text)
+    return text
+
+
 def unsayable(text: str, tools: Iterable[str], earlier: list[Message]) -> str | None:
     """Why a generator must not put ``text`` into a dialogue whose turns so far are
     ``earlier``: out of voice (``out_of_voice``), or a repetition (``repeats``)."""

@@ -20,7 +20,7 @@ from naig.grounding import candidates, entity_values
 from naig.llm.structured import ask
 from naig.prompts import instructions, render
 from naig.stages.calls import encode, make_calls, replay, stated_values, values_before
-from naig.stages.checks import unsayable
+from naig.stages.checks import unnamed, unsayable
 from naig.stages.draft import Draft
 from naig.transcript import transcript
 
@@ -46,14 +46,16 @@ def _nonempty(raw: Any, tools: list[str] | None = None,
     before (an error message is the system's, not speech)."""
     if not isinstance(raw, dict):
         raise ValueError("expected a JSON object")
-    for k, v in raw.items():
+    out: dict[str, Any] = {k: unnamed(v, tools or []) if isinstance(v, str) and k != "error"
+                           else v for k, v in raw.items()}
+    for k, v in out.items():
         if isinstance(v, str) and not v.strip():
             raise ValueError(f"'{k}' must not be empty")
         why = unsayable(v, tools or [], earlier or []) if isinstance(v, str) and k != "error" \
             else None
         if why:
             raise ValueError(f"'{k}' {why}: write only what is said")
-    return raw
+    return out
 
 
 def _fits(kind: Kind, m: Message, nxt: Message | None) -> bool:

@@ -23,7 +23,7 @@ from naig.dialogue import Plan, Subtask
 from naig.grounding import chains, dependency_order, with_sources
 from naig.llm.structured import ask
 from naig.prompts import render
-from naig.stages.checks import out_of_voice
+from naig.stages.checks import out_of_voice, unnamed
 from naig.stages.draft import Draft
 from naig.tools import Tool
 
@@ -46,14 +46,6 @@ def _family(tools: list[Tool]) -> list[Tool]:
     families = [t.family for t in tools]
     main = max(families, key=families.count)
     return [t for t in tools if t.family == main]
-
-
-def _unnamed(goal: str, names: list[str]) -> str:
-    """A goal with any tool's function name written as words (and its quotes dropped):
-    the goal is the user's request, and the model copies it into the user's words."""
-    for name in sorted(names, key=len, reverse=True):
-        goal = re.sub(rf"[`'\"]?\b{re.escape(name)}\b[`'\"]?", name.replace("_", " "), goal)
-    return goal
 
 
 def _does(tool: Tool) -> str:
@@ -79,7 +71,7 @@ async def plan(d: Draft) -> Plan:
         for k, (sub, n) in enumerate(zip(subtasks, steps, strict=True)):
             if not str(sub["goal"]).strip():
                 raise ValueError("every subtask needs a goal")
-            goal = _unnamed(str(sub["goal"]), names)
+            goal = unnamed(str(sub["goal"]), names)
             why = out_of_voice(goal)
             if why:
                 raise ValueError(f"subtask {k + 1}'s goal {why}: say what the user wants")

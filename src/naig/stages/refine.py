@@ -39,7 +39,7 @@ from naig.stages.calls import (
     to_model_calls,
     values_before,
 )
-from naig.stages.checks import RULES, unsayable
+from naig.stages.checks import RULES, unnamed, unsayable
 from naig.stages.draft import Draft
 from naig.stages.judge import judge, trusted
 from naig.stages.verify import EXPERTS, expert
@@ -142,9 +142,10 @@ def _answer(key: str, tools: list[str], others: list[Message]
             ) -> Callable[[Any], dict[str, Any]]:
     """The validator of a rewrite: an object with a non-empty ``key`` (text or calls), text
     in its speaker's voice."""
-    def check(raw: Any) -> dict[str, Any]:
-        if not isinstance(raw, dict) or not raw.get(key):
+    def check(answer: Any) -> dict[str, Any]:
+        if not isinstance(answer, dict) or not answer.get(key):
             raise ValueError(f'expected {{"{key}": ...}}, not empty')
+        raw = {k: unnamed(v, tools) if isinstance(v, str) else v for k, v in answer.items()}
         if isinstance(raw[key], str) and not raw[key].strip():
             raise ValueError(f"'{key}' must not be empty")
         why = unsayable(raw[key], tools, others) if isinstance(raw[key], str) else None

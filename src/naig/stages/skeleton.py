@@ -39,7 +39,7 @@ from naig.stages.calls import (
     require_new,
     values_before,
 )
-from naig.stages.checks import unsayable
+from naig.stages.checks import unnamed, unsayable
 from naig.stages.draft import Draft
 from naig.tools import Tool
 from naig.transcript import describe, transcript
@@ -82,11 +82,13 @@ def _validate(d: Draft, part: Part, tools: list[Tool], repeated: list[str]
     def check(answer: Any) -> dict[str, Any] | None:
         if not isinstance(answer, dict):
             raise ValueError("expected a JSON object")
-        raw: dict[str, Any] = answer
+        names_all = [t.name for t in d.tools]
+        raw: dict[str, Any] = {k: unnamed(v, names_all) if k in ("user", "reply") and
+                               isinstance(v, str) else v for k, v in answer.items()}
         for key in ("user", "reply"):
             if key in raw and not str(raw[key]).strip():
                 raise ValueError(f"'{key}' must not be empty")
-            why = unsayable(str(raw.get(key, "")), [t.name for t in d.tools], d.messages)
+            why = unsayable(str(raw.get(key, "")), names_all, d.messages)
             if why:
                 raise ValueError(f"'{key}' {why}: write only what is said")
         if part == "reply":
