@@ -231,3 +231,11 @@ def test_an_expert_verdict_needs_a_reason_that_is_not_a_verdict() -> None:
     with pytest.raises(ValueError, match="reason"):
         _verdict({"reason": "fine", "verdict": "pass"})
     assert _verdict({"reason": "[4] uses an ID nobody gave", "verdict": "fail"})
+
+
+def test_a_user_who_speaks_as_the_assistant_has_swapped_roles() -> None:
+    m = good_dialogue()
+    m.insert(7, Message(role="user", content="You're welcome! How can I assist you today?"))
+    m.insert(8, Message(role="assistant", content="Thanks, that is all."))
+    check = checks.turns_in_voice(m, TOOLS)
+    assert not check.passed and "speaks as the assistant" in check.detail

@@ -166,19 +166,33 @@ def unnamed(text: str, tools: Iterable[str]) -> str:
     return text
 
 
-def unsayable(text: str, tools: Iterable[str], earlier: list[Message]) -> str | None:
+def unsayable(text: str, tools: Iterable[str], earlier: list[Message], *,
+              user: bool = False) -> str | None:
     """Why a generator must not put ``text`` into a dialogue whose turns so far are
-    ``earlier``: out of voice (``out_of_voice``), or a repetition (``repeats``)."""
+    ``earlier``: out of voice (``out_of_voice``), a repetition (``repeats``), or, for a
+    ``user`` turn, the assistant's words."""
+    swapped = _SERVICE.search(text) if user else None
+    if swapped:
+        return f"is what the assistant says ({swapped.group(0)!r}), not the user"
     return out_of_voice(text, tools) or repeats(text, earlier)
+
+
+_SERVICE = re.compile(r"\bhow (can|may|could) i (help|assist) you\b|\bfeel free to ask\b|"
+                      r"\bis there anything else i can\b", re.IGNORECASE)
+"""What only the assistant says: a user who says it has swapped roles."""
 
 
 def turns_in_voice(messages: list[Message], tools: list[Tool]) -> Check:
     """Each text turn is what its speaker says: no code or JSON (``search_products({``),
     no narration about "the user" or "the assistant" (a small model describing the
-    dialogue instead of writing it), and no tool named by its function name."""
+    dialogue instead of writing it), no tool named by its function name, and no user who
+    speaks as the assistant ("How can I assist you?")."""
     names = [t.name for t in tools]
     for i, m in enumerate(messages):
         why = out_of_voice(m.content or "", names) if m.role in ("user", "assistant") else None
+        swapped = _SERVICE.search(m.content or "") if m.role == "user" else None
+        why = why or (f"the user speaks as the assistant: {swapped.group(0)!r}"
+                      if swapped else None)
         if why:
             return _fail("turns_in_voice", f"[{i}] {why}")
     return _ok("turns_in_voice")

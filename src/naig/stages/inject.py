@@ -40,6 +40,10 @@ def _text(*names: str) -> dict[str, Any]:
             "properties": {n: {"type": "string", "minLength": 1} for n in names}}
 
 
+_USER_KEYS = ("message", "request", "answer")
+"""The fields of injection answers that the user says."""
+
+
 def _nonempty(raw: Any, tools: list[str] | None = None,
               earlier: list[Message] | None = None) -> dict[str, Any]:
     """Every text given, and sayable: no code, no narration, no tool's name, nothing said
@@ -51,8 +55,8 @@ def _nonempty(raw: Any, tools: list[str] | None = None,
     for k, v in out.items():
         if isinstance(v, str) and not v.strip():
             raise ValueError(f"'{k}' must not be empty")
-        why = unsayable(v, tools or [], earlier or []) if isinstance(v, str) and k != "error" \
-            else None
+        spoken = isinstance(v, str) and k != "error"
+        why = unsayable(v, tools or [], earlier or [], user=k in _USER_KEYS) if spoken else None
         if why:
             raise ValueError(f"'{k}' {why}: write only what is said")
     return out

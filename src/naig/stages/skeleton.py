@@ -88,7 +88,7 @@ def _validate(d: Draft, part: Part, tools: list[Tool], repeated: list[str]
         for key in ("user", "reply"):
             if key in raw and not str(raw[key]).strip():
                 raise ValueError(f"'{key}' must not be empty")
-            why = unsayable(str(raw.get(key, "")), names_all, d.messages)
+            why = unsayable(str(raw.get(key, "")), names_all, d.messages, user=key == "user")
             if why:
                 raise ValueError(f"'{key}' {why}: write only what is said")
         if part == "reply":
