@@ -102,7 +102,8 @@ async def verify(llm: LLM, messages: list[Message], tools: list[Tool], env: Envi
     checks = [rule(messages, tools) for rule in RULES]
     checks.append(await replay_check(messages, env))
     if experts and all(c.passed for c in checks):
-        checks += await asyncio.gather(*(
-            _expert(llm, name, question, messages, tools, seed + k)
-            for k, (name, question) in enumerate(EXPERTS.items())))
+        async with asyncio.TaskGroup() as group:  # one failing takes the others down
+            asked = [group.create_task(_expert(llm, name, question, messages, tools, seed + k))
+                     for k, (name, question) in enumerate(EXPERTS.items())]
+        checks += [task.result() for task in asked]
     return Verification(passed=all(c.passed for c in checks), checks=checks)
