@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -100,8 +101,14 @@ def test_a_shard_whose_worker_dies_is_retried_and_resumes(local: Path, tmp_path:
 @needs_ray
 def test_a_stopped_ray_run_keeps_its_shards_and_resumes(tmp_path: Path) -> None:
     out, cache = tmp_path / "ray.jsonl", tmp_path / "cache.sqlite"
+    # what the whole run costs, measured on a cache of its own: the limit is half of it
+    probe = _generate(tmp_path / "probe.jsonl", tmp_path / "probe.sqlite")
+    spent = re.search(r"this run: \d+ new LLM calls \((\d+) prompt \+ (\d+) completion",
+                      probe.stdout)
+    assert spent, probe.stdout
+    half = (int(spent[1]) + int(spent[2])) // 2
     ray_args = ("--engine", "ray", "--shards", "2", "--concurrency", "2")
-    stopped = _generate(out, cache, *ray_args, "--max-tokens", "50000")
+    stopped = _generate(out, cache, *ray_args, "--max-tokens", str(half))
     assert stopped.returncode == 5, stopped.stderr
     assert "stopped:" in stopped.stdout
     merged = _lines(out)

@@ -16,8 +16,7 @@ from naig.envs.python_module import PythonEnvironment, pool
 from naig.errors import ModelOutputError
 from naig.llm.base import Request
 from naig.stages.draft import Draft
-from naig.stages.skeleton import _stating as skeleton_stating
-from naig.stages.skeleton import skeleton
+from naig.stages.skeleton import skeleton, unstated
 from naig.testing import ScriptedLLM
 
 from .conftest import make_draft
@@ -79,7 +78,7 @@ def test_an_opening_whose_id_the_user_never_states_gets_a_sentence_that_states_i
     d = make_draft(llm)
     _plan(d, ("book", ["book_hotel"], 1))
     asyncio.run(skeleton(d))
-    assert d.messages[1].content == "Book me a hotel for 2 nights. The hotel ID is H-9."
+    assert d.messages[1].content == "Book me a hotel for 2 nights. The hotel ID is H-9."  # 2: said
     assert len(llm.requests) == 1
 
 
@@ -90,10 +89,22 @@ def test_where_the_state_is_known_only_what_exists_is_stated_for_the_user() -> N
     d = make_draft(llm)
     d.env.vocabulary = lambda: vocabulary({"hotels": {"H-1": {"hotel_id": "H-1"}}})  # type: ignore[method-assign]
     book = next(t for t in d.tools if t.name == "book_hotel")
-    assert skeleton_stating(d, "Book a room.", book, {"hotel_id": "H-1", "nights": 1}) == \
-        "Book a room. The hotel ID is H-1."
-    assert skeleton_stating(d, "Book a room.", book, {"hotel_id": "H-7", "nights": 1}) == \
-        "Book a room."  # invented: not stated for the user (the call is refused)
+    assert unstated(d, book, {"hotel_id": "H-1", "nights": 1}, "") == \
+        "The hotel ID is H-1. Details: nights 1."
+    # invented: not stated for the user (the call is refused); stated values: nothing to add
+    assert unstated(d, book, {"hotel_id": "H-7", "nights": 1}, "") == "Details: nights 1."
+    assert unstated(d, book, {"hotel_id": "H-1", "nights": 1}, "book H-1, 1 night") == ""
+
+
+def test_a_later_step_states_its_values_in_the_request_that_opened_the_subtask() -> None:
+    book = {"name": "book_hotel", "arguments": {"hotel_id": "H-1", "nights": 3},
+            "result": {"booking_id": "B-7"}}
+    llm = ScriptedLLM([{"calls": [WEATHER], "user": "Weather in Paris? Then book H-1."},
+                       {"calls": [book], "reply": "18 degrees; booked B-7."}])
+    d = make_draft(llm)
+    _plan(d, ("weather then hotel", ["get_weather", "book_hotel"], 2))
+    asyncio.run(skeleton(d))
+    assert d.messages[1].content == "Weather in Paris? Then book H-1. Details: nights 3."
 
 
 def _bank(llm: ScriptedLLM) -> Draft:

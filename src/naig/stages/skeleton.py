@@ -19,6 +19,7 @@ in the data), and the reply is written from the real results, so it costs ``s + 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -74,8 +75,9 @@ def _validate(d: Draft, part: Part, tools: list[Tool], repeated: list[str]
     results of the earlier ones, which a step must wait for. An answer whose first call
     only repeats one already made gives None and adds the tool to ``repeated``: asking
     again with the reason mostly gets the same call again, so the caller asks without
-    that tool, or ends the steps. An opening's request that leaves out an ID its first
-    call uses gets a sentence that states it (``_stating``)."""
+    that tool, or ends the steps. A request that leaves out a value the call uses gets a
+    sentence that states it (``unstated``): the opening's own, or for a later step the
+    request that opened the subtask, under ``"_says"``."""
     names = [t.name for t in tools]
     by_name = {t.name: t for t in tools}
 
@@ -97,12 +99,18 @@ def _validate(d: Draft, part: Part, tools: list[Tool], repeated: list[str]
         if not isinstance(calls, list) or not calls or not all(isinstance(c, dict)
                                                                 for c in calls):
             raise ValueError('"calls" must be a list of {"name": ..., "arguments": {...}}')
-        if part == "open" and by_name.get(str(calls[0].get("name"))) is not None:
-            raw = raw | {"user": _stating(d, str(raw["user"]), by_name[calls[0]["name"]],
-                                          calls[0].get("arguments"))}
+        first = by_name.get(str(calls[0].get("name")))
+        said = "\n".join([*(m.content or "" for m in d.messages), str(raw.get("user", ""))])
+        says = unstated(d, first, calls[0].get("arguments"), said, ids=part == "open") \
+            if first else ""
+        if part == "open" and says:
+            raw = raw | {"user": f"{str(raw['user']).rstrip()} {says}"}
+        elif says:
+            raw = raw | {"_says": says}  # for the request that opened this subtask
+        said += f"\n{says}"
         extra = [Message(role="user", content=str(raw["user"]))] if part == "open" else []
-        values: list[Seen] = values_before(d, extra=extra)
-        said = "\n".join(m.content or "" for m in [*d.messages, *extra])
+        values: list[Seen] = values_before(d, extra=[*extra, *(
+            [Message(role="user", content=says)] if says and part != "open" else [])])
         history = made(d.messages)
         for n, c in enumerate(calls):
             try:
@@ -144,25 +152,65 @@ async def _ask_part(d: Draft, task: str, sub: Subtask, part: Part, k: int, *,
     return raw
 
 
-def _stating(d: Draft, text: str, tool: Tool, arguments: Any) -> str:
-    """The user's request, with a sentence added for each ID (or ID-like value: a zip) the
-    call uses that nothing says yet ("The order ID is #W2002172."): a small model, asked
-    to state every value, still leaves some out. Only values that may be brought in are
-    stated so: ones that exist in the state where it is known, any on simulated tools."""
-    if not isinstance(arguments, dict) or d.env.executes and d.env.vocabulary() is None:
-        return text
-    said = "\n".join([*(m.content or "" for m in d.messages), text])
+def _words(name: str) -> str:
+    """A parameter's name as words: ``order_id`` -> ``order ID``, ``item_ids`` -> ``item
+    ID``, ``check_in`` -> ``check in``."""
+    words = (name.removesuffix("s") if name.endswith("ids") else name).replace("_", " ")
+    return words.removesuffix(" id") + " ID" if words.endswith(" id") else words
+
+
+def unstated(d: Draft, tool: Tool, arguments: Any, said: str, *, ids: bool = True) -> str:
+    """What the user's request must add so that it states every value a call uses that
+    nothing in ``said`` shows ("The order ID is #W2002172. Details: passenger name John
+    Doe."): the paper's rule that a subtask's opening request carries everything its calls
+    need, kept by code where a small model leaves values out. IDs are added only with
+    ``ids`` (a subtask's first call: a later step takes its IDs from what the dialogue
+    shows) and where they may be brought in (they exist in the state, where it is known;
+    any, on simulated tools); a value a call invents otherwise stays unstated, and is
+    refused."""
+    if not isinstance(arguments, dict):
+        return ""
     known = d.env.vocabulary()
-    used = [(name, str(value)) for name, _, value in entity_values(tool, d.tools, arguments)]
-    used += [(k, v) for k, v in arguments.items() if isinstance(v, str) and id_like({k: v})]
-    for name, value in used:
-        if value in said or (known is not None and value not in known):
+    bring = not d.env.executes or known is not None
+    ids_too = ids
+    ids_of = {str(v) for _, _, v in entity_values(tool, d.tools, arguments)}
+    ids_of |= set(id_like(arguments))
+    sentences: list[str] = []
+    details: list[str] = []
+    for key, value in _pairs(arguments):
+        if _shown(value, said) or _shown(value, "\n".join(sentences + details)):
             continue
-        words = (name.removesuffix("s") if name.endswith("ids") else name).replace("_", " ")
-        words = words.removesuffix(" id") + " ID" if words.endswith(" id") else words
-        text = f"{text.rstrip()} The {words} is {value}."
-        said += f"\n{value}"
-    return text
+        if value in ids_of:
+            if ids_too and bring and (known is None or value in known):
+                sentences.append(f"The {_words(key)} is {value}.")
+        else:
+            details.append(f"{_words(key)} {value.replace('_', ' ')}")
+    if details:
+        sentences.append("Details: " + "; ".join(details) + ".")
+    return " ".join(sentences)
+
+
+def _shown(value: str, text: str) -> bool:
+    """Whether ``text`` holds ``value`` as a whole (case aside): "2" is not in "2023"."""
+    pattern = rf"(?<![\w-]){re.escape(value)}(?![\w-])"
+    return re.search(pattern, text, re.IGNORECASE) is not None
+
+
+def _pairs(node: Any, key: str = "") -> list[tuple[str, str]]:
+    """Every scalar in a call's arguments with the parameter it fills (booleans aside)."""
+    if isinstance(node, dict):
+        return [p for k, v in node.items() for p in _pairs(v, str(k))]
+    if isinstance(node, list):
+        return [p for v in node for p in _pairs(v, key)]
+    return [] if node is None or isinstance(node, bool) or str(node) == "" else \
+        [(key, str(node))]
+
+
+def _amend_request(d: Draft, says: str) -> None:
+    """Add ``says`` to the user's request that opened the subtask being written."""
+    at = max(i for i, t in enumerate(d.turns) if t.message.role == "user")
+    m = d.turns[at].message
+    d.turns[at].message = m.model_copy(update={"content": f"{(m.content or '').rstrip()} {says}"})
 
 
 def _opening(d: Draft, tools: list[Tool]) -> Parameters | None:
@@ -209,6 +257,8 @@ async def _step(d: Draft, task: str, sub: Subtask, part: Part, k: int, *, reply:
         if not refused:
             if part == "open":
                 d.append(Message(role="user", content=str(raw["user"]).strip()))
+            elif raw.get("_says"):
+                _amend_request(d, str(raw["_says"]))
             d.append(*done)
             return raw
         failed.append(f"{describe(done[0])} -> {refused[0].content}")

@@ -52,7 +52,8 @@ def _verdict(raw: Any) -> dict[str, Any]:
     if not isinstance(raw, dict) or raw.get("verdict") not in ("pass", "fail"):
         raise ValueError("'verdict' must be \"pass\" or \"fail\"")
     reason = str(raw.get("reason", ""))
-    if len(reason.split()) < 3 or re.match(r"\W*(pass|fail)\b", reason, re.IGNORECASE):
+    words = len(reason.split())
+    if words < 3 or (words < 5 and re.match(r"\W*(pass|fail)\b", reason, re.IGNORECASE)):
         raise ValueError("'reason' must say why, citing turn numbers; the verdict comes after")
     return raw
 
