@@ -68,8 +68,19 @@ def test_a_rewrite_the_expert_still_fails_is_not_kept() -> None:
     assert d.messages == before
 
 
-def test_nothing_blamed_means_no_repair() -> None:
-    llm = ScriptedLLM()
+def test_an_expert_that_cites_no_turn_has_the_last_reply_rewritten() -> None:
+    llm = ScriptedLLM([{"content": "It is sunny and 18 degrees in Paris; hotel H-1001 is "
+                                   "booked, booking B-77."},
+                       {"reason": "the reply now matches the results", "verdict": "pass"}])
     d = make_draft(llm, good_dialogue())
     failed = [Check(name="expert_consistency", passed=False, detail="inconsistent somewhere")]
+    record = asyncio.run(repair(d, failed, 1))
+    assert record is not None and record.masked == [6] and record.kept == ["new"]
+    assert "inconsistent somewhere" in llm.requests[0].messages[-1].content  # told why
+
+
+def test_nothing_to_rewrite_means_no_repair() -> None:
+    llm = ScriptedLLM()
+    d = make_draft(llm, good_dialogue())
+    failed = [Check(name="replay", passed=False, detail="the environment is gone")]
     assert asyncio.run(repair(d, failed, 1)) is None and not llm.requests

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from naig.config import MethodSettings
-from naig.dialogue import Plan, Subtask
+from naig.dialogue import Message, Plan, Subtask
 from naig.envs.python_module import PythonEnvironment, pool
 from naig.errors import ModelOutputError
 from naig.llm.base import Request
@@ -151,3 +151,13 @@ def test_each_steps_calls_are_one_by_default() -> None:
     asyncio.run(skeleton(d))
     items: Any = llm.requests[0].schema_["properties"]["calls"]
     assert items["maxItems"] == 1
+
+
+def test_details_a_later_step_adds_join_the_details_already_there() -> None:
+    from naig.stages.skeleton import _amend_request
+
+    d = make_draft(ScriptedLLM())
+    d.append(Message(role="user", content="Book a flight. Details: date 2023-09-15."))
+    _amend_request(d, "Details: passenger name John Doe.")
+    assert d.messages[-1].content == \
+        "Book a flight. Details: date 2023-09-15; passenger name John Doe."

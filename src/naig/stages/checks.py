@@ -132,7 +132,8 @@ _CODE = re.compile(r"\b\w+\(\s*[{\[\"']|[{\[]\s*\"\w+\"\s*:|\(\s*\{\s*$")
 _NARRATION = re.compile(
     r"\bthe assistant\b|\bthe user('s)? (wants|wanted|asks|asked|says|said|needs|needed|is|"
     r"was|has|had|provides|provided|gives|gave|selects|selected|requests|requested|would|"
-    r"will|can|could|should|must)\b", re.IGNORECASE)
+    r"will|can|could|should|must)\b|\b(told|informed|asked|notified|reminded|suggested to|"
+    r"let) the user\b", re.IGNORECASE)
 """Talk about the dialogue's parties ("The assistant confirms", "the user wants"); a
 domain's own words ("the user ID") are not narration."""
 

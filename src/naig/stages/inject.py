@@ -93,6 +93,8 @@ async def _ask(d: Draft, kind: Kind, schema: dict[str, Any], check: Any = None,
 
 
 _PREPOSITION = r"(?:\s+(?:for|on|in|at|to|from|with|of|by|is|as|number|id|ID))?"
+_DANGLING = re.compile(r"\b(between|from|to|and|or|of|for|in|at|on|with)\s+(and|or|to|[,.;:!?]|$)",
+                       re.IGNORECASE)
 
 
 def without(text: str, value: str) -> str | None:
@@ -105,6 +107,8 @@ def without(text: str, value: str) -> str | None:
     out = re.sub(pattern, "", text)
     out = re.sub(r"\s+([,.;:!?])", r"\1", re.sub(r"\s{2,}", " ", out)).strip()
     out = re.sub(r"([,;:])(?=[.!?]$)", "", out)
+    if _DANGLING.search(out):
+        return None  # "between and Los Angeles": the value cannot be left out cleanly
     return out if len(re.findall(r"\w+", out)) >= 3 else None
 
 

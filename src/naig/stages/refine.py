@@ -267,14 +267,20 @@ def blamed(d: Draft, failed: list[Check]) -> dict[int, str]:
 
 async def repair(d: Draft, failed: list[Check], round_: int) -> Refinement | None:
     """One repair round after a failed verification: the turns the failed checks blame
-    (non-adjacent, at most ``masks_per_step`` of them) are rewritten, told the problem,
-    and kept where the candidate fixes a failed rule and breaks none, or where the failed
-    experts, asked again, pass it. None when no check blames a turn it can rewrite."""
+    (non-adjacent, at most ``masks_per_step`` of them; the last reply where an expert
+    cites no turn) are rewritten, told the problem, and kept where the candidate fixes a
+    failed rule and breaks none, or where the failed experts, asked again, pass it. None
+    when there is nothing to rewrite."""
+    experts = [c.name for c in failed if c.name in EXPERTS]
     problems = flagged(d) | blamed(d, failed)
+    if not problems and experts:  # an expert that cites no turn: its verdict is mostly
+        last = max((i for i, m in enumerate(d.messages)  # about what the replies claim
+                    if m.role == "assistant" and not m.tool_calls), default=None)
+        problems = {last: f"{experts[0]}: {_strip_index(failed[0].detail)}"} \
+            if last is not None else {}
     if not problems:
         return None
     masked = choose_masks({i: 1.0 for i in problems}, d.settings.masks_per_step, d.rng)
-    experts = [c.name for c in failed if c.name in EXPERTS]
     kept, reasons = await _rewrite(d, masked, problems, experts)
     record = Refinement(step=round_, masked=masked, kept=kept, reasons=reasons, repair=True)
     d.refinements.append(record)

@@ -207,10 +207,16 @@ def _pairs(node: Any, key: str = "") -> list[tuple[str, str]]:
 
 
 def _amend_request(d: Draft, says: str) -> None:
-    """Add ``says`` to the user's request that opened the subtask being written."""
+    """Add ``says`` to the user's request that opened the subtask being written (details
+    joining its details, if it has some)."""
     at = max(i for i, t in enumerate(d.turns) if t.message.role == "user")
     m = d.turns[at].message
-    d.turns[at].message = m.model_copy(update={"content": f"{(m.content or '').rstrip()} {says}"})
+    text = (m.content or "").rstrip()
+    if says.startswith("Details: ") and re.search(r"Details: [^\n]*\.$", text):
+        text = f"{text[:-1]}; {says.removeprefix('Details: ')}"
+    else:
+        text = f"{text} {says}"
+    d.turns[at].message = m.model_copy(update={"content": text})
 
 
 def _opening(d: Draft, tools: list[Tool]) -> Parameters | None:
