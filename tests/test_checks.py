@@ -241,23 +241,23 @@ def test_a_user_who_speaks_as_the_assistant_has_swapped_roles() -> None:
     assert not check.passed and "speaks as the assistant" in check.detail
 
 
-def test_the_arguments_expert_is_asked_only_about_values_code_could_not_find() -> None:
+def test_the_arguments_expert_is_always_asked_and_told_what_code_could_not_find() -> None:
     import asyncio
 
     from naig.envs.simulated import SimulatedEnvironment
     from naig.stages.verify import question, unshown, verify
     from naig.testing import ScriptedLLM
 
-    assert unshown(good_dialogue()) == [] and question("expert_arguments_grounded",
-                                                       good_dialogue()) is None
+    assert unshown(good_dialogue()) == []
+    assert "Every argument value is written" in question("expert_arguments_grounded",
+                                                         good_dialogue())
     m = good_dialogue()
     m[1] = Message(role="user", content="Weather in Paris, then book hotel H-1001 for two "
-                                        "nights.")
-    assert unshown(m) == ["[4] book_hotel: nights = 2"]
+                                        "nights, from 2024.")
+    assert unshown(m) == ["[4] book_hotel: nights = 2"]  # "2" is not in "2024"
     asked = question("expert_arguments_grounded", m)
-    assert asked is not None and "[4] book_hotel: nights = 2" in asked
+    assert "[4] book_hotel: nights = 2" in asked
     llm = ScriptedLLM(respond=lambda r: {"reason": "two nights is 2, as asked",
                                          "verdict": "pass"})
     v = asyncio.run(verify(llm, m, TOOLS, SimulatedEnvironment(TOOLS, llm, 1), seed=1))
-    assert v.passed and len(llm.requests) == 4
-    assert "nights = 2" in llm.requests[0].messages[-1].content
+    assert v.passed and len(llm.requests) == 4  # all four experts, every time

@@ -161,3 +161,25 @@ def test_a_bare_result_takes_the_fields_the_state_has_it_under() -> None:
     found = seen([_result("mia_li_3668")], known)  # find_user_id_by_email's answer
     assert candidates("user_id", "string", found) == ["mia_li_3668"]
     assert candidates("order_id", "string", found) == []  # a user ID is no order ID
+
+
+def test_names_relate_as_whole_words_and_plurals() -> None:
+    from naig.grounding import related
+
+    assert related("orders", "order_id") and related("item_id", "new_item_ids")
+    assert related("addresses", "address_id") and related("id", "hotel_id")
+    assert not related("border", "order_id") and not related("status", "statu_id")
+    assert not related("number", "order_id")  # a bare number names nothing in particular
+
+
+def test_small_numbers_the_user_says_are_values_but_times_and_amounts_are_not() -> None:
+    found = seen([_user("Comment on tweet 2 at 10:30 for $50, on the 5th.")])
+    assert [v.value for v in found] == ["2"]
+
+
+def test_a_simulated_result_must_have_every_field_but_an_error() -> None:
+    from naig.tools import simulated_results
+
+    schema = simulated_results({"type": "object", "properties": {
+        "booking_id": {"type": "string"}, "error": {"type": "string"}}})
+    assert schema["required"] == ["booking_id"]

@@ -122,3 +122,10 @@ def test_an_injected_turn_is_not_injected_again() -> None:
     d.llm = llm
     record = asyncio.run(inject(d, "non_function_calling"))
     assert record is None  # the only reply left is injected; nothing eligible
+
+
+def test_a_value_in_a_sentence_code_added_or_inside_another_token_is_not_left_out() -> None:
+    assert without("Cancel my order. The order ID is #W123.", "#W123") is None
+    assert without("Book a flight for me. Details: passenger name John Doe.", "John Doe") is None
+    assert without("Order W1234512 please, item 12 of it.", "12") == \
+        "Order W1234512 please, item of it."

@@ -57,7 +57,7 @@ def test_the_experts_differ_only_in_their_question() -> None:
     d = make_draft(llm, good_dialogue())
     asyncio.run(verify(llm, d.messages, d.tools, d.env, seed=1))
     experts = [r for r in llm.requests if r.stage == "verify"]
-    assert len(experts) == 3  # every argument value appears earlier: code answered that one
+    assert len(experts) == 4
     body = experts[0].messages[-1].content
     question = body.index("Question:")
     for r in experts[1:]:

@@ -31,16 +31,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from naig.dialogue import Message
-from naig.tools import Tool
+from naig.tools import ID_NAME, Tool
 
 Vocabulary = Mapping[str, frozenset[str]]
 """What exists in an environment's state: each value (as text) and the field names it
 appears under."""
 
-_ID_NAME = re.compile(r"(^|_)(id|ids|uuid|code|codes|number|numbers|no|num)$", re.IGNORECASE)
-_TOKEN = re.compile(r"#?[A-Za-z0-9][A-Za-z0-9_.@#/+-]*[A-Za-z0-9]|\b\d\b")
+_ID_NAME = ID_NAME
+_TOKEN = re.compile(r"#?[A-Za-z0-9][A-Za-z0-9_.:@#/+-]*[A-Za-z0-9]|\b\d\b")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_TIME = re.compile(r"^\d{1,2}([:.]\d{2})?([ap]m)?$", re.IGNORECASE)
+_TIME = re.compile(r"^\d{1,2}([:.]\d{2}\s*([ap]m)?|[ap]m)$", re.IGNORECASE)
+_INTEGER = re.compile(r"^-?[0-9]+$")
 _ORDINAL = re.compile(r"^\d+(st|nd|rd|th)$", re.IGNORECASE)
 
 
@@ -102,19 +103,27 @@ def entity_names(tool: Tool, tools: Iterable[Tool]) -> set[str]:
 
 
 def _stem(name: str) -> str:
-    """``hotel_id`` -> ``hotel``, ``orders`` -> ``order``, ``id`` -> ``""``."""
+    """``hotel_id`` -> ``hotel``, ``orders`` -> ``order``, ``addresses`` -> ``address``,
+    ``status`` -> ``status``, ``id`` -> ``""``."""
     s = _ID_NAME.sub("", name.lower()).strip("_")
-    return s[:-1] if s.endswith("s") and len(s) > 3 else s
+    if s.endswith(("sses", "shes", "ches", "xes")):
+        return s[:-2]
+    if s.endswith(("ss", "us", "is")) or len(s) <= 3:
+        return s
+    return s.removesuffix("s")
 
 
 def related(key: str, name: str) -> bool:
     """Whether a value found under ``key`` can fill parameter ``name``: the same thing once
-    identifier suffixes and plurals are set aside (``orders`` fills ``order_id``,
-    ``item_id`` fills ``new_item_ids``), or a bare ``id``."""
+    identifier suffixes and plurals are set aside, whole words only (``orders`` fills
+    ``order_id``, ``item_id`` fills ``new_item_ids``; ``border`` fills no ``order_id``), or
+    a bare ``id`` (or a bare result, with no key at all)."""
     a, b = _stem(key), _stem(name)
-    if not a or key.lower() == name.lower():
+    if key.lower() == name.lower():
         return True
-    return bool(b) and (a.endswith(b) or b.endswith(a))
+    if not a:
+        return key.lower() in ("", "id", "ids", "uuid")
+    return bool(b) and (a == b or a.endswith("_" + b) or b.endswith("_" + a))
 
 
 @dataclass(frozen=True)
@@ -125,7 +134,8 @@ class Seen:
     key: str
     """The result field it came under; ``""`` for a bare result or for words."""
     said: bool
-    """Stated in words (user, system, assistant text) rather than returned by a tool."""
+    """Stated in words (the user's or the system message's) rather than returned by a
+    tool."""
 
 
 def _leaves(node: Any, key: str = "") -> Iterable[tuple[str, str | int]]:
@@ -211,12 +221,12 @@ def candidates(name: str, kind: str, values: Iterable[Seen]) -> list[str | int]:
         keys = typed.get(str(v.value), set()) if v.said and not v.key else set()
         if keys and not any(related(k, name) for k in keys):
             continue
-        if v.said and not v.key and isinstance(v.value, str) and v.value.isdigit() \
+        if v.said and not v.key and isinstance(v.value, str) and _INTEGER.match(v.value) \
                 and kind == "string" and len(v.value) < 3:
             continue  # "2 nights" names no entity
         value: str | int | None = v.value
         if kind == "integer":
-            value = int(v.value) if str(v.value).lstrip("-").isdigit() else None
+            value = int(v.value) if _INTEGER.match(str(v.value)) else None
         elif isinstance(v.value, int):
             value = str(v.value)
         if value is not None and value not in out:
@@ -319,8 +329,14 @@ def feeds(producer: Tool, consumer: Tool) -> set[str]:
         return set()
     fields = set(_fields(producer.result_schema or {}))
     return {name for name, schema in _entity_params(consumer, [producer.name])
-            if _names_producer(schema, producer.name) or name in producer.name
+            if _names_producer(schema, producer.name) or _named_for(producer.name, name)
             or any(related(f, name) for f in fields)}
+
+
+def _named_for(tool: str, name: str) -> bool:
+    """Whether ``tool``'s name says it yields ``name``: ``find_user_id_by_email`` and
+    ``user_id``, as whole words (a bare ``id`` is in every ``*_id`` tool)."""
+    return "_" in name and re.search(rf"(^|_){re.escape(name)}(_|$)", tool) is not None
 
 
 def produces(producer: Tool, consumer: Tool) -> bool:
@@ -389,7 +405,7 @@ def probe_arguments(tool: Tool, known: Vocabulary) -> dict[str, Any] | None:
                       for v in vs)
         if kind is None or not fits:
             return None
-        value: Any = int(fits[0]) if kind == "integer" and fits[0].isdigit() else fits[0]
+        value: Any = int(fits[0]) if kind == "integer" and _INTEGER.match(fits[0]) else fits[0]
         out[name] = [value] if schema.get("type") == "array" else value
     return out
 
@@ -429,8 +445,8 @@ def with_sources(names: list[str], before: Iterable[str], tools: Mapping[str, To
         have = [tools[n] for n in [*done, *out]]
         if tool is not None and _needs(tool) and not any(produces(t, tool) for t in have):
             source = next((t for t in tools.values() if t.name not in out and produces(t, tool)
-                           and all(any(produces(h, t) for h in have) for _ in _needs(t))),
-                          None)
+                           and all(any(need in feeds(h, t) for h in have)
+                                   for need in _needs(t))), None)
             if source is not None:
                 out.append(source.name)
         if name not in out:
@@ -525,6 +541,16 @@ def id_like(node: Any, key: str = "") -> list[str]:
     return []
 
 
+def shown(value: str, text: str) -> bool:
+    """Whether ``text`` holds ``value`` as a whole (case and spacing aside): "2" is not
+    in "2024", "H-1" not in "H-12"."""
+    value = " ".join(value.split())
+    if not value:
+        return True
+    pattern = rf"(?<![\w-]){re.escape(value)}(?![\w-])"
+    return re.search(pattern, " ".join(text.split()), re.IGNORECASE) is not None
+
+
 def scalars(node: Any) -> list[str]:
     """Every string and number in a JSON value, as text, in order."""
     if isinstance(node, dict):
@@ -535,8 +561,8 @@ def scalars(node: Any) -> list[str]:
 
 
 def vocabulary(state: Any) -> dict[str, frozenset[str]]:
-    """The vocabulary of a JSON-like state: every identifier-like string or integer and
-    map key, with the fields it appears under."""
+    """The vocabulary of a JSON-like state: every string (up to 80 characters), integer and
+    identifier-like map key, with the fields it appears under."""
     found: dict[str, set[str]] = {}
     for key, leaf in _leaves(state):
         found.setdefault(str(leaf), set()).add(key)
@@ -544,6 +570,6 @@ def vocabulary(state: Any) -> dict[str, frozenset[str]]:
 
 
 __all__ = ["Seen", "Vocabulary", "candidates", "chains", "dependency_order", "entity_names",
-           "entity_values", "fresh", "ground", "id_like", "is_entity", "probe_arguments",
-           "produces", "related", "scalars", "schema_of", "seen", "unfounded", "ungrounded",
-           "vocabulary", "with_sources"]
+           "entity_values", "feeds", "fresh", "ground", "id_like", "is_entity",
+           "probe_arguments", "produces", "related", "scalars", "schema_of", "seen", "shown",
+           "unfounded", "ungrounded", "vocabulary", "with_sources"]

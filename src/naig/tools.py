@@ -54,14 +54,16 @@ SIMULATED_CHARS = 200
 
 
 def simulated_results(schema: Any) -> Any:
-    """A result schema for results the model writes: every declared property required,
-    every list non-empty and short, every string bounded, so a search returns the IDs a
-    later call needs and a looping model cannot fill the answer with one string."""
+    """A result schema for results the model writes: every declared property required (but
+    an ``error``: a result that must report one is no result), every list non-empty and
+    short, every string bounded, so a search returns the IDs a later call needs and a
+    looping model cannot fill the answer with one string."""
     if isinstance(schema, dict):
         out = {k: (v if k in ("enum", "const") else simulated_results(v))
                for k, v in schema.items()}
         if isinstance(out.get("properties"), dict) and out["properties"]:
-            out["required"] = sorted(set(out.get("required") or []) | set(out["properties"]))
+            wanted = {k for k in out["properties"] if k.lower() not in ("error", "errors")}
+            out["required"] = sorted(set(out.get("required") or []) | wanted)
         if out.get("type") == "array":
             out.setdefault("minItems", 1)
             out.setdefault("maxItems", max(out["minItems"], SIMULATED_ITEMS))
@@ -131,7 +133,9 @@ def tool_from_dict(raw: Any, where: str, family: str = "") -> Tool:
 _JSON_INSIDE = re.compile(r"[}\]]\s*[,}\]]|[{\[]\s*\"|\"\s*:")
 _PLACEHOLDER = re.compile(r"\b(placeholder|lorem ipsum|xxx+|to be generated|tbd)\b",
                           re.IGNORECASE)
-_ID_FIELD = re.compile(r"(^|_)(id|uuid|code|number|no)$", re.IGNORECASE)
+ID_NAME = re.compile(r"(^|_)(id|ids|uuid|number|numbers)$", re.IGNORECASE)
+"""A parameter or field named like an identifier: ``hotel_id``, ``item_ids``,
+``flight_number``. (Not ``*_code``: a currency or country code names no record.)"""
 
 
 def degenerate(value: Any, key: str = "") -> str | None:
@@ -147,7 +151,7 @@ def degenerate(value: Any, key: str = "") -> str | None:
     if isinstance(value, str) and value.strip() and (
             not any(c.isalnum() for c in value) or _JSON_INSIDE.search(value)
             or _PLACEHOLDER.search(value)
-            or (_ID_FIELD.search(key) and len(value.split()) > 2)):
+            or (ID_NAME.search(key) and len(value.split()) > 2)):
         return value
     return None
 

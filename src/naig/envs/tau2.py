@@ -86,14 +86,14 @@ def _observed(domain: str, tools: list[Tool]) -> list[Tool]:
     ``get_order_details`` takes), and so what orders a plan's tools."""
     from tau2.data_model.message import ToolCall
 
-    env, known = load(domain), _vocabulary(domain)
+    known = _vocabulary(domain)
     out = []
     for tool in tools:
         arguments = probe_arguments(tool, known)
         if arguments is not None and _guard(tool.name, arguments) is None:
-            try:
-                message = env.get_response(ToolCall(id="probe", name=tool.name,
-                                                    arguments=arguments))
+            try:  # each on a fresh copy: one probe's change must not shape another's result
+                message = load(domain).get_response(ToolCall(id="probe", name=tool.name,
+                                                             arguments=arguments))
                 result = None if message.error else json.loads(message.content)
             except Exception:  # noqa: BLE001 - a probe that fails tells nothing, no more
                 result = None

@@ -44,8 +44,12 @@ class CachedLLM(Wrapper):
         self._db.execute(_SCHEMA)
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(responses)")}
         if "cached_prompt_tokens" not in columns:  # a cache written by an earlier version
-            self._db.execute("ALTER TABLE responses ADD COLUMN cached_prompt_tokens "
-                             "INTEGER NOT NULL DEFAULT 0")
+            try:
+                self._db.execute("ALTER TABLE responses ADD COLUMN cached_prompt_tokens "
+                                 "INTEGER NOT NULL DEFAULT 0")
+            except sqlite3.OperationalError as e:  # another process added it just now
+                if "duplicate column" not in str(e):
+                    raise
         self._db.commit()
 
     def get(self, key: str) -> Completion | None:

@@ -67,8 +67,10 @@ async def ask(llm: LLM, messages: tuple[ChatMessage, ...], schema: dict[str, Any
     problem = ""
     refused: set[str] = set()
     for attempt in range(attempts):
-        # a greedy answer that failed fails again the same way: sample on retries
-        heat = temperature if attempt == 0 else max(temperature, RETRY_TEMPERATURE)
+        # a sampled answer that failed may fail again the same way: sample hotter on
+        # retries; a greedy one (a judge's, an expert's) stays greedy, the error in view
+        heat = max(temperature, RETRY_TEMPERATURE) if attempt and temperature > 0 \
+            else temperature
         request = Request(messages=history, schema=schema, temperature=heat,
                           max_tokens=max_tokens, seed=seed + attempt,
                           template_hash=template_hash, stage=stage)

@@ -3,7 +3,7 @@ alternating until every turn has been refined or the step budget is spent.
 
 Returns the finished draft; verification and the record are the runner's business, so
 every method shares them. After a failed verification the runner gives a NAIG dialogue a
-bounded repair (``naig.stages.refine.repair``): ``REPAIRS`` says so.
+bounded repair (``naig.stages.refine.repair``; see ``naig.methods.repairs``).
 """
 
 from __future__ import annotations
@@ -13,8 +13,6 @@ from naig.stages.inject import choose_kinds, inject
 from naig.stages.plan import plan
 from naig.stages.refine import all_refined, refine_step
 from naig.stages.skeleton import skeleton
-
-REPAIRS = True
 
 
 async def run(d: Draft) -> Draft:

@@ -76,7 +76,13 @@ class Draft:
         that consecutive requests share their opening: the assistant's system message, the
         tools, and what exists in the start state."""
         return render_text("frame", system=self.system, tools=[tool_line(t) for t in self.tools],
-                           state=self.env.state_summary())
+                           state=self.start_state)
+
+    @functools.cached_property
+    def start_state(self) -> str:
+        """What the planner is told of the start state (``Environment.state_summary``), as
+        it was before any call: the user knows their own records from it."""
+        return self.env.state_summary()
 
     def tool(self, name: str) -> Tool | None:
         return next((t for t in self.tools if t.name == name), None)

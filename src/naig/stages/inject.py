@@ -92,7 +92,10 @@ async def _ask(d: Draft, kind: Kind, schema: dict[str, Any], check: Any = None,
                      instructions=instructions(messages, shown, *variables.values()))
 
 
-_PREPOSITION = r"(?:\s+(?:for|on|in|at|to|from|with|of|by|is|as|number|id|ID))?"
+_PREPOSITION = r"(?:\s+(?:for|on|in|at|to|from|with|of|by|as|number|id|ID))?"
+_STATED = re.compile(r"(The [\w ]+ is [^\s]+\.|Details: [^\n]*\.)$")
+"""The sentences code adds to a request to state a value (``skeleton.unstated``): a value
+there is not left out (nothing would remain of the sentence)."""
 _DANGLING = re.compile(r"\b(between|from|to|and|or|of|for|in|at|on|with)\s+(and|or|to|[,.;:!?]|$)",
                        re.IGNORECASE)
 
@@ -101,8 +104,10 @@ def without(text: str, value: str) -> str | None:
     """``text`` with ``value`` left out (with its quotes and the small word that led to it:
     "book a room for 'Next Week'." becomes "book a room."), or None where it does not
     appear, or where too little would be left to read as a request."""
-    pattern = _PREPOSITION + r"\s*['\"]?" + re.escape(value) + r"['\"]?"
-    if not re.search(pattern, text):
+    pattern = _PREPOSITION + r"\s*['\"]?(?<![\w-])" + re.escape(value) + r"(?![\w-])['\"]?"
+    stated = _STATED.search(text)
+    said = text[:stated.start()] if stated else text
+    if not re.search(pattern, said) or (stated and re.search(pattern, stated.group(0))):
         return None
     out = re.sub(pattern, "", text)
     out = re.sub(r"\s+([,.;:!?])", r"\1", re.sub(r"\s{2,}", " ", out)).strip()
@@ -230,8 +235,12 @@ async def _error_simulation(d: Draft, at: int) -> int:
     if not error:
         d.env.suggest(FunctionCall(name=call.name, arguments=encode(failing)),
                       error_result(raw["error"].strip()))
+    if d.env.executes:
+        await replay(d, upto=at)  # the failing call runs where it will stand
     failed = await make_calls(d, [{"name": call.name, "arguments": failing}])
     if not failed[1].is_error:
+        if d.env.executes:
+            await replay(d)  # undo it: the dialogue goes on without the injection
         return 0  # the environment accepted the call: nothing failed
     d.replace(at, 0, failed, injected=True)
     d.turns[at + 2].message = message.model_copy(update={"content": raw["recovery"].strip()})

@@ -11,7 +11,7 @@ products, add one to the cart; then place the order, check its status) and the L
 the task and the goals those tools achieve: structure from code, semantics from the
 model. Elsewhere the LLM picks each subtask's tools too, and code orders them by what flow
 it can see (``dependency_order``) and adds a source a tool needs where nothing earlier
-produces it (``with_sources``), with a step to call it.
+produces it (``with_sources``), making sure the subtask has a step for it.
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ async def plan(d: Draft) -> Plan:
     shown = [{"steps": n, "tools": chosen[k] if chosen else [],
               "does": [_does(by_name[t]) for t in chosen[k]] if chosen else []}
              for k, n in enumerate(steps)]
-    messages, digest = render("plan", frame=d.frame, state=d.env.state_summary(),
+    messages, digest = render("plan", frame=d.frame, state=d.start_state,
                               subtasks=shown)
     schema = _schema(names, m, max(steps), pick=chosen is None)
     result = await ask(d.llm, messages, schema, validate, stage="plan",

@@ -201,7 +201,7 @@ async def _decide(d: Draft, at: int, candidate: list[Message], experts: list[str
         if still:
             return False, "candidate still fails " + ", ".join(still)
         return True, "candidate fixes " + ", ".join(experts)
-    if not d.judge_trusted:
+    if not await trusted(d):
         return False, "no check improved, and the judge is off"
     original = [t.message for t in d.turns[at:at + span]]
     return await judge(d, at, _kind(original[0]), original, candidate)

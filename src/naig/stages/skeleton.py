@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from naig.dialogue import Message, Subtask
 from naig.errors import ModelOutputError
-from naig.grounding import Seen, entity_values, fresh, id_like
+from naig.grounding import Seen, entity_values, fresh, id_like, shown
 from naig.llm.structured import ask
 from naig.prompts import instructions, render
 from naig.stages.calls import (
@@ -63,11 +63,47 @@ def _schema(part: Part, tools: list[Tool], params: Parameters | None, *, results
             "properties": props}
 
 
+def _spoken(d: Draft, answer: Any) -> dict[str, Any]:
+    """The answer with its texts (``user``, ``reply``) in voice: tool names written as
+    words, then nothing empty, out of voice or said before (``unsayable``)."""
+    if not isinstance(answer, dict):
+        raise ValueError("expected a JSON object")
+    names = [t.name for t in d.tools]
+    raw: dict[str, Any] = {k: unnamed(v, names) if k in ("user", "reply") and
+                           isinstance(v, str) else v for k, v in answer.items()}
+    for key in ("user", "reply"):
+        if key in raw and not str(raw[key]).strip():
+            raise ValueError(f"'{key}' must not be empty")
+        why = unsayable(str(raw.get(key, "")), names, d.messages, user=key == "user")
+        if why:
+            raise ValueError(f"'{key}' {why}: write only what is said")
+    return raw
+
+
+def _stated(d: Draft, part: Part, raw: dict[str, Any], by_name: dict[str, Tool]
+            ) -> tuple[dict[str, Any], str]:
+    """The answer with what its calls use and no request states added (``unstated``): to
+    its own request (an opening), or under ``"_says"`` for the request that opened the
+    subtask; and the dialogue's text with it, to check the calls against."""
+    said = "\n".join([*(m.content or "" for m in d.messages), str(raw.get("user", ""))])
+    says = ""
+    for c in raw["calls"]:
+        tool = by_name.get(str(c.get("name")))
+        add = unstated(d, tool, c.get("arguments"), f"{said}\n{says}",
+                       ids=part == "open") if tool else ""
+        says = f"{says} {add}".strip()
+    if part == "open" and says:
+        raw = raw | {"user": f"{str(raw['user']).rstrip()} {says}"}
+    elif says:
+        raw = raw | {"_says": says}
+    return raw, f"{said}\n{says}"
+
+
 def _validate(d: Draft, part: Part, tools: list[Tool], repeated: list[str]
               ) -> Callable[[Any], dict[str, Any] | None]:
-    """Texts present; calls that name an offered tool with valid arguments, whose entity
-    arguments use values the dialogue (with the new user message) has shown, and that do
-    something new.
+    """Texts in voice (``_spoken``); calls that name an offered tool with valid arguments,
+    whose entity arguments use values the dialogue (with the new user message) has shown,
+    and that do something new; a request that states what they use (``_stated``).
 
     A call after the first that fails this is dropped with the calls after it (and a reply
     written with them, which may report them), rather than the answer refused: a small
@@ -75,54 +111,32 @@ def _validate(d: Draft, part: Part, tools: list[Tool], repeated: list[str]
     results of the earlier ones, which a step must wait for. An answer whose first call
     only repeats one already made gives None and adds the tool to ``repeated``: asking
     again with the reason mostly gets the same call again, so the caller asks without
-    that tool, or ends the steps. A request that leaves out a value the call uses gets a
-    sentence that states it (``unstated``): the opening's own, or for a later step the
-    request that opened the subtask, under ``"_says"``."""
+    that tool, or ends the steps."""
     names = [t.name for t in tools]
     by_name = {t.name: t for t in tools}
 
     def check(answer: Any) -> dict[str, Any] | None:
-        if not isinstance(answer, dict):
-            raise ValueError("expected a JSON object")
-        names_all = [t.name for t in d.tools]
-        raw: dict[str, Any] = {k: unnamed(v, names_all) if k in ("user", "reply") and
-                               isinstance(v, str) else v for k, v in answer.items()}
-        for key in ("user", "reply"):
-            if key in raw and not str(raw[key]).strip():
-                raise ValueError(f"'{key}' must not be empty")
-            why = unsayable(str(raw.get(key, "")), names_all, d.messages, user=key == "user")
-            if why:
-                raise ValueError(f"'{key}' {why}: write only what is said")
+        raw = _spoken(d, answer)
         if part == "reply":
             return raw
         calls = raw.get("calls")
         if not isinstance(calls, list) or not calls or not all(isinstance(c, dict)
                                                                 for c in calls):
             raise ValueError('"calls" must be a list of {"name": ..., "arguments": {...}}')
-        first = by_name.get(str(calls[0].get("name")))
-        said = "\n".join([*(m.content or "" for m in d.messages), str(raw.get("user", ""))])
-        says = unstated(d, first, calls[0].get("arguments"), said, ids=part == "open") \
-            if first else ""
-        if part == "open" and says:
-            raw = raw | {"user": f"{str(raw['user']).rstrip()} {says}"}
-        elif says:
-            raw = raw | {"_says": says}  # for the request that opened this subtask
-        said += f"\n{says}"
-        extra = [Message(role="user", content=str(raw["user"]))] if part == "open" else []
-        values: list[Seen] = values_before(d, extra=[*extra, *(
-            [Message(role="user", content=says)] if says and part != "open" else [])])
+        raw, said = _stated(d, part, raw, by_name)
+        now = str(raw.get("user") or raw.get("_says") or "")
+        values: list[Seen] = values_before(d, extra=[Message(role="user", content=now)]
+                                           if now else [])
         history = made(d.messages)
         for n, c in enumerate(calls):
             try:
                 check_call(by_name.get(str(c.get("name"))), c, d.tools, values, names,
                            said=said, user_states=part == "open")
                 require_new([c], history, strict=not d.env.executes)
-            except RepeatedCall:
-                if n == 0:
+            except ValueError as e:
+                if n == 0 and isinstance(e, RepeatedCall):
                     repeated.append(str(c.get("name")))
                     return None
-                return {k: v for k, v in raw.items() if k != "reply"} | {"calls": calls[:n]}
-            except ValueError:
                 if n == 0:
                     raise
                 return {k: v for k, v in raw.items() if k != "reply"} | {"calls": calls[:n]}
@@ -172,28 +186,21 @@ def unstated(d: Draft, tool: Tool, arguments: Any, said: str, *, ids: bool = Tru
         return ""
     known = d.env.vocabulary()
     bring = not d.env.executes or known is not None
-    ids_too = ids
     ids_of = {str(v) for _, _, v in entity_values(tool, d.tools, arguments)}
     ids_of |= set(id_like(arguments))
     sentences: list[str] = []
     details: list[str] = []
     for key, value in _pairs(arguments):
-        if _shown(value, said) or _shown(value, "\n".join(sentences + details)):
+        if shown(value, said) or shown(value, "\n".join(sentences + details)):
             continue
         if value in ids_of:
-            if ids_too and bring and (known is None or value in known):
+            if ids and bring and (known is None or value in known):
                 sentences.append(f"The {_words(key)} is {value}.")
         else:
             details.append(f"{_words(key)} {value.replace('_', ' ')}")
     if details:
         sentences.append("Details: " + "; ".join(details) + ".")
     return " ".join(sentences)
-
-
-def _shown(value: str, text: str) -> bool:
-    """Whether ``text`` holds ``value`` as a whole (case aside): "2" is not in "2023"."""
-    pattern = rf"(?<![\w-]){re.escape(value)}(?![\w-])"
-    return re.search(pattern, text, re.IGNORECASE) is not None
 
 
 def _pairs(node: Any, key: str = "") -> list[tuple[str, str]]:
@@ -228,7 +235,7 @@ def _opening(d: Draft, tools: list[Tool]) -> Parameters | None:
     execute on a state nobody described, the arguments are free (a refused call is asked
     again); so are they where no tool could be grounded."""
     if d.env.vocabulary() is not None:
-        known = [Message(role="system", content=d.env.state_summary())]
+        known = [Message(role="system", content=d.start_state)]
         return grounded(d, tools, values_before(d, extra=known)) or None
     if d.env.executes:
         return None

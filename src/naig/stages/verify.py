@@ -1,10 +1,10 @@
 """Stage 3, offline verification: rule checks, then the model-based expert panel.
 
 Rules run first (cheap); the experts, each an independent LLM asked one sub-question,
-run only on a dialogue the rules passed, and all must pass. The arguments expert is asked
-only about the argument values code could not find earlier in the dialogue (and not at
-all where it found every one): a small model misjudges a whole dialogue far more often
-than a short list. The verdict lists every check that ran with its reason.
+run only on a dialogue the rules passed, and all must pass. The arguments expert is told
+which argument values code could not find earlier in the dialogue, to judge them
+closely: a small model misjudges a whole dialogue far more often than a short list. The
+verdict lists every check that ran with its reason.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 from naig.dialogue import Check, Message, Verification
 from naig.envs.base import Environment
 from naig.errors import ModelOutputError
-from naig.grounding import scalars
+from naig.grounding import scalars, shown
 from naig.llm.base import LLM
 from naig.llm.structured import REASON_CHARS, ask
 from naig.prompts import render
@@ -62,48 +62,42 @@ GROUNDED = "expert_arguments_grounded"
 
 
 def unshown(messages: list[Message]) -> list[str]:
-    """The call arguments whose values no earlier turn shows word for word (case and
-    spacing aside), as ``[turn] tool: name = value``: what is left for the arguments
-    expert to judge once code has found the rest in the dialogue (IDs are grounded by
-    construction and checked by ``grounded_ids``)."""
+    """The call arguments whose values no earlier turn shows as a whole (``shown``), as
+    ``[turn] tool: name = value``: where the arguments expert should look hardest."""
     out = []
     for i, m in enumerate(messages):
-        earlier = " ".join(" ".join((x.content or "").lower().split()) for x in messages[:i])
+        earlier = "\n".join(x.content or "" for x in messages[:i])
         for c in m.tool_calls or []:
             try:
                 arguments = json.loads(c.function.arguments)
             except ValueError:
                 continue
             for key, value in (arguments.items() if isinstance(arguments, dict) else []):
-                for v in scalars(value):
-                    if " ".join(v.lower().split()) not in earlier:
-                        out.append(f"[{i}] {c.function.name}: {key} = {v}")
+                out += [f"[{i}] {c.function.name}: {key} = {v}" for v in scalars(value)
+                        if not shown(v, earlier)]
     return out
 
 
-def question(name: str, messages: list[Message]) -> str | None:
-    """What expert ``name`` is asked about this dialogue; None when code has answered it
-    (every argument value appears earlier: nothing is left to judge)."""
+def question(name: str, messages: list[Message]) -> str:
+    """What expert ``name`` is asked about this dialogue. The arguments expert is also told
+    what code found: the values no earlier turn shows (to judge closely), or that every
+    value is shown (so it checks that each call uses the one the user meant)."""
     if name != GROUNDED:
         return EXPERTS[name]
     left = unshown(messages)
     if not left:
-        return None
-    return ("These tool-call argument values do not appear word for word earlier in the "
-            "dialogue: " + "; ".join(left[:12]) + ". Is each one what the user asked for or "
-            "an earlier result gave, perhaps written differently (two for 2, a date in "
-            "another form), rather than invented?")
+        return (EXPERTS[name] + " Every argument value is written somewhere earlier; check "
+                "that each call uses the value the user meant, not another one shown.")
+    return (EXPERTS[name] + " Look hardest at these values, which no earlier turn writes "
+            "as such: " + "; ".join(left) + ". Each must be what the user asked for or an "
+            "earlier result gave, perhaps written differently (two for 2, a date in another "
+            "form), never invented.")
 
 
 async def expert(llm: LLM, name: str, messages: list[Message], tools: list[Tool],
                  seed: int) -> Check:
-    """The verdict of expert ``name`` (a key of ``EXPERTS``) on a dialogue; where code has
-    answered its question (``question``), that answer, with no call."""
-    asked = question(name, messages)
-    if asked is None:
-        return Check(name=name, passed=True,
-                     detail="every argument value appears earlier in the dialogue (by code)")
-    return await _expert(llm, name, asked, messages, tools, seed)
+    """The verdict of expert ``name`` (a key of ``EXPERTS``) on a dialogue."""
+    return await _expert(llm, name, question(name, messages), messages, tools, seed)
 
 
 async def _expert(llm: LLM, name: str, question: str, messages: list[Message],
