@@ -198,3 +198,12 @@ def test_an_empty_or_unsplittable_command_is_a_config_error() -> None:
         resolve("mcp:")
     with pytest.raises(ConfigError, match="cannot split"):
         resolve("mcp:python 'unclosed")
+
+
+def test_a_server_that_never_answers_the_handshake_is_a_config_error(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(mcp_env, "START_TIMEOUT", 1.0)
+    script = "import time; time.sleep(60)"
+    with pytest.raises(ConfigError, match=r"could not be started: TimeoutError: no answer "
+                                          r"within 1 s"):
+        resolve(f"mcp:{shlex.join([sys.executable, '-c', script])}")

@@ -175,3 +175,61 @@ def test_unusable_modules_are_config_errors(tmp_path: Path,
     broken.write_text("raise RuntimeError('boom')\n")
     with pytest.raises(ConfigError, match="RuntimeError: boom"):
         resolve(f"python:{broken}")
+
+
+SLOW = '''
+import asyncio
+import time
+
+
+class Opaque:
+    def __str__(self) -> str:
+        return "an opaque thing"
+
+
+def wait(seconds: float) -> str:
+    """Wait, then say so."""
+    time.sleep(seconds)
+    return "waited"
+
+
+async def wait_async(seconds: float) -> str:
+    """Wait without a thread."""
+    await asyncio.sleep(seconds)
+    return "waited"
+
+
+def odd() -> object:
+    """Return what JSON cannot hold."""
+    return {"when": {1, 2}, "what": Opaque()}
+'''
+
+
+def test_a_call_past_the_time_limit_is_an_error_result_and_the_next_call_runs(
+        tmp_path: Path) -> None:
+    module = tmp_path / "slow_tools.py"
+    module.write_text(SLOW)
+    source = resolve(f"python:{module}?timeout=0.5")
+    env = env_of(source)
+    assert env.info().initial_state == {"module": str(module), "timeout": 0.5}
+    for name in ("wait", "wait_async"):
+        hung = call(env, name, seconds=30)
+        assert hung.error and value(hung) == {"error": f"{name} did not finish within 0.5 s"}
+        assert value(call(env, name, seconds=0)) == "waited"
+    rebuilt = python_module.from_info(env.info(), source.pool)
+    assert value(asyncio.run(rebuilt.call(FunctionCall(name="wait", arguments='{"seconds": 30}'))
+                             ))["error"].endswith("within 0.5 s")
+
+
+def test_a_result_json_cannot_hold_is_encoded_not_a_crash(tmp_path: Path) -> None:
+    module = tmp_path / "slow_tools.py"
+    module.write_text(SLOW)
+    result = call(env_of(resolve(f"python:{module}")), "odd")
+    assert not result.error and value(result) == {"when": [1, 2], "what": "an opaque thing"}
+
+
+@pytest.mark.parametrize("option", ["?timeout=abc", "?timeout=0", "?timeout=-1", "?limit=5",
+                                    "?timeout=inf"])
+def test_a_bad_time_limit_is_a_config_error(option: str) -> None:
+    with pytest.raises(ConfigError, match=r"\?timeout=<seconds>"):
+        resolve(f"python:{MODULE}{option}")

@@ -138,8 +138,7 @@ def test_cli_export_and_view_bad_input(tmp_path: Path) -> None:
     good = tmp_path / "good.jsonl"
     good.write_text(_record("d-000001", good_dialogue()).to_json() + "\n")
     (tmp_path / "adir").mkdir()
-    cases = [(("export", str(bad), "-o", "x.jsonl"), "bad.jsonl:2"),
-             (("export", str(latin), "-o", "x.jsonl"), "latin.jsonl:1"),
+    cases = [(("export", str(latin), "-o", "x.jsonl"), "latin.jsonl:1"),
              (("view", str(latin), "-o", "x.html"), "latin.jsonl:1"),
              (("export", str(good), "-o", "adir"), "cannot write adir"),
              (("view", str(good), "-o", "adir"), "cannot write adir"),
@@ -152,3 +151,19 @@ def test_cli_export_and_view_bad_input(tmp_path: Path) -> None:
         assert len(lines) == 1 and words in lines[0], p.stderr
     assert not (tmp_path / "x.jsonl").exists() and not (tmp_path / "x.html").exists()
     assert not list(tmp_path.glob("*.part"))
+
+
+def test_a_line_that_is_no_record_is_skipped_and_named_not_the_whole_file(tmp_path: Path
+                                                                          ) -> None:
+    mixed = tmp_path / "mixed.jsonl"
+    extra = json.loads(_record("d-000002", good_dialogue()).to_json()) | {"surprise": 1}
+    mixed.write_text(_record("d-000001", good_dialogue()).to_json() + "\n{not a record\n"
+                     + json.dumps(extra) + "\n" + _record("d-000003", _parallel()).to_json()
+                     + "\n")
+    for args in (("export", str(mixed), "-o", "x.jsonl"), ("view", str(mixed), "-o", "x.html"),
+                 ("verify", str(mixed))):
+        p = _naig(*args, cwd=tmp_path)
+        assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr
+        assert "skipped 2 line(s)" in p.stderr and "mixed.jsonl:2" in p.stderr, p.stderr
+        assert "mixed.jsonl:3" in p.stderr
+    assert len((tmp_path / "x.jsonl").read_text().splitlines()) == 2

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from naig.errors import ModelOutputError
+from naig.errors import ConfigError, ModelOutputError
 from naig.llm.accounting import AccountedLLM, ledger
 from naig.llm.base import Request, messages
 from naig.llm.cache import CachedLLM
@@ -91,6 +91,41 @@ def test_cache_serves_the_first_answer_with_its_first_usage(tmp_path: Path) -> N
     assert len(inner.requests) == 1
     reopened = CachedLLM(ScriptedLLM(), tmp_path / "c.sqlite")  # persists across processes
     assert asyncio.run(reopened.complete(_request())).text == "first"
+
+
+def test_json_wrapped_in_prose_or_a_fence_is_read_without_a_retry() -> None:
+    for text in ('Here it is: {"n": 4}. Anything else?', 'Sure!\n```json\n{"n": 4}\n```'):
+        llm = ScriptedLLM([text])
+        assert asyncio.run(ask(llm, messages(("user", "n?")), SCHEMA, _n, stage="t", seed=0,
+                               template_hash="h")) == 4
+        assert len(llm.requests) == 1
+
+
+@pytest.mark.parametrize(("bad", "said"), [
+    ("", "the answer was empty"),
+    ('{"n": 4, "note": "a long answer that the length cap cut', "cut off at the length limit"),
+    ("no JSON here at all", "Expecting value"),
+])
+def test_an_empty_or_cut_off_answer_is_retried_saying_what_went_wrong(bad: str, said: str
+                                                                       ) -> None:
+    llm = ScriptedLLM([bad, '{"n": 2}'])
+    assert asyncio.run(ask(llm, messages(("user", "n?")), SCHEMA, _n, stage="t", seed=0,
+                           template_hash="h")) == 2
+    assert said in llm.requests[1].messages[-1].content
+
+
+def test_a_cache_file_that_is_no_database_is_a_config_error(tmp_path: Path) -> None:
+    (tmp_path / "c.sqlite").write_bytes(b"not a database, just bytes " * 100)
+    with pytest.raises(ConfigError, match=r"cannot use the response cache .*--no-cache"):
+        CachedLLM(ScriptedLLM(), tmp_path / "c.sqlite")
+
+
+def test_an_answer_the_cache_cannot_store_is_still_used(tmp_path: Path) -> None:
+    cached = CachedLLM(ScriptedLLM(["answer", "again"]), tmp_path / "c.sqlite")
+    cached._db.execute("PRAGMA query_only=ON")  # every write now fails, as on a full disk
+    assert asyncio.run(cached.complete(_request())).text == "answer"
+    assert asyncio.run(cached.complete(_request())).text == "again"  # nothing was stored
+    assert cached.unwritten == 2
 
 
 def test_accounting_charges_the_current_dialogue_by_stage(tmp_path: Path) -> None:

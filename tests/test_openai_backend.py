@@ -29,6 +29,8 @@ from naig.llm.openai_compat import OpenAICompatLLM
 from naig.llm.registry import open_backend
 from naig.llm.structured import ask
 
+from .openai_fake import FakeOpenAI, error
+
 STARTUP_SECONDS = 120.0
 CLI_SECONDS = 240.0
 
@@ -188,11 +190,21 @@ def test_standard_form_rejected_by_llama_server_says_what_to_do(llama_server: st
 
 @pytest.mark.server
 def test_cli_generates_records_through_the_server(llama_server: str, tmp_path: Path) -> None:
+    """... and the API key given by environment appears in no output, cache, trace,
+    manifest or message (the server accepts any key)."""
+    env = _cli_env(tmp_path) | {"OPENAI_API_KEY": CANARY,
+                                "NAIG_TRACE": str(tmp_path / "trace.jsonl")}
     result = _naig(tmp_path, "--model", "openai:anything?schema=json_object",
                    "--base-url", llama_server,
                    "--subtasks", "1", "--steps", "1", "--refine-steps", "1",
                    "--injections", "0-0", "--no-experts", "--max-attempts", "1",
-                   timeout=CLI_SECONDS)
+                   env=env, timeout=CLI_SECONDS)
+    assert CANARY not in result.stdout + result.stderr
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert {"out.jsonl", "out.rejected.jsonl", "out.run.json", "c.sqlite", "trace.jsonl"} <= {
+        p.name for p in written}
+    for p in written:
+        assert CANARY.encode() not in p.read_bytes(), p
 
     assert result.returncode in (0, 1), result.stderr  # 1: none kept, fair for a 0.5B model
     assert "Traceback" not in result.stderr
@@ -306,3 +318,34 @@ def test_the_real_local_server_reports_no_cached_tokens_and_none_are_counted(
                       max_tokens=8)
     completion = asyncio.run(_complete(llm, request))
     assert completion.prompt_tokens > 0 and completion.cached_prompt_tokens == 0
+
+
+CANARY = "sk-naig-canary-5e1d0c7b"
+"""A recognisable API key: no output, message or file may ever hold it."""
+
+
+@pytest.mark.parametrize(("reply", "kind", "words"), [
+    (error(401, message=f"Incorrect API key provided: {CANARY}"), ConfigError,
+     ("refused the API key", "OPENAI_API_KEY")),
+    (error(404, message="The model `no-such-model` does not exist"), ConfigError,
+     ("has no model 'no-such-model'", "check --model")),
+    (error(400, message=f"bad request from key {CANARY}"), BackendError, ("HTTP 400", "***")),
+])
+def test_refusals_say_what_to_fix_and_never_quote_the_key(
+        reply: Any, kind: type[Exception], words: tuple[str, ...]) -> None:
+    with FakeOpenAI(reply) as server:
+        llm = OpenAICompatLLM("no-such-model", base_url=server.base_url, api_key=CANARY)
+        with pytest.raises(kind) as caught:
+            asyncio.run(_complete(llm, Request(messages=messages(("user", "hi")), max_tokens=4)))
+    message = str(caught.value)
+    assert CANARY not in message and "\n" not in message
+    for w in words:
+        assert w in message, message
+
+
+def test_https_to_a_plain_http_server_is_a_tls_config_error() -> None:
+    with FakeOpenAI() as server:
+        url = server.base_url.replace("http://", "https://")
+        llm = OpenAICompatLLM("m", base_url=url, api_key=CANARY)
+        with pytest.raises(ConfigError, match="TLS handshake with https://.*check http://"):
+            asyncio.run(_complete(llm, Request(messages=messages(("user", "hi")), max_tokens=4)))

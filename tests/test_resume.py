@@ -4,15 +4,25 @@ The model is the scripted backend (``scripted:<delay>``): these tests exercise t
 runner and the store, not a model, so every dialogue takes a predictable second or so.
 """
 
+import asyncio
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import pytest
+
+from naig.config import MethodSettings, RunConfig
 from naig.dialogue import Record
+from naig.envs.registry import resolve
+from naig.errors import OutputError
+from naig.llm.registry import stack
+from naig.runner import Summary, run
+from naig.testing import ScriptedLLM, schema_example
 
 from .contract import assert_contract
 
@@ -149,3 +159,65 @@ def test_dry_run_estimates_without_writing(tmp_path: Path) -> None:
     assert p.returncode == 0, p.stderr
     assert "sample: 2 dialogues attempted" in p.stdout and f"estimate for {N} kept" in p.stdout
     assert not out.exists() and not out.with_name("out.run.json").exists()
+
+
+def test_a_full_disk_stops_the_run_clearly_and_resume_finishes_it(tmp_path: Path) -> None:
+    """The file-size limit (RLIMIT_FSIZE) makes writes past it fail with EFBIG, as a full
+    disk fails them with ENOSPC: the run stops at the first record that does not fit."""
+    out = tmp_path / "out.jsonl"
+    size = 12_000
+
+    def small_disk() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
+    no_room = subprocess.run(_cmd(out), text=True, capture_output=True, timeout=300,
+                             preexec_fn=small_disk)  # the cache's own files do not fit
+    assert no_room.returncode == 2 and "cannot use the response cache" in no_room.stderr
+    assert "Traceback" not in no_room.stderr and not out.exists()
+    full = subprocess.run(_cmd(out, "--no-cache"), text=True, capture_output=True,
+                          timeout=300, preexec_fn=small_disk)
+    assert full.returncode == 6, full.stderr
+    assert "Traceback" not in full.stderr
+    assert f"cannot write {out}" in full.stderr and "run the same command" in full.stderr
+    assert out.stat().st_size == size  # filled to the limit: its last line is torn
+    intact = [Record.from_json(line) for line in _lines(out)[:-1]]
+    assert intact
+    again = subprocess.run(_cmd(out, "--no-cache"), text=True, capture_output=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    records = _final_set(out)
+    assert [r.to_json() for r in records[:len(intact)]] == [r.to_json() for r in intact]
+
+
+def test_an_output_removed_mid_run_stops_the_run_and_the_rest_stays(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    config = RunConfig(tools=("builtin",), n=3, output=out, seed=5, cache=False,
+                       method=MethodSettings(subtasks_min=2, subtasks_max=2, steps_max=2,
+                                             refine_steps=1))
+
+    def remove_after_the_first(summary: Summary) -> None:
+        if summary.kept == 1 and out.exists():
+            out.unlink()
+    llm = stack(ScriptedLLM(respond=schema_example), concurrency=1, cache=False,
+                cache_path=None)
+    with pytest.raises(BaseExceptionGroup) as caught:
+        asyncio.run(run(config, llm, resolve("builtin"), remove_after_the_first))
+    errors = caught.value.exceptions
+    assert len(errors) == 1 and isinstance(errors[0], OutputError)
+    assert "was removed or replaced during the run" in str(errors[0])
+    assert not out.exists()
+    manifest = json.loads(out.with_name("out.run.json").read_text())
+    assert manifest["spent"]["calls"] > 0
+
+
+def test_a_line_that_is_no_record_before_the_end_refuses_resume_and_cuts_nothing(
+        tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    first = subprocess.run(_cmd(out), text=True, capture_output=True, timeout=300)
+    assert first.returncode == 0, first.stderr
+    lines = _lines(out)
+    lines[1] = lines[1][:-1] + ', "from_a_newer_naig": true}'
+    out.write_text("\n".join(lines) + "\n")
+    before = out.read_bytes()
+    again = subprocess.run(_cmd(out), text=True, capture_output=True, timeout=300)
+    assert again.returncode == 2 and "Traceback" not in again.stderr
+    assert f"{out}:2 is not a naig record" in again.stderr and "mend or remove" in again.stderr
+    assert out.read_bytes() == before

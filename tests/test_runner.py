@@ -4,13 +4,19 @@ import asyncio
 import hashlib
 import random
 from pathlib import Path
+from typing import Any
 
 from naig.config import MethodSettings, RunConfig, derive_seed
-from naig.envs.registry import resolve
+from naig.envs.base import Environment, ToolResult
+from naig.envs.python_module import PythonEnvironment
+from naig.envs.registry import ToolSource, resolve
+from naig.errors import ToolEnvironmentError
+from naig.llm.base import LLM
 from naig.llm.registry import stack
-from naig.runner import run
+from naig.runner import rejection_reason, run
 from naig.store import read_records
 from naig.testing import ScriptedLLM, schema_example
+from naig.tools import Tool
 
 from .contract import assert_contract
 
@@ -79,3 +85,30 @@ def test_dialogue_seeds_come_from_sha256_not_hash() -> None:
     assert len(seeds) == 1000 and all(0 <= s < 2**63 for s in seeds)
     assert derive_seed(7, 1) != derive_seed(8, 1)
     random.Random(derive_seed(7, 1))  # a valid seed for the standard generator
+
+
+class _Dying(PythonEnvironment):
+    """A real environment whose process has died: every call fails as an MCP server's
+    would once it stopped answering."""
+
+    async def _execute(self, tool: Tool, arguments: dict[str, Any]) -> ToolResult:
+        raise ToolEnvironmentError(f"the server died while running {tool.name}")
+
+
+def test_an_environment_that_fails_rejects_its_dialogue_and_the_run_goes_on(
+        tmp_path: Path) -> None:
+    real = resolve("python:tests.tools_module")
+
+    def make(tools: list[Tool], llm: LLM, seed: int) -> Environment:
+        return _Dying(tools, "tests.tools_module", name=real.spec)
+    source = ToolSource(real.spec, real.pool, real.state, make)
+    config = _config(tmp_path, tools=(real.spec,), n=1, max_attempts=2, cache=False)
+    llm = stack(ScriptedLLM(respond=schema_example), concurrency=1, cache=False,
+                cache_path=None)
+    summary = asyncio.run(run(config, llm, source))
+    rejected = read_records(tmp_path / "out.rejected.jsonl")
+    assert summary.kept == 0 and summary.attempted == summary.rejected == len(rejected) == 2
+    assert summary.reasons == {"environment": 2}
+    for r in rejected:
+        assert rejection_reason(r) == "environment"
+        assert r.meta.error is not None and "the server died while running" in r.meta.error

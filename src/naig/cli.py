@@ -18,6 +18,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from naig import methods
 from naig.audit import Audit, audit
 from naig.bench import BenchReport, bench
 from naig.config import MethodSettings, RunConfig
@@ -31,7 +32,7 @@ from naig.llm.pricing import Budget, load_prices
 from naig.llm.registry import open_backend, stack
 from naig.report import print_summary
 from naig.runner import Summary, rejection_reason, run
-from naig.store import iter_records
+from naig.store import check_output, iter_records
 from naig.viewer import render_html
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -83,15 +84,31 @@ async def _generate(config: RunConfig, *, overwrite: bool = False,
 
 @contextlib.contextmanager
 def _progress(n: int) -> Iterator[Callable[[Summary], None]]:
+    """A progress bar shown from the first report on, so that an error found before the run
+    starts (its output refused, say) is the only line printed."""
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn())
-    with Progress(*columns, console=err, transient=False) as bar:
-        task = bar.add_task("kept 0, rejected 0", total=n)
+    bar = Progress(*columns, console=err, transient=False)
+    task = bar.add_task("kept 0, rejected 0", total=n)
 
-        def show(s: Summary) -> None:
-            bar.update(task, completed=s.kept,
-                       description=f"done {s.attempted}: kept {s.kept}, rejected {s.rejected}")
+    def show(s: Summary) -> None:
+        if not bar.live.is_started:
+            bar.start()
+        bar.update(task, completed=s.kept,
+                   description=f"done {s.attempted}: kept {s.kept}, rejected {s.rejected}")
+    try:
         yield show
+    finally:
+        if bar.live.is_started:
+            bar.stop()
+
+
+def _preflight(config: RunConfig) -> None:
+    """What can be refused before any work starts: an unknown method, a bad prices file, an
+    output path no run can write to."""
+    methods.get(config.generator)
+    load_prices(config.prices)
+    check_output(config.output)
 
 
 def _fail(e: BaseException) -> None:
@@ -165,6 +182,7 @@ def generate(
                            concurrency=concurrency, cache=cache, cache_path=cache_path,
                            max_cost=max_cost, max_tokens=max_tokens, prices=prices,
                            method=method)
+        _preflight(config)
         result = asyncio.run(_generate(config, overwrite=overwrite, dry_run=dry_run,
                                        engine=engine, ray_address=ray_address, shards=shards))
     except KeyboardInterrupt:
@@ -261,10 +279,12 @@ def verify_command(
     base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server URL.")] = None,
 ) -> None:
     """Check written dialogues again: rules, and replay against rebuilt start states."""
+    skipped: list[str] = []
+
     async def go() -> Audit:
         llm = open_backend(model, base_url) if model else None
         try:
-            return await audit(list(iter_records(path)), llm)
+            return await audit(list(iter_records(path, skipped)), llm)
         finally:
             if llm is not None:
                 await llm.aclose()
@@ -273,6 +293,7 @@ def verify_command(
     except BaseException as e:  # noqa: BLE001
         _fail(e)
         return
+    _say_skipped(skipped)
     for rid, v in result.verdicts:
         if not v.passed:
             first = v.failed[0]
@@ -293,11 +314,13 @@ def export_command(
     output: Annotated[Path, typer.Option("-o", "--output", help="Output JSONL.")] = Path("export.jsonl"),
 ) -> None:
     """Convert dialogues into a fine-tuning framework's format."""
+    skipped: list[str] = []
     try:
-        done = export(iter_records(path), fmt, output)
+        done = export(iter_records(path, skipped), fmt, output)
     except BaseException as e:  # noqa: BLE001
         _fail(e)
         return
+    _say_skipped(skipped)
     out.print(f"{done.written} dialogues written to {output} ({fmt})", highlight=False)
     if done.skipped:
         shown = "; ".join(f"{k}: {why}" for k, why in list(done.skipped.items())[:3])
@@ -312,8 +335,9 @@ def view_command(
     output: Annotated[Path, typer.Option("-o", "--output", help="Output HTML page.")] = Path("report.html"),
 ) -> None:
     """Write the dialogues as one self-contained HTML page, to read them by eye."""
+    skipped: list[str] = []
     try:
-        page = render_html(iter_records(path), title=path.name)
+        page = render_html(iter_records(path, skipped), title=path.name)
         try:
             output.parent.mkdir(parents=True, exist_ok=True)
             output.write_text(page, "utf-8")
@@ -322,7 +346,16 @@ def view_command(
     except BaseException as e:  # noqa: BLE001
         _fail(e)
         return
+    _say_skipped(skipped)
     out.print(f"wrote {output}", highlight=False)
+
+
+def _say_skipped(skipped: list[str]) -> None:
+    """Name the lines of an input file that were not records (passed over, not fatal)."""
+    if skipped:
+        more = f" (and {len(skipped) - 3} more)" if len(skipped) > 3 else ""
+        err.print(f"skipped {len(skipped)} line(s) that are not naig records: "
+                  f"{escape('; '.join(skipped[:3]))}{more}", soft_wrap=True, highlight=False)
 
 
 tools_app = typer.Typer(help="Inspect tool specs.")

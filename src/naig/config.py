@@ -84,7 +84,7 @@ class RunConfig(BaseModel):
     load-balanced."""
     seed: int = 0
     """Run seed; each dialogue's seed is derived from it with sha256."""
-    max_attempts: int | None = None
+    max_attempts: int | None = Field(None, ge=1)
     """Dialogues attempted at most (default 3n)."""
     concurrency: int = Field(1, ge=1)
     """Dialogues generated at once; HTTP backends get up to this many requests in flight."""

@@ -9,6 +9,8 @@
   raw text. Inside the pipeline this becomes a rejected dialogue, never a crash.
 * ``ToolEnvironmentError``: a tool environment could not be built or driven.
 * ``BudgetExhausted``: the run reached its cost or token limit. Exit code 5.
+* ``OutputError``: the run's output can no longer be written (a full disk, a removed
+  file). Exit code 6; what was written before stays, and the same command resumes.
 """
 
 from __future__ import annotations
@@ -69,3 +71,9 @@ class BudgetExhausted(NaigError):
     is kept; calls already made are cached, so a resumed run does not pay for them again."""
 
     exit_code = 5
+
+
+class OutputError(NaigError):
+    """The run's output could not be written; the run stops, what it wrote stays."""
+
+    exit_code = 6

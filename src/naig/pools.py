@@ -56,13 +56,24 @@ def tools_from_text(text: str, where: str, family: str) -> list[Tool]:
         tools.append(tool_from_dict(raw, f"{where}: tool {i}", fam))
     if not tools:
         raise ConfigError(f"{where}: no tools found")
-    return tools
+    first: dict[str, int] = {}
+    for i, t in enumerate(tools):
+        j = first.setdefault(t.name, i)
+        if j != i and tools[j] != t:
+            raise ConfigError(f"{where}: tools {j + 1} and {i + 1} are both named {t.name!r}; "
+                              "rename one")
+    return [t for i, t in enumerate(tools) if first[t.name] == i]  # a tool given twice: once
 
 
 def load_file(path: Path) -> list[Tool]:
     if not path.is_file():
         raise ConfigError(f"tool file {path} does not exist")
-    return tools_from_text(path.read_text("utf-8"), str(path), path.stem)
+    try:
+        text = path.read_text("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset "
+                          f"{e.start}); save it as UTF-8") from None
+    return tools_from_text(text, str(path), path.stem)
 
 
 def builtin_names() -> list[str]:

@@ -8,6 +8,7 @@ appended (and synced) as they finish, so whatever stops the run, finished work s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from collections import Counter
@@ -18,7 +19,7 @@ from naig import methods
 from naig.config import RunConfig, derive_seed
 from naig.dialogue import Meta, Record, StageUsage, Usage, Verification
 from naig.envs.registry import ToolSource
-from naig.errors import BudgetExhausted, ModelOutputError
+from naig.errors import BudgetExhausted, ModelOutputError, OutputError, ToolEnvironmentError
 from naig.llm.accounting import AccountedLLM, Ledger, ledger
 from naig.llm.base import LLM
 from naig.llm.pricing import Budget, Price, load_prices, price_of
@@ -104,8 +105,13 @@ async def attempt(index: int, config: RunConfig, llm: LLM, source: ToolSource,
                     verification = await _verify(d, derive_seed(seed, "verify", round_))
         except ModelOutputError as e:
             error = str(e)
+        except ToolEnvironmentError as e:  # a server that died: this dialogue, not the run
+            error = f"{ENVIRONMENT}: {e}"
         finally:
-            await env.aclose()
+            try:
+                await env.aclose()
+            except ToolEnvironmentError as e:
+                error = error or f"{ENVIRONMENT}: {e}"
     usage: Usage = book.usage(price)
     meta = Meta(method=config.generator, seed=seed, model=llm.name,
                 config_hash=config.config_hash(), environment=env.info(), plan=d.plan,
@@ -130,10 +136,16 @@ async def _repaired(d: Draft, verification: Verification, round_: int) -> bool:
     return True
 
 
+ENVIRONMENT = "environment"
+"""The rejection reason of a dialogue whose tool environment failed (``meta.error``
+starts with it)."""
+
+
 def rejection_reason(record: Record) -> str:
     v = record.meta.verification
     if v is None:
-        return "model_output"
+        error = record.meta.error or ""
+        return ENVIRONMENT if error.startswith(f"{ENVIRONMENT}:") else "model_output"
     return v.failed[0].name if v.failed else ""
 
 
@@ -175,7 +187,8 @@ async def run(config: RunConfig, backend: LLM, source: ToolSource,
     async def keep_saving() -> None:  # so that a crash loses at most SAVE_EVERY's spend
         while True:
             await asyncio.sleep(SAVE_EVERY)
-            save_spent()
+            with contextlib.suppress(OutputError):  # the next record's write reports it
+                save_spent()
     for r in resumed.kept:
         summary.kept += 1
         _charge(summary.kept_usage, r.meta.usage)
@@ -223,6 +236,7 @@ async def run(config: RunConfig, backend: LLM, source: ToolSource,
     if progress:
         progress(summary)
     saver = asyncio.create_task(keep_saving())
+    failing = False
     try:
         async with asyncio.TaskGroup() as group:
             for index in range(config.attempts) if indices is None else indices:
@@ -241,10 +255,18 @@ async def run(config: RunConfig, backend: LLM, source: ToolSource,
         if current is None or current.uncancel() > 0:
             raise  # cancelled from further out than one interrupt: not ours to swallow
         summary.interrupted = True
+    except BaseException:
+        failing = True
+        raise
     finally:
         saver.cancel()
-        save_spent()
-        store.close()
+        try:
+            save_spent()
+        except OutputError:
+            if not failing:
+                raise  # else the error on its way out says what went wrong first
+        finally:
+            store.close()
         summary.seconds = time.perf_counter() - start
         summary.new_calls = llm.totals.new
         summary.cache_hits = llm.totals.cached

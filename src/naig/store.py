@@ -10,6 +10,7 @@ have spent on LLM calls, so that spending limits hold across restarts.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Iterator
@@ -19,46 +20,62 @@ from typing import Any, TextIO
 
 from naig.config import RunConfig
 from naig.dialogue import Record, StageUsage
-from naig.errors import ConfigError
+from naig.errors import ConfigError, OutputError
 
 
 def read_records(path: Path) -> list[Record]:
     return list(iter_records(path))
 
 
-def iter_records(path: Path) -> Iterator[Record]:
-    """A naig JSONL file's records, one at a time (for user-given files: a missing file
-    or a line that is not a record is a ConfigError naming the file and line)."""
+def iter_records(path: Path, skipped: list[str] | None = None) -> Iterator[Record]:
+    """A naig JSONL file's records, one at a time (for user-given files). A missing file is
+    a ConfigError; so is a line that is not a record, naming the file and line, unless
+    ``skipped`` is given: then such a line is passed over and described there."""
     if not path.is_file():
         raise ConfigError(f"{path} does not exist")
-    return _records(path)
+    return _records(path, skipped)
 
 
-def _records(path: Path) -> Iterator[Record]:
+def _records(path: Path, skipped: list[str] | None) -> Iterator[Record]:
+    found, first_skip = 0, None if skipped is None else len(skipped)
     with path.open("rb") as f:
         for n, raw in enumerate(f, 1):
             try:
                 line = raw.decode("utf-8")
-                if line.strip():
-                    yield Record.from_json(line)
+                if not line.strip():
+                    continue
+                record = Record.from_json(line)
             except ValueError as e:  # UnicodeDecodeError and pydantic's errors included
-                raise ConfigError(f"{path}:{n}: not a naig record "
-                                  f"({str(e).splitlines()[0]})") from None
+                why = f"{path}:{n}: not a naig record ({str(e).splitlines()[0]})"
+                if skipped is None:
+                    raise ConfigError(why) from None
+                skipped.append(why)
+                continue
+            found += 1
+            yield record
+    if skipped is not None and not found and len(skipped) > (first_skip or 0):
+        raise ConfigError(f"no naig record in {path}: {skipped[first_skip or 0]}")
 
 
 def _recover(path: Path) -> list[Record]:
-    """The complete records of a JSONL file; a torn or unreadable tail is cut off."""
+    """The complete records of a JSONL file. A torn last line (a crash mid-write) is cut
+    off; a line before it that is no record is refused, naming it: never cut with what
+    follows it."""
     if not path.exists():
         return []
     data = path.read_bytes()
     records: list[Record] = []
     good = 0
-    for line in data.splitlines(keepends=True):
-        if not line.endswith(b"\n"):
-            break
+    lines = data.splitlines(keepends=True)
+    for n, line in enumerate(lines, 1):
         try:
+            if not line.endswith(b"\n"):
+                raise ValueError("no end of line")
             records.append(Record.from_json(line.decode("utf-8")))
-        except ValueError:
+        except ValueError as e:
+            if n < len(lines):
+                raise ConfigError(f"{path}:{n} is not a naig record ({str(e).splitlines()[0]})"
+                                  "; mend or remove that line, then run again") from None
             break
         good += len(line)
     if good < len(data):
@@ -108,6 +125,22 @@ class Resumed:
         return {attempt_index(r) for r in (*self.kept, *self.rejected)}
 
 
+def check_output(path: Path) -> None:
+    """Refuse an output path no run can write records to, before any work is done."""
+    if path.is_dir():
+        raise ConfigError(f"-o {path} is a folder; give a file in it, such as "
+                          f"{path / 'out.jsonl'}")
+    if path.exists() and not path.is_file():
+        raise ConfigError(f"-o {path} is not a regular file; give a .jsonl file path")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise ConfigError(f"-o {path}: {folder} is a file, so no folder can be made there")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigError(f"-o {path}: cannot write in {folder}; choose another -o")
+
+
 class RunStore:
     """Kept and rejected outputs of one run, with its manifest."""
 
@@ -122,6 +155,7 @@ class RunStore:
 
     def open(self, config: RunConfig, *, overwrite: bool = False) -> Resumed:
         """Prepare the outputs; returns what an earlier run of these settings wrote."""
+        check_output(self.kept_path)
         if overwrite:
             for p in self.paths():
                 p.unlink(missing_ok=True)
@@ -145,7 +179,11 @@ class RunStore:
     def save_spent(self, spent: StageUsage) -> None:
         """Record in the manifest what all runs on this output have spent, so that a
         spending limit holds across restarts (replaced atomically, never torn)."""
-        _write_json(self.manifest_path, self._manifest | {"spent": spent.model_dump()})
+        try:
+            _write_json(self.manifest_path, self._manifest | {"spent": spent.model_dump()})
+        except OSError as e:
+            raise OutputError(f"cannot write {self.manifest_path}: {e.strerror or e}; free "
+                              "the space and run the same command to resume") from None
 
     def spent_on_disk(self) -> StageUsage:
         """What the manifest on disk says was spent (0 where there is none)."""
@@ -174,16 +212,28 @@ class RunStore:
         self._files.append(f)
         return f
 
-    @staticmethod
-    def _append(f: TextIO, record: Record) -> None:
-        f.write(record.to_json() + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-
     def write(self, record: Record, *, kept: bool) -> None:
-        self._append(self._kept if kept else self._rejected, record)
+        """Append ``record``, durably. A write that fails (a full disk) or a file removed
+        or replaced during the run (whose records would go nowhere) stops the run with
+        ``OutputError``; what was written before stays, and a torn line is dropped on
+        resume."""
+        f, path = (self._kept, self.kept_path) if kept else (self._rejected, self.rejected_path)
+        try:
+            if os.fstat(f.fileno()).st_ino != os.stat(path).st_ino:
+                raise FileNotFoundError
+            f.write(record.to_json() + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        except FileNotFoundError:
+            raise OutputError(f"{path} was removed or replaced during the run; its records "
+                              "are gone with it. Run the same command to go on") from None
+        except OSError as e:
+            raise OutputError(f"cannot write {path}: {e.strerror or e}; what was written "
+                              "before is kept: free the space and run the same command to "
+                              "resume") from None
 
     def close(self) -> None:
         for f in self._files:
-            f.close()
+            with contextlib.suppress(OSError):  # a line a failed write left: dropped on resume
+                f.close()
         self._files.clear()

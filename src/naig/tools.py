@@ -105,11 +105,60 @@ def _normalize_parameters(params: Any, where: str) -> dict[str, Any]:
     params.setdefault("properties", {})
     if params["type"] != "object":
         raise ConfigError(f"{where}: 'parameters' must have type 'object', got {params['type']!r}")
+    size = len(json.dumps(params))
+    if size > MAX_SCHEMA_CHARS:
+        raise ConfigError(f"{where}: 'parameters' is {size:,} characters of JSON; every prompt "
+                          f"shows the tools, so keep a tool's schema under {MAX_SCHEMA_CHARS:,}")
     try:
         Draft202012Validator.check_schema(params)
     except SchemaError as e:
         raise ConfigError(f"{where}: invalid JSON Schema in 'parameters': {e.message}") from None
+    _check_refs(params, params, (), set(), where)
     return dict(params)
+
+
+MAX_SCHEMA_CHARS = 20_000
+"""Longest parameter schema accepted (as JSON): about 5,000 tokens, in every prompt that
+shows the tool. The largest of BFCL's and tau2's tools take about 3,200."""
+
+
+def _check_refs(node: Any, root: dict[str, Any], expanding: tuple[str, ...], done: set[str],
+                where: str) -> None:
+    """Refuse a ``$ref`` that points outside the schema, nowhere, or back into its own
+    expansion: the model's grammar and naig's own walks expand every reference. ``done``
+    holds the references already checked, so each is expanded once."""
+    if isinstance(node, list):
+        for v in node:
+            _check_refs(v, root, expanding, done, where)
+        return
+    if not isinstance(node, dict):
+        return
+    ref = node.get("$ref")
+    if isinstance(ref, str) and ref not in done:
+        if ref in expanding:
+            raise ConfigError(f"{where}: recursive $ref {ref!r} in 'parameters'; naig expands "
+                              "every reference, so give the nesting a fixed depth")
+        _check_refs(_pointed(ref, root, where), root, (*expanding, ref), done, where)
+        done.add(ref)
+    for k, v in node.items():
+        if k != "$ref":
+            _check_refs(v, root, expanding, done, where)
+
+
+def _pointed(ref: str, root: dict[str, Any], where: str) -> Any:
+    if not ref.startswith("#"):
+        raise ConfigError(f"{where}: $ref {ref!r} points outside the tool's schema; inline "
+                          "it or put it under '$defs'")
+    node: Any = root
+    for part in [p for p in ref[1:].split("/") if p]:
+        key = part.replace("~1", "/").replace("~0", "~")
+        if isinstance(node, dict) and key in node:
+            node = node[key]
+        elif isinstance(node, list) and key.isdigit() and int(key) < len(node):
+            node = node[int(key)]
+        else:
+            raise ConfigError(f"{where}: $ref {ref!r} points to nothing in 'parameters'")
+    return node
 
 
 def tool_from_dict(raw: Any, where: str, family: str = "") -> Tool:

@@ -14,7 +14,9 @@ installed. The return annotation, where there is one, gives the result schema.
 
 Calls: the arguments are checked against the schema, then validated by pydantic into the
 annotated types (models, dates, enums) and passed by name; a coroutine function is
-awaited, any other runs in a worker thread. The return value is encoded as JSON by
+awaited, any other runs in a thread of its own. A call that takes longer than the time
+limit (60 s; ``python:<module>?timeout=<seconds>`` sets it) gives the model an error
+result. The return value is encoded as JSON by
 pydantic; an exception becomes ``{"error": "<ExceptionType>: <message>"}``. Nothing the
 model writes is ever evaluated as code.
 
@@ -29,11 +31,14 @@ module (files, databases, other modules) is reset only by what ``naig_reset()`` 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import importlib.util
 import inspect
 import json
+import math
 import sys
+import threading
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -52,6 +57,9 @@ from naig.errors import ConfigError, ToolEnvironmentError
 from naig.llm.base import LLM
 from naig.tools import Tool, tool_from_dict
 
+CALL_TIMEOUT = 60.0
+"""Seconds a call may take by default (``python:<module>?timeout=<seconds>`` sets it); past
+that the model sees an error result and the call is left to finish on its own."""
 RESET = "naig_reset"
 """A module function of this name restores the start state on ``reset()``."""
 _PASSABLE = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
@@ -198,7 +206,24 @@ def _tool(fn: Callable[..., Any], family: str, where: str) -> Tool:
     return tool.model_copy(update={"result_schema": sig.result_schema()})
 
 
+def split_target(target: str) -> tuple[str, float | None]:
+    """The module part of a spec's target and its ``?timeout=<seconds>``, if given."""
+    module, sep, option = target.partition("?")
+    if not sep:
+        return target, None
+    name, _, value = option.partition("=")
+    try:
+        seconds = float(value) if name == "timeout" else math.nan
+    except ValueError:
+        seconds = math.nan
+    if not seconds > 0 or math.isinf(seconds):
+        raise ConfigError(f"python: {target}: the only option is ?timeout=<seconds>, a "
+                          "positive number")
+    return module, seconds
+
+
 def pool(target: str) -> list[Tool]:
+    target, _ = split_target(target)
     spec = locate(target)
     family = Path(target).stem if target.endswith(".py") else target.rpartition(".")[2]
     tools = [_tool(fn, family, f"python:{target}") for fn in functions(load(spec)).values()]
@@ -218,16 +243,21 @@ class PythonEnvironment(Environment):
 
     executes = True
 
-    def __init__(self, tools: list[Tool], target: str, *, name: str):
+    def __init__(self, tools: list[Tool], target: str, *, name: str,
+                 timeout: float | None = None):
         super().__init__(tools)
         self._target = target
+        self._timeout = timeout
         self._spec = locate(target)
         self._name = name
         self._module: ModuleType | None = None
         self._signatures: dict[str, Signature] = {}
 
     def info(self) -> EnvironmentInfo:
-        return EnvironmentInfo(name=self._name, initial_state={"module": self._target})
+        state: dict[str, Any] = {"module": self._target}
+        if self._timeout is not None:
+            state["timeout"] = self._timeout
+        return EnvironmentInfo(name=self._name, initial_state=state)
 
     def _loaded(self) -> ModuleType:
         if self._module is None:
@@ -262,20 +292,52 @@ class PythonEnvironment(Environment):
             kwargs = sig.bind(arguments)
         except ValidationError as e:
             return _invalid(e)
+        limit = self._timeout or CALL_TIMEOUT
         try:
             if inspect.iscoroutinefunction(sig.fn):
-                value = await sig.fn(**kwargs)
+                value = await asyncio.wait_for(sig.fn(**kwargs), limit)
             else:
-                value = await asyncio.to_thread(sig.fn, **kwargs)
+                value = await asyncio.wait_for(_in_thread(sig.fn, kwargs), limit)
+        except TimeoutError:
+            return error_result(f"{tool.name} did not finish within {limit:g} s")
         except Exception as e:  # a failed call is a result the model must see, not a crash
             return error_result(f"{type(e).__name__}: {e}")
         return ToolResult(content=json.dumps(to_jsonable_python(value, fallback=str),
                                              ensure_ascii=False))
 
 
+async def _in_thread(fn: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+    """``fn(**kwargs)`` in a daemon thread of its own: one that never returns can be given
+    up on, and neither holds a worker of the loop's pool nor keeps the process from
+    exiting (``asyncio.to_thread`` would do both)."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[Any] = loop.create_future()
+
+    def settle(value: Any, error: BaseException | None) -> None:
+        if done.done():  # given up on
+            return
+        if error is None:
+            done.set_result(value)
+        else:
+            done.set_exception(error)
+
+    def work() -> None:
+        try:
+            value, error = fn(**kwargs), None
+        except BaseException as e:  # noqa: BLE001 - handed to the awaiting task
+            value, error = None, e
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            loop.call_soon_threadsafe(settle, value, error)
+
+    threading.Thread(target=work, name=f"naig-tool-{fn.__name__}", daemon=True).start()
+    return await done
+
+
 def factory(spec: str, target: str) -> Callable[[list[Tool], LLM, int], Environment]:
+    target, timeout = split_target(target)
+
     def build(tools: list[Tool], llm: LLM, seed: int) -> Environment:
-        return PythonEnvironment(tools, target, name=spec)
+        return PythonEnvironment(tools, target, name=spec, timeout=timeout)
 
     return build
 
@@ -285,8 +347,10 @@ def from_info(info: EnvironmentInfo, tools: list[Tool]) -> PythonEnvironment:
     target = info.initial_state.get("module")
     if not isinstance(target, str):
         raise ConfigError(f"{info.name}: the recorded initial_state names no module")
-    return PythonEnvironment(tools, target, name=info.name)
+    timeout = info.initial_state.get("timeout")
+    return PythonEnvironment(tools, target, name=info.name,
+                             timeout=float(timeout) if timeout is not None else None)
 
 
-__all__ = ["RESET", "PythonEnvironment", "Signature", "factory", "from_info", "functions",
-           "load", "locate", "pool"]
+__all__ = ["CALL_TIMEOUT", "RESET", "PythonEnvironment", "Signature", "factory", "from_info",
+           "functions", "load", "locate", "pool", "split_target"]

@@ -7,6 +7,7 @@ time measured when it was first produced, marked ``cached``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import time
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import platformdirs
 
+from naig.errors import ConfigError
 from naig.llm.base import LLM, Completion, Request, Wrapper
 
 _SCHEMA = """
@@ -38,8 +40,18 @@ class CachedLLM(Wrapper):
     def __init__(self, inner: LLM, path: Path | None = None):
         super().__init__(inner)
         self.path = path or default_cache_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
+        self.unwritten = 0
+        """Answers that could not be stored (a full disk): used, not cached."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
+            self._open()
+        except (OSError, sqlite3.Error) as e:
+            raise ConfigError(f"cannot use the response cache {self.path} ({e}); free the "
+                              "space, or give another --cache-path, or pass --no-cache"
+                              ) from None
+
+    def _open(self) -> None:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(_SCHEMA)
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(responses)")}
@@ -62,14 +74,20 @@ class CachedLLM(Wrapper):
                           seconds=row[3], cached_prompt_tokens=row[4], cached=True)
 
     def put(self, key: str, completion: Completion) -> None:
-        self._db.execute(
-            "INSERT OR REPLACE INTO responses(key, backend, text, prompt_tokens, "
-            "completion_tokens, seconds, created, cached_prompt_tokens) "
-            "VALUES (?,?,?,?,?,?,?,?)",
-            (key, self.name, completion.text, completion.prompt_tokens,
-             completion.completion_tokens, completion.seconds, time.time(),
-             completion.cached_prompt_tokens))
-        self._db.commit()
+        """Store an answer; one that cannot be stored (a full disk) is still used."""
+        try:
+            self._db.execute(
+                "INSERT OR REPLACE INTO responses(key, backend, text, prompt_tokens, "
+                "completion_tokens, seconds, created, cached_prompt_tokens) "
+                "VALUES (?,?,?,?,?,?,?,?)",
+                (key, self.name, completion.text, completion.prompt_tokens,
+                 completion.completion_tokens, completion.seconds, time.time(),
+                 completion.cached_prompt_tokens))
+            self._db.commit()
+        except sqlite3.Error:
+            self.unwritten += 1
+            with contextlib.suppress(sqlite3.Error):
+                self._db.rollback()
 
     async def complete(self, request: Request) -> Completion:
         key = request.key(self.name + self.fingerprint)

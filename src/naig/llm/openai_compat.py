@@ -21,6 +21,7 @@ import email.utils
 import math
 import os
 import re
+import ssl
 import time
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -54,6 +55,7 @@ class OpenAICompatLLM(LLM):
                 raise ConfigError("openai models need OPENAI_API_KEY (or --base-url for a "
                                   "local server that needs no key)")
             key = "unused"  # local servers accept any key
+        self._key = key
         self.schema_mode = schema_mode
         self.timeout = timeout
         self._client = openai.AsyncOpenAI(
@@ -88,10 +90,17 @@ class OpenAICompatLLM(LLM):
             raise BackendTimeout(f"{self.where} did not answer within {self.timeout:g} s; "
                                  "is the server overloaded?", retryable=True) from None
         except openai.APIConnectionError as e:
-            raise BackendError(f"cannot reach {self.where} ({_one_line(str(e.__cause__ or e))})"
+            cause = e.__cause__ or e
+            if _tls_failure(cause):
+                raise ConfigError(f"the TLS handshake with {self.where} failed "
+                                  f"({self._scrub(_one_line(str(cause)))}); check http:// "
+                                  "against https:// in --base-url, and the server's "
+                                  "certificate") from None
+            raise BackendError(f"cannot reach {self.where} ({self._scrub(_one_line(str(cause)))})"
                                "; start the server or fix --base-url", retryable=True) from None
         except openai.AuthenticationError:
-            raise ConfigError(f"{self.where} refused the API key; set OPENAI_API_KEY") from None
+            raise ConfigError(f"{self.where} refused the API key (HTTP 401); check "
+                              "OPENAI_API_KEY") from None
         except openai.APIStatusError as e:
             raise self._status_error(e, structured=request.schema_ is not None) from None
         seconds = time.perf_counter() - start
@@ -105,8 +114,17 @@ class OpenAICompatLLM(LLM):
             seconds=seconds,
         )
 
+    def _scrub(self, text: str) -> str:
+        """``text`` without the API key, should a server or library quote it."""
+        return text.replace(self._key, "***") if len(self._key) >= 8 else text
+
     def _status_error(self, e: openai.APIStatusError, *, structured: bool) -> Exception:
-        detail = _one_line(e.message.removeprefix(f"Error code: {e.status_code}").lstrip(" -"))
+        detail = self._scrub(_one_line(
+            e.message.removeprefix(f"Error code: {e.status_code}").lstrip(" -")))
+        if e.status_code == 404:
+            return ConfigError(f"{self.where} has no model {self.model!r} (HTTP 404: "
+                               f"{_one_line(detail, 160)}); check --model, and that "
+                               "--base-url ends in /v1 where the server needs it")
         if structured and self.schema_mode == "json_schema" and "response_format" in detail:
             # llama-cpp-python's server rejects the standard form (with a 500, not a 400).
             return ConfigError(
@@ -155,6 +173,17 @@ _OVERFLOW = re.compile(r"context.{0,20}(length|window|size)|too (long|many token
                        r"maximum.{0,30}tokens|exceeds?.{0,40}(context|tokens)|prompt is too long",
                        re.IGNORECASE)
 """How OpenAI, vLLM, SGLang and llama.cpp servers word a prompt that does not fit."""
+
+
+def _tls_failure(error: BaseException) -> bool:
+    """Whether a connection failed in the TLS handshake (an https URL to a plain HTTP
+    server, a certificate not trusted): trying again cannot help."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _one_line(text: str, limit: int = 300) -> str:

@@ -8,6 +8,7 @@ up to ``attempts`` times; then ``ModelOutputError`` carries the last raw text.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from collections.abc import Callable
@@ -79,7 +80,7 @@ async def ask(llm: LLM, messages: tuple[ChatMessage, ...], schema: dict[str, Any
             problem += " (the same answer again)"
             break
         try:
-            value = json.loads(raw, strict=False)
+            value = _json_in(raw)
             echo = copied(value, instructions) if instructions else None
             if echo:
                 raise ValueError(f"it copies the instructions ('{echo}'); write new content")
@@ -95,6 +96,46 @@ async def ask(llm: LLM, messages: tuple[ChatMessage, ...], schema: dict[str, Any
                                "Answer again with valid JSON that fixes it."))
     raise ModelOutputError(f"{stage}: no valid answer after {attempt + 1} attempts: {problem}",
                            raw=raw)
+
+
+_FENCED = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
+
+
+def _json_in(raw: str) -> Any:
+    """The JSON of an answer: the whole text, else a fenced block in it, else its span from
+    the first brace to the last (a model that wraps its JSON in prose, as hosted ones do
+    without a grammar). An answer with none says how it failed: empty, cut off, or the
+    parser's words."""
+    if not raw.strip():
+        raise ValueError("the answer was empty")
+    try:
+        return json.loads(raw, strict=False)
+    except json.JSONDecodeError as e:
+        first = e
+    for inner in [m.group(1) for m in _FENCED.finditer(raw)] + [
+            raw[raw.find("{"): raw.rfind("}") + 1]]:
+        with contextlib.suppress(ValueError):
+            if inner.strip():
+                return json.loads(inner, strict=False)
+    if _unclosed(raw):
+        raise ValueError("the answer stops before its JSON ends (cut off at the length "
+                         "limit?); write a shorter answer")
+    raise first
+
+
+def _unclosed(raw: str) -> bool:
+    """Whether the text opens JSON it never closes: a string, an object or an array."""
+    depth, quoted, escaped = 0, False, False
+    for c in raw.strip():
+        if quoted:
+            escaped, quoted = (not escaped and c == "\\"), quoted and (escaped or c != '"')
+        elif c == '"':
+            quoted = True
+        elif c in "{[":
+            depth += 1
+        elif c in "}]":
+            depth -= 1
+    return raw.lstrip()[:1] in ("{", "[") and (quoted or depth > 0)
 
 
 def _form(raw: str) -> str:
