@@ -34,6 +34,7 @@ def _assert_clean_error(p: subprocess.CompletedProcess[str], code: int, *words: 
      ("invalid JSON Schema", "(f)")),
     ('[{"description": "nameless"}]', ("name",)),
     ("{}", ("tool 1", "non-empty string 'name'")),
+    ('[{"name": "book hotel!"}]', ("tool 1", "'book hotel!'", "letters, digits")),
     ("[]", ("no tools found",)),
     ("42", ("expected a list of tools",)),
     ('[{"name": "f", "parameters": {"type": "string"}}]', ("(f)", "type 'object'")),
@@ -119,6 +120,8 @@ BAD_GENERATE_FLAGS = [
     (("--resume", "--overwrite"), "contradict"),
     (("--prices", "missing.json"), "cannot read the prices file"),
     (("--prices", "prices.txt"), ".json or .toml"),
+    (("--prices", "broken.json"), "does not parse"),
+    (("--resume", "-o", "fresh.jsonl"), "nothing to resume"),
     (("-o", "afile/out.jsonl"), "afile is a file"),
     (("-o", "adir"), "is a folder"),
     (("-o", "/dev/null"), "not a regular file"),
@@ -134,6 +137,7 @@ def test_bad_flags_are_refused_before_any_work_and_earlier_output_stays(tmp_path
     (tmp_path / "afile").write_text("x")
     (tmp_path / "adir").mkdir()
     (tmp_path / "prices.txt").write_text("{}")
+    (tmp_path / "broken.json").write_text("{bad")
     (tmp_path / "other.jsonl").write_text('{"id": "x"}\n')
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
     for flags, words in BAD_GENERATE_FLAGS:

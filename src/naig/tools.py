@@ -161,6 +161,11 @@ def _pointed(ref: str, root: dict[str, Any], where: str) -> Any:
     return node
 
 
+_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
+"""Tool names OpenAI's API takes (``^[a-zA-Z0-9_-]{1,64}$``), and dots, which BFCL's
+function docs use (``math.factorial``)."""
+
+
 def tool_from_dict(raw: Any, where: str, family: str = "") -> Tool:
     """Build a tool from an OpenAI-format tool, a bare function object or a BFCL doc."""
     if not isinstance(raw, dict):
@@ -169,6 +174,9 @@ def tool_from_dict(raw: Any, where: str, family: str = "") -> Tool:
     if not isinstance(fn, dict) or not isinstance(fn.get("name"), str) or not fn["name"]:
         raise ConfigError(f"{where}: a tool needs a non-empty string 'name'")
     name = fn["name"]
+    if not _NAME.fullmatch(name):
+        raise ConfigError(f"{where}: the tool name {name!r} is not one chat APIs and templates "
+                          "accept; use letters, digits, '_', '-' or '.', at most 64")
     result = fn.get("response")
     return Tool(
         name=name,
