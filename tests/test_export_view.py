@@ -6,6 +6,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,7 +20,7 @@ from naig.dialogue import (
     ToolCall,
     Verification,
 )
-from naig.export import Unexportable, export, to_openai, to_sharegpt
+from naig.export import Unexportable, call_ids, export, to_hf, to_openai, to_sharegpt
 from naig.viewer import render_html
 
 from .conftest import TOOLS, good_dialogue, result
@@ -46,11 +47,80 @@ def _parallel() -> list[Message]:
             Message(role="assistant", content="Paris 18, Rome 24.")]
 
 
-def test_openai_format_is_the_record_without_id_and_meta() -> None:
-    r = _record("d-000001", good_dialogue())
+def test_openai_format_is_the_record_without_id_and_meta_and_with_portable_call_ids() -> None:
+    r = _record("d-000001", _parallel())
     data = to_openai(r)
     assert set(data) == {"messages", "tools"}
-    assert data == {k: v for k, v in json.loads(r.to_json()).items() if k in data}
+    ids = call_ids(r)
+    assert sorted(ids) == ["call_1", "call_2"] and len(set(ids.values())) == 2
+    assert all(re.fullmatch(r"[a-zA-Z0-9]{9}", v) for v in ids.values())  # Mistral's rule
+    original = json.loads(r.to_json())
+    for m in original["messages"]:
+        for c in m.get("tool_calls") or []:
+            c["id"] = ids[c["id"]]
+        if m.get("tool_call_id"):
+            m["tool_call_id"] = ids[m["tool_call_id"]]
+    assert data == {k: v for k, v in original.items() if k in data}
+    assert call_ids(_record("d-000001", _parallel())) == ids  # the same on every export
+    assert call_ids(_record("d-000002", _parallel())) != ids
+
+
+def test_hf_format_gives_arguments_as_objects() -> None:
+    data = to_hf(_record("d-000001", _parallel()))
+    calls = [c for m in data["messages"] for c in m.get("tool_calls") or []]
+    assert [c["function"]["arguments"] for c in calls] == [{"city": "Paris"}, {"city": "Rome"}]
+    assert [m["tool_call_id"] for m in data["messages"] if m["role"] == "tool"] == [
+        c["id"] for c in calls]
+
+
+def _qwen_template() -> str:
+    """The chat template in the embedded model's GGUF metadata: Qwen2.5's own."""
+    llama_cpp = pytest.importorskip("llama_cpp")
+    from naig.errors import ConfigError
+    from naig.llm.weights import model_path
+
+    try:
+        path = model_path("qwen2.5-coder-1.5b")
+    except ConfigError as e:
+        pytest.skip(str(e))
+    model = llama_cpp.Llama(str(path), vocab_only=True, verbose=False)
+    return str(model.metadata["tokenizer.chat_template"])
+
+
+def _render(template: str, row: dict[str, Any]) -> str:
+    """A row through transformers' ``apply_chat_template``, as TRL renders it."""
+    tokenizers = pytest.importorskip("tokenizers")
+    transformers = pytest.importorskip("transformers")
+    vocab = tokenizers.Tokenizer(tokenizers.models.WordLevel({"<unk>": 0}, unk_token="<unk>"))
+    tok = transformers.PreTrainedTokenizerFast(tokenizer_object=vocab)
+    tok.chat_template = template
+    return str(tok.apply_chat_template(row["messages"], tools=row["tools"], tokenize=False))
+
+
+def test_hf_rows_render_every_call_argument_and_result_through_qwens_template() -> None:
+    template = _qwen_template()
+    for messages in (good_dialogue(), _parallel()):
+        record = _record("d-000001", messages)
+        text = _render(template, to_hf(record))
+        calls = [c for m in record.messages for c in m.tool_calls or []]
+        turns = text.split("<|im_end|>", 1)[1]  # after the system turn, which explains tags
+        assert turns.count("<tool_call>") == len(calls)
+        for c in calls:  # the arguments an object, exactly as the model must write them
+            rendered = json.dumps({"name": c.function.name,
+                                   "arguments": json.loads(c.function.arguments)},
+                                  ensure_ascii=False)
+            assert rendered in text, rendered
+        results = [m.content or "" for m in record.messages if m.role == "tool"]
+        assert turns.count("<tool_response>") == len(results)
+        for r in results:
+            assert f"<tool_response>\n{r}\n</tool_response>" in text
+        for m in record.messages:
+            if m.role in ("user", "assistant") and m.content:
+                assert m.content in text
+        for t in record.tools:
+            assert json.dumps(t, ensure_ascii=False) in text
+        quoted = _render(template, to_openai(record))  # why hf exists: a string is quoted
+        assert '"arguments": "{' in quoted
 
 
 def test_sharegpt_roles_alternate_and_parallel_calls_merge() -> None:
@@ -122,9 +192,14 @@ def test_cli_export_and_view(tmp_path: Path) -> None:
     assert len(lines) == 2 and "conversations" in json.loads(lines[0])
     with src.open("a") as f:  # a record sharegpt cannot express: skipped and named
         f.write(_record("d-000009", good_dialogue()[:-1]).to_json() + "\n")
+        f.write(_record("d-000010", good_dialogue(), passed=False).to_json() + "\n")
     p = _naig("export", str(src), "--format", "sharegpt", "-o", "ft/data.jsonl", cwd=tmp_path)
     assert p.returncode == 0 and "2 dialogues written" in p.stdout, p.stderr
     assert "skipped 1" in p.stderr and "d-000009" in p.stderr
+    assert "left out 1 rejected dialogue(s)" in p.stderr
+    p = _naig("export", str(src), "--format", "hf", "--include-rejected", "-o", "all.jsonl",
+              cwd=tmp_path)
+    assert p.returncode == 0 and "4 dialogues written" in p.stdout, p.stderr
     p = _naig("view", str(src), "-o", "report.html", cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     assert "d-000001" in (tmp_path / "report.html").read_text()

@@ -310,18 +310,23 @@ def verify_command(
 @app.command("export")
 def export_command(
     path: Annotated[Path, typer.Argument(help="A JSONL file of naig records.")],
-    fmt: Annotated[str, typer.Option("--format", "-f", help="openai ({messages, tools}) or sharegpt (LLaMA-Factory, with tool roles).")] = "openai",
+    fmt: Annotated[str, typer.Option("--format", "-f", help="openai ({messages, tools}, arguments as JSON strings), hf (arguments as objects: chat templates, TRL) or sharegpt (LLaMA-Factory, with tool roles).")] = "openai",
     output: Annotated[Path, typer.Option("-o", "--output", help="Output JSONL.")] = Path("export.jsonl"),
+    include_rejected: Annotated[bool, typer.Option(help="Export rejected dialogues too.")] = False,
 ) -> None:
     """Convert dialogues into a fine-tuning framework's format."""
     skipped: list[str] = []
     try:
-        done = export(iter_records(path, skipped), fmt, output)
+        done = export(iter_records(path, skipped), fmt, output,
+                      include_rejected=include_rejected)
     except BaseException as e:  # noqa: BLE001
         _fail(e)
         return
     _say_skipped(skipped)
     out.print(f"{done.written} dialogues written to {output} ({fmt})", highlight=False)
+    if done.rejected:
+        err.print(f"left out {done.rejected} rejected dialogue(s); --include-rejected adds "
+                  "them", highlight=False)
     if done.skipped:
         shown = "; ".join(f"{k}: {why}" for k, why in list(done.skipped.items())[:3])
         more = f" and {len(done.skipped) - 3} more" if len(done.skipped) > 3 else ""

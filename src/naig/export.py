@@ -1,8 +1,10 @@
 """``naig export``: records into the formats fine-tuning frameworks read.
 
-* ``openai``: ``{"messages", "tools"}``, OpenAI's chat fine-tuning format (also read by
-  TRL, Axolotl and LLaMA-Factory's ``openai`` formatting); the record without ``id`` and
-  ``meta``.
+* ``openai``: ``{"messages", "tools"}``, OpenAI's chat fine-tuning format: the record
+  without ``id`` and ``meta``, each call's ``arguments`` a JSON string as that API wants.
+* ``hf``: the same with each call's ``arguments`` a JSON object, as chat templates
+  (Qwen2.5, Llama 3.1, ...) and so ``apply_chat_template`` and TRL expect: given a string,
+  they render the call's arguments as a quoted string.
 * ``sharegpt``: LLaMA-Factory's ShareGPT format with tool roles: ``conversations`` of
   ``human`` / ``function_call`` / ``observation`` / ``gpt`` turns, ``system`` and ``tools``
   (a JSON string). A ``function_call`` value is ``{"name", "arguments"}`` (arguments as
@@ -11,13 +13,19 @@
   gpt/function_call alternate as the format requires. A record that cannot alternate so
   (a rejected dialogue out of order, say) is skipped and named.
 
+Call ids are rewritten to nine letters and digits (a hash of the record and the id), the
+one form every common template accepts (Mistral's refuse any other), the same in a call
+and in its result. Only kept dialogues are exported unless rejected ones are asked for.
+
 Every exported line is a pure function of one record, so exporting is streaming and
 order-preserving.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import string
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,9 +34,48 @@ from typing import Any
 from naig.dialogue import Message, Record
 from naig.errors import ConfigError
 
+CALL_ID_CHARS = 9
+_ALNUM = string.ascii_letters + string.digits
+
+
+def call_ids(record: Record) -> dict[str, str]:
+    """Each call id of ``record`` -> nine letters and digits, distinct within the record and
+    the same on every export of it."""
+    out: dict[str, str] = {}
+    for m in record.messages:
+        for c in m.tool_calls or []:
+            salt = 0
+            while c.id not in out:
+                n = int.from_bytes(hashlib.sha256(f"{record.id}/{c.id}/{salt}".encode()).digest())
+                new = "".join(_ALNUM[(n >> (6 * i)) % len(_ALNUM)] for i in range(CALL_ID_CHARS))
+                if new not in out.values():
+                    out[c.id] = new
+                salt += 1
+    return out
+
+
+def _messages(record: Record, *, objects: bool) -> list[dict[str, Any]]:
+    ids = call_ids(record)
+    out = []
+    for m in record.messages:
+        d = m.model_dump()
+        for c in d.get("tool_calls") or []:
+            c["id"] = ids.get(c["id"], c["id"])
+            if objects:
+                c["function"]["arguments"] = _result(c["function"]["arguments"])
+        if d.get("tool_call_id") is not None:
+            d["tool_call_id"] = ids.get(d["tool_call_id"], d["tool_call_id"])
+        out.append(d)
+    return out
+
 
 def to_openai(record: Record) -> dict[str, Any]:
-    return {"messages": [m.model_dump() for m in record.messages], "tools": record.tools}
+    return {"messages": _messages(record, objects=False), "tools": record.tools}
+
+
+def to_hf(record: Record) -> dict[str, Any]:
+    """As ``to_openai``, with each call's arguments a JSON object."""
+    return {"messages": _messages(record, objects=True), "tools": record.tools}
 
 
 def _result(text: str | None) -> Any:
@@ -92,7 +139,7 @@ def to_sharegpt(record: Record) -> dict[str, Any]:
 
 
 FORMATS: dict[str, Callable[[Record], dict[str, Any]]] = {
-    "openai": to_openai, "sharegpt": to_sharegpt}
+    "openai": to_openai, "hf": to_hf, "sharegpt": to_sharegpt}
 
 
 def converter(name: str) -> Callable[[Record], dict[str, Any]]:
@@ -108,11 +155,20 @@ class Exported:
     written: int = 0
     skipped: dict[str, str] = field(default_factory=dict)
     """Record id -> why the format cannot express it."""
+    rejected: int = 0
+    """Rejected dialogues left out (all of them unless asked for)."""
 
 
-def export(records: Iterable[Record], fmt: str, output: Path) -> Exported:
+def kept(record: Record) -> bool:
+    v = record.meta.verification
+    return v is not None and v.passed
+
+
+def export(records: Iterable[Record], fmt: str, output: Path, *,
+           include_rejected: bool = False) -> Exported:
     """Write ``records`` in format ``fmt`` as JSONL, skipping (and naming) those the format
-    cannot express.
+    cannot express; rejected dialogues are left out (and counted) unless
+    ``include_rejected``.
 
     The file is written beside ``output`` and moved into place at the end, so a bad
     record half-way leaves no half-written export behind.
@@ -124,6 +180,9 @@ def export(records: Iterable[Record], fmt: str, output: Path) -> Exported:
         output.parent.mkdir(parents=True, exist_ok=True)
         with part.open("w", encoding="utf-8") as f:
             for record in records:
+                if not include_rejected and not kept(record):
+                    done.rejected += 1
+                    continue
                 try:
                     line = json.dumps(convert(record), ensure_ascii=False)
                 except Unexportable as e:
@@ -139,4 +198,5 @@ def export(records: Iterable[Record], fmt: str, output: Path) -> Exported:
     return done
 
 
-__all__ = ["FORMATS", "Exported", "Unexportable", "converter", "export", "to_openai", "to_sharegpt"]
+__all__ = ["CALL_ID_CHARS", "FORMATS", "Exported", "Unexportable", "call_ids", "converter",
+           "export", "kept", "to_hf", "to_openai", "to_sharegpt"]
