@@ -20,7 +20,16 @@ from naig.dialogue import (
     ToolCall,
     Verification,
 )
-from naig.export import Unexportable, call_ids, export, to_hf, to_openai, to_sharegpt
+from naig.export import (
+    Unexportable,
+    call_ids,
+    export,
+    to_hermes,
+    to_hf,
+    to_openai,
+    to_sharegpt,
+    to_swift,
+)
 from naig.viewer import render_html
 
 from .conftest import TOOLS, good_dialogue, result
@@ -71,6 +80,51 @@ def test_hf_format_gives_arguments_as_objects() -> None:
     assert [c["function"]["arguments"] for c in calls] == [{"city": "Paris"}, {"city": "Rome"}]
     assert [m["tool_call_id"] for m in data["messages"] if m["role"] == "tool"] == [
         c["id"] for c in calls]
+
+
+def _calls_and_results(record: Record) -> tuple[list[Any], list[str]]:
+    calls = [{"name": c.function.name, "arguments": json.loads(c.function.arguments)}
+             for m in record.messages for c in m.tool_calls or []]
+    return calls, [m.content or "" for m in record.messages if m.role == "tool"]
+
+
+def _thinking() -> list[Message]:
+    messages = _parallel()
+    messages[2] = messages[2].model_copy(update={"content": "Checking both cities."})
+    return messages
+
+
+@pytest.mark.parametrize("messages", [good_dialogue(), _parallel(), _thinking()])
+def test_hermes_and_swift_rows_give_back_every_call_and_result_in_order(
+        messages: list[Message]) -> None:
+    record = _record("d-000001", messages)
+    calls, results = _calls_and_results(record)
+    hermes = to_hermes(record)
+    turns = hermes["conversations"]
+    assert turns[0]["from"] == "system" and "<tools>" in turns[0]["value"]
+    assert json.loads(hermes["tools"]) == record.tools
+    assert [t["from"] for t in turns[1:]].count("human") == sum(
+        m.role == "user" for m in record.messages)
+    text = "\n".join(t["value"] for t in turns if t["from"] == "gpt")
+    assert [json.loads(x) for x in re.findall(r"<tool_call>\n(.*?)\n</tool_call>", text)] == calls
+    observed = "\n".join(t["value"] for t in turns if t["from"] == "tool")
+    assert re.findall(r"<tool_response>\n(.*?)\n</tool_response>", observed) == results
+    assert all(m.content in text for m in record.messages if m.role == "assistant" and m.content)
+    swift = to_swift(record)
+    assert json.loads(swift["tools"]) == record.tools
+    rows = swift["messages"]
+    assert [json.loads(m["content"]) for m in rows if m["role"] == "tool_call"] == calls
+    assert [m["content"] for m in rows if m["role"] == "tool_response"] == results
+    spoken = [m.content for m in record.messages if m.role == "assistant" and m.content]
+    assert [m["content"] for m in rows if m["role"] == "assistant"] == spoken
+
+
+def test_sharegpt_export_names_the_dialogues_whose_text_beside_calls_it_drops(
+        tmp_path: Path) -> None:
+    done = export([_record("d-000001", _thinking()), _record("d-000002", _parallel())],
+                  "sharegpt", tmp_path / "ft.jsonl")
+    assert done.written == 2 and done.lossy == ["d-000001"]
+    assert export([_record("d-000001", _thinking())], "hermes", tmp_path / "h.jsonl").lossy == []
 
 
 def _qwen_template() -> str:

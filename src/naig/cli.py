@@ -310,7 +310,7 @@ def verify_command(
 @app.command("export")
 def export_command(
     path: Annotated[Path, typer.Argument(help="A JSONL file of naig records.")],
-    fmt: Annotated[str, typer.Option("--format", "-f", help="openai ({messages, tools}, arguments as JSON strings), hf (arguments as objects: chat templates, TRL) or sharegpt (LLaMA-Factory, with tool roles).")] = "openai",
+    fmt: Annotated[str, typer.Option("--format", "-f", help="openai ({messages, tools}, arguments as JSON strings), hf (arguments as objects: chat templates, TRL), sharegpt (LLaMA-Factory), hermes (<tool_call> tags) or swift (ms-swift's agent layout).")] = "openai",
     output: Annotated[Path, typer.Option("-o", "--output", help="Output JSONL.")] = Path("export.jsonl"),
     include_rejected: Annotated[bool, typer.Option(help="Export rejected dialogues too.")] = False,
 ) -> None:
@@ -324,6 +324,10 @@ def export_command(
         return
     _say_skipped(skipped)
     out.print(f"{done.written} dialogues written to {output} ({fmt})", highlight=False)
+    if done.lossy:
+        err.print(f"{len(done.lossy)} dialogue(s) lost text an assistant wrote beside its calls, "
+                  f"which {fmt} cannot hold: {', '.join(done.lossy[:3])}"
+                  + (" ..." if len(done.lossy) > 3 else ""), highlight=False, soft_wrap=True)
     if done.rejected:
         err.print(f"left out {done.rejected} rejected dialogue(s); --include-rejected adds "
                   "them", highlight=False)

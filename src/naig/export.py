@@ -5,6 +5,9 @@
 * ``hf``: the same with each call's ``arguments`` a JSON object, as chat templates
   (Qwen2.5, Llama 3.1, ...) and so ``apply_chat_template`` and TRL expect: given a string,
   they render the call's arguments as a quoted string.
+* ``hermes``: NousResearch's Hermes function-calling layout (``<tool_call>`` and
+  ``<tool_response>`` tags in ``conversations``).
+* ``swift``: ms-swift's agent layout (``tool_call`` and ``tool_response`` roles).
 * ``sharegpt``: LLaMA-Factory's ShareGPT format with tool roles: ``conversations`` of
   ``human`` / ``function_call`` / ``observation`` / ``gpt`` turns, ``system`` and ``tools``
   (a JSON string). A ``function_call`` value is ``{"name", "arguments"}`` (arguments as
@@ -138,11 +141,88 @@ def to_sharegpt(record: Record) -> dict[str, Any]:
             "tools": json.dumps(tools, ensure_ascii=False)}
 
 
-FORMATS: dict[str, Callable[[Record], dict[str, Any]]] = {
-    "openai": to_openai, "hf": to_hf, "sharegpt": to_sharegpt}
+def _call_json(name: str, arguments: str) -> str:
+    return json.dumps({"name": name, "arguments": _result(arguments)}, ensure_ascii=False)
 
 
-def converter(name: str) -> Callable[[Record], dict[str, Any]]:
+HERMES_SYSTEM = (
+    "You are a function calling AI model. You are provided with function signatures within "
+    "<tools></tools> XML tags. You may call one or more functions to assist with the user "
+    "query. Don't make assumptions about what values to plug into functions. Here are the "
+    "available tools: <tools> {tools} </tools> For each function call return a json object "
+    "with function name and arguments within <tool_call></tool_call> XML tags as follows:\n"
+    "<tool_call>\n{{\"name\": <function-name>, \"arguments\": <args-dict>}}\n</tool_call>")
+"""The system prompt of NousResearch's Hermes function-calling data and chat template."""
+
+
+def to_hermes(record: Record) -> dict[str, Any]:
+    """The record as Hermes function-calling data: ``conversations`` of ``system`` (the
+    tools inside ``<tools>``, then the record's own system message), ``human``, ``gpt``
+    (text, then each call as ``<tool_call>{"name", "arguments"}</tool_call>``) and
+    ``tool`` turns (each result inside ``<tool_response>``; consecutive results in one
+    turn), and ``tools`` (a JSON string)."""
+    tools = json.dumps(record.tools, ensure_ascii=False)
+    turns: list[dict[str, str]] = [{"from": "system", "value": HERMES_SYSTEM.format(tools=tools)}]
+    for m in record.messages:
+        if m.role == "system":
+            turns[0]["value"] += f"\n\n{m.content or ''}"
+        elif m.role == "user":
+            turns.append({"from": "human", "value": m.content or ""})
+        elif m.role == "tool":
+            block = f"<tool_response>\n{m.content or ''}\n</tool_response>"
+            if turns[-1]["from"] == "tool":
+                turns[-1]["value"] += "\n" + block
+            else:
+                turns.append({"from": "tool", "value": block})
+        else:
+            parts = [m.content] if m.content else []
+            parts += [f"<tool_call>\n{_call_json(c.function.name, c.function.arguments)}\n"
+                      "</tool_call>" for c in m.tool_calls or []]
+            turns.append({"from": "gpt", "value": "\n".join(parts)})
+    return {"conversations": turns, "tools": tools}
+
+
+def to_swift(record: Record) -> dict[str, Any]:
+    """The record in ms-swift's agent layout: ``messages`` with ``tool_call`` (one per
+    call, ``{"name", "arguments"}``) and ``tool_response`` roles, text an assistant wrote
+    beside its calls as an ``assistant`` message before them, and ``tools`` as a JSON
+    string."""
+    messages: list[dict[str, str]] = []
+    for m in record.messages:
+        if m.role == "tool":
+            messages.append({"role": "tool_response", "content": m.content or ""})
+            continue
+        if m.content or not m.tool_calls:
+            messages.append({"role": m.role, "content": m.content or ""})
+        messages += [{"role": "tool_call",
+                      "content": _call_json(c.function.name, c.function.arguments)}
+                     for c in m.tool_calls or []]
+    return {"messages": messages, "tools": json.dumps(record.tools, ensure_ascii=False)}
+
+
+def _text_beside_calls(record: Record) -> bool:
+    return any(m.content and m.tool_calls for m in record.messages)
+
+
+@dataclass(frozen=True)
+class Format:
+    convert: Callable[[Record], dict[str, Any]]
+    about: str
+    loses: Callable[[Record], bool] | None = None
+    """Whether the format drops part of a record it still writes (named in the summary)."""
+
+
+FORMATS: dict[str, Format] = {
+    "openai": Format(to_openai, "OpenAI's fine-tuning layout, arguments as JSON strings"),
+    "hf": Format(to_hf, "messages and tools with arguments as objects (chat templates, TRL)"),
+    "sharegpt": Format(to_sharegpt, "LLaMA-Factory's ShareGPT with tool roles",
+                       _text_beside_calls),
+    "hermes": Format(to_hermes, "Hermes function-calling conversations"),
+    "swift": Format(to_swift, "ms-swift's agent layout"),
+}
+
+
+def converter(name: str) -> Format:
     try:
         return FORMATS[name]
     except KeyError:
@@ -157,6 +237,9 @@ class Exported:
     """Record id -> why the format cannot express it."""
     rejected: int = 0
     """Rejected dialogues left out (all of them unless asked for)."""
+    lossy: list[str] = field(default_factory=list)
+    """Ids of records written with a part the format cannot hold (sharegpt: text an
+    assistant wrote beside its calls)."""
 
 
 def kept(record: Record) -> bool:
@@ -173,7 +256,7 @@ def export(records: Iterable[Record], fmt: str, output: Path, *,
     The file is written beside ``output`` and moved into place at the end, so a bad
     record half-way leaves no half-written export behind.
     """
-    convert = converter(fmt)
+    form = converter(fmt)
     done = Exported()
     part = output.with_name(output.name + ".part")
     try:
@@ -184,10 +267,12 @@ def export(records: Iterable[Record], fmt: str, output: Path, *,
                     done.rejected += 1
                     continue
                 try:
-                    line = json.dumps(convert(record), ensure_ascii=False)
+                    line = json.dumps(form.convert(record), ensure_ascii=False)
                 except Unexportable as e:
                     done.skipped[record.id] = str(e)
                     continue
+                if form.loses is not None and form.loses(record):
+                    done.lossy.append(record.id)
                 f.write(line + "\n")
                 done.written += 1
         part.replace(output)
@@ -198,5 +283,6 @@ def export(records: Iterable[Record], fmt: str, output: Path, *,
     return done
 
 
-__all__ = ["CALL_ID_CHARS", "FORMATS", "Exported", "Unexportable", "call_ids", "converter",
-           "export", "kept", "to_hf", "to_openai", "to_sharegpt"]
+__all__ = ["CALL_ID_CHARS", "FORMATS", "Exported", "Format", "Unexportable", "call_ids",
+           "converter", "export", "kept", "to_hermes", "to_hf", "to_openai", "to_sharegpt",
+           "to_swift"]
