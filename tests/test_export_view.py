@@ -296,3 +296,19 @@ def test_a_line_that_is_no_record_is_skipped_and_named_not_the_whole_file(tmp_pa
         assert "skipped 2 line(s)" in p.stderr and "mixed.jsonl:2" in p.stderr, p.stderr
         assert "mixed.jsonl:3" in p.stderr
     assert len((tmp_path / "x.jsonl").read_text().splitlines()) == 2
+
+
+def test_plain_chat_files_are_read_back_converted_checked_and_viewed(tmp_path: Path) -> None:
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(_record(f"d-{i:06d}", m).to_json() + "\n"
+                           for i, m in enumerate([good_dialogue(), _parallel()])))
+    for fmt in ("openai", "hf"):
+        p = _naig("export", str(src), "--format", fmt, "-o", f"{fmt}.jsonl", cwd=tmp_path)
+        assert p.returncode == 0, p.stderr
+    p = _naig("export", "openai.jsonl", "--format", "hf", "-o", "again.jsonl", cwd=tmp_path)
+    assert p.returncode == 0 and "2 dialogues written" in p.stdout, p.stderr
+    assert (tmp_path / "again.jsonl").read_text() == (tmp_path / "hf.jsonl").read_text()
+    p = _naig("verify", "hf.jsonl", cwd=tmp_path)
+    assert p.returncode == 0 and "2 of 2 passed" in p.stdout, p.stdout + p.stderr
+    p = _naig("view", "openai.jsonl", "-o", "page.html", cwd=tmp_path)
+    assert p.returncode == 0 and "get_weather(" in (tmp_path / "page.html").read_text()

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from naig.errors import ConfigError
 from naig.llm.structured import _json_in
 from naig.pools import tools_from_text
-from naig.store import iter_records
+from naig.store import IMPORTED, iter_records
 from naig.tools import parse_arguments, tool_from_dict
 
 BOUNDED = settings(max_examples=300, deadline=None,
@@ -99,4 +99,6 @@ def test_a_file_of_any_lines_yields_records_or_names_what_it_skipped(
     except ConfigError as e:
         assert "no naig record" in str(e) and skipped
         return
-    assert not records and not skipped  # no line drawn here is a whole naig record
+    # no line drawn here is a whole naig record; a {"messages": [...]} one reads as a plain
+    # chat row
+    assert all(r.meta.method == IMPORTED for r in records)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import string
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -36,9 +37,11 @@ from typing import Any
 
 from naig.dialogue import Message, Record
 from naig.errors import ConfigError
+from naig.store import IMPORTED
 
 CALL_ID_CHARS = 9
 _ALNUM = string.ascii_letters + string.digits
+_PORTABLE = re.compile(f"[a-zA-Z0-9]{{{CALL_ID_CHARS}}}")
 
 
 def call_ids(record: Record) -> dict[str, str]:
@@ -47,6 +50,8 @@ def call_ids(record: Record) -> dict[str, str]:
     out: dict[str, str] = {}
     for m in record.messages:
         for c in m.tool_calls or []:
+            if _PORTABLE.fullmatch(c.id) and c.id not in out.values():
+                out[c.id] = c.id  # already portable: an export read back keeps its ids
             salt = 0
             while c.id not in out:
                 n = int.from_bytes(hashlib.sha256(f"{record.id}/{c.id}/{salt}".encode()).digest())
@@ -243,8 +248,10 @@ class Exported:
 
 
 def kept(record: Record) -> bool:
+    """Whether verification kept the record; a row read from a plain chat file, which has no
+    verdict, counts as kept (exporting it again converts a file, rejecting nothing)."""
     v = record.meta.verification
-    return v is not None and v.passed
+    return (v is not None and v.passed) or record.meta.method == IMPORTED
 
 
 def export(records: Iterable[Record], fmt: str, output: Path, *,

@@ -44,7 +44,7 @@ def _records(path: Path, skipped: list[str] | None) -> Iterator[Record]:
                 line = raw.decode("utf-8")
                 if not line.strip():
                     continue
-                record = Record.from_json(line)
+                record = _record_or_plain(line, f"{path.stem}:{n}")
             except ValueError as e:  # UnicodeDecodeError and pydantic's errors included
                 why = f"{path}:{n}: not a naig record ({str(e).splitlines()[0]})"
                 if skipped is None:
@@ -55,6 +55,50 @@ def _records(path: Path, skipped: list[str] | None) -> Iterator[Record]:
             yield record
     if skipped is not None and not found and len(skipped) > (first_skip or 0):
         raise ConfigError(f"no naig record in {path}: {skipped[first_skip or 0]}")
+
+
+IMPORTED = "imported"
+"""``meta.method`` of a record read from a plain chat file: naig has no verdict on it."""
+
+
+def _record_or_plain(line: str, name: str) -> Record:
+    """A naig record, or a row of a plain chat file (OpenAI's fine-tuning layout, or with
+    arguments as objects, as naig's ``hf`` export writes) read as one."""
+    try:
+        return Record.from_json(line)
+    except ValueError as first:
+        data = json.loads(line)
+        if not (isinstance(data, dict) and isinstance(data.get("messages"), list)
+                and "meta" not in data):
+            raise first from None
+        return plain_record(data, name)
+
+
+def plain_record(data: dict[str, Any], name: str) -> Record:
+    """A ``{"messages", "tools"}`` row as a record (id ``name``, method ``imported``)."""
+    tools = data.get("tools") or []
+    if isinstance(tools, str):  # some layouts keep the tools as a JSON string
+        tools = json.loads(tools)
+    messages = []
+    for m in data["messages"]:
+        if not isinstance(m, dict):
+            raise ValueError("a message is not a JSON object")
+        calls = []
+        for c in m.get("tool_calls") or []:
+            fn = dict(c.get("function") or {})
+            if not isinstance(fn.get("arguments"), str):
+                fn["arguments"] = json.dumps(fn.get("arguments") or {}, ensure_ascii=False)
+            calls.append({"id": c.get("id") or f"call_{len(calls) + 1}", "type": "function",
+                          "function": {"name": fn.get("name"), "arguments": fn["arguments"]}})
+        content = m.get("content")
+        messages.append({"role": m.get("role"),
+                         "content": content if isinstance(content, str | None) else
+                         json.dumps(content, ensure_ascii=False),
+                         "tool_calls": calls or None, "tool_call_id": m.get("tool_call_id")})
+    return Record.model_validate({
+        "id": name, "tools": tools, "messages": messages,
+        "meta": {"method": IMPORTED, "seed": 0, "model": "unknown", "config_hash": "",
+                 "environment": {"name": IMPORTED}}})
 
 
 def _recover(path: Path) -> list[Record]:
