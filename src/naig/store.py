@@ -83,7 +83,7 @@ def plain_record(data: dict[str, Any], name: str) -> Record:
     for m in data["messages"]:
         if not isinstance(m, dict):
             raise ValueError("a message is not a JSON object")
-        calls = []
+        calls: list[dict[str, Any]] = []
         for c in m.get("tool_calls") or []:
             fn = dict(c.get("function") or {})
             if not isinstance(fn.get("arguments"), str):
