@@ -8,12 +8,14 @@ and an unknown tool or bad arguments become an error result, never an exception.
 from __future__ import annotations
 
 import json
+import math
 from abc import ABC, abstractmethod
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
 from naig.dialogue import EnvironmentInfo, FunctionCall
+from naig.errors import ConfigError
 from naig.grounding import Vocabulary
 from naig.tools import Tool, parse_arguments
 
@@ -24,6 +26,21 @@ class ToolResult(BaseModel):
     content: str
     """What the tool returned, as JSON text."""
     error: bool = False
+
+
+def time_limit(target: str, where: str) -> tuple[str, float | None]:
+    """A spec's target without its trailing ``?timeout=<seconds>``, and those seconds (None
+    where not given): how ``python:`` and ``mcp:`` specs set a call's time limit."""
+    head, sep, value = target.rpartition("?timeout=")
+    if not sep:
+        return target, None
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not 0 < seconds < math.inf:
+        raise ConfigError(f"{where}: ?timeout=<seconds> takes a positive number, got {value!r}")
+    return head, seconds
 
 
 def error_result(message: str) -> ToolResult:

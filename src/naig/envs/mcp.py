@@ -49,7 +49,8 @@ INSTALL = "pip install mcp==2.3.0"
 START_TIMEOUT = 30.0
 """Seconds a server has to start and answer the handshake."""
 CALL_TIMEOUT = 120.0
-"""Seconds a call may take; past that the model sees an error result."""
+"""Seconds a call may take by default (``mcp:<command>?timeout=<seconds>`` sets it); past
+that the model sees an error result."""
 
 
 def parse_command(text: str) -> list[str]:
@@ -87,8 +88,9 @@ class _Server:
     stop, and closes it. Calls go straight to the session from the caller's task.
     """
 
-    def __init__(self, argv: list[str]):
+    def __init__(self, argv: list[str], call_timeout: float | None = None):
         self.argv = argv
+        self.call_timeout = call_timeout or CALL_TIMEOUT
         self.line = shlex.join(argv)
         self.name = Path(argv[0]).name
         self.used = False
@@ -126,7 +128,7 @@ class _Server:
         try:
             with anyio.CancelScope(deadline=anyio.current_time() + START_TIMEOUT) as scope:
                 async with Client(stdio_client(params, errlog=self._stderr), cache=None,
-                                  read_timeout_seconds=CALL_TIMEOUT) as client:
+                                  read_timeout_seconds=self.call_timeout) as client:
                     scope.deadline = math.inf
                     if client.server_info is not None and client.server_info.name:
                         self.name = client.server_info.name
@@ -276,16 +278,20 @@ class McpEnvironment(Environment):
 
     executes = True
 
-    def __init__(self, tools: list[Tool], argv: list[str], *, name: str):
+    def __init__(self, tools: list[Tool], argv: list[str], *, name: str,
+                 timeout: float | None = None):
         super().__init__(tools)
         self._argv = list(argv)
+        self._timeout = timeout
         self._name = name
         self._server: _Server | None = None
         self._lock = asyncio.Lock()
 
     def info(self) -> EnvironmentInfo:
-        return EnvironmentInfo(name=self._name,
-                               initial_state={"command": shlex.join(self._argv)})
+        state: dict[str, Any] = {"command": shlex.join(self._argv)}
+        if self._timeout is not None:
+            state["timeout"] = self._timeout
+        return EnvironmentInfo(name=self._name, initial_state=state)
 
     @property
     def running(self) -> bool:
@@ -295,7 +301,7 @@ class McpEnvironment(Environment):
     async def _running(self) -> _Server:
         async with self._lock:
             if self._server is None:
-                server = _Server(self._argv)
+                server = _Server(self._argv, self._timeout)
                 await server.open()
                 self._server = server
             return self._server
@@ -315,9 +321,10 @@ class McpEnvironment(Environment):
         return await server.call(tool.name, arguments)
 
 
-def factory(spec: str, argv: list[str]) -> Callable[[list[Tool], LLM, int], Environment]:
+def factory(spec: str, argv: list[str], timeout: float | None = None
+            ) -> Callable[[list[Tool], LLM, int], Environment]:
     def build(tools: list[Tool], llm: LLM, seed: int) -> Environment:
-        return McpEnvironment(tools, argv, name=spec)
+        return McpEnvironment(tools, argv, name=spec, timeout=timeout)
 
     return build
 
@@ -327,7 +334,9 @@ def from_info(info: EnvironmentInfo, tools: list[Tool]) -> McpEnvironment:
     command = info.initial_state.get("command")
     if not isinstance(command, str):
         raise ConfigError(f"{info.name}: the recorded initial_state has no command line")
-    return McpEnvironment(tools, parse_command(command), name=info.name)
+    timeout = info.initial_state.get("timeout")
+    return McpEnvironment(tools, parse_command(command), name=info.name,
+                          timeout=float(timeout) if timeout is not None else None)
 
 
 __all__ = ["CALL_TIMEOUT", "START_TIMEOUT", "McpEnvironment", "factory", "from_info",

@@ -36,7 +36,6 @@ import importlib
 import importlib.util
 import inspect
 import json
-import math
 import sys
 import threading
 import typing
@@ -51,7 +50,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 from pydantic_core import to_jsonable_python
 
 from naig.dialogue import EnvironmentInfo
-from naig.envs.base import Environment, ToolResult, error_result
+from naig.envs.base import Environment, ToolResult, error_result, time_limit
 from naig.envs.schemas import drop_titles, inline_refs
 from naig.errors import ConfigError, ToolEnvironmentError
 from naig.llm.base import LLM
@@ -208,15 +207,8 @@ def _tool(fn: Callable[..., Any], family: str, where: str) -> Tool:
 
 def split_target(target: str) -> tuple[str, float | None]:
     """The module part of a spec's target and its ``?timeout=<seconds>``, if given."""
-    module, sep, option = target.partition("?")
-    if not sep:
-        return target, None
-    name, _, value = option.partition("=")
-    try:
-        seconds = float(value) if name == "timeout" else math.nan
-    except ValueError:
-        seconds = math.nan
-    if not seconds > 0 or math.isinf(seconds):
+    module, seconds = time_limit(target, f"python: {target}")
+    if "?" in module:
         raise ConfigError(f"python: {target}: the only option is ?timeout=<seconds>, a "
                           "positive number")
     return module, seconds

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from naig.dialogue import EnvironmentInfo
 from naig.envs import bfcl, mcp, python_module, tau2
-from naig.envs.base import Environment
+from naig.envs.base import Environment, time_limit
 from naig.envs.simulated import SimulatedEnvironment
 from naig.errors import ConfigError
 from naig.llm.base import LLM
@@ -59,9 +59,10 @@ def _tau2(spec: str, name: str) -> ToolSource:
 
 
 def _mcp(spec: str, command: str) -> ToolSource:
+    command, timeout = time_limit(command, "mcp")
     argv = mcp.parse_command(command)
     return ToolSource(spec, mcp.pool(argv), "executed by the MCP server, one process per "
-                      "dialogue", mcp.factory(spec, argv))
+                      "dialogue", mcp.factory(spec, argv, timeout))
 
 
 def _python(spec: str, target: str) -> ToolSource:
