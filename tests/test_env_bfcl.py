@@ -147,7 +147,7 @@ def test_each_class_runs_the_first_gold_turn_of_a_scenario(cls: str) -> None:
 
 
 def _owner(text: str) -> str:
-    return bfcl._owners()[text.split("(", 1)[0].strip()]
+    return bfcl.owners()[text.split("(", 1)[0].strip()]
 
 
 def test_unknown_tools_and_invalid_arguments_are_error_results() -> None:
@@ -308,3 +308,62 @@ def test_a_missing_package_names_the_install_command(monkeypatch: pytest.MonkeyP
             bfcl.pool(["MathAPI"])
     finally:
         bfcl._docs.cache_clear()
+
+
+Turns = list[tuple[str, list[tuple[str, dict[str, Any]]]]]
+
+
+def _bfcl_record(env: bfcl.BfclEnvironment, turns: Turns) -> Any:
+    """A dialogue whose calls really ran on ``env``, as a record (one call per step)."""
+    from naig.dialogue import Meta, Record
+
+    messages = [Message(role="system", content="You manage files.")]
+    n = 0
+    for said, calls in turns:
+        messages.append(Message(role="user", content=said))
+        for name, args in calls:
+            n += 1
+            messages.append(Message(role="assistant", tool_calls=[ToolCall(
+                id=f"call_{n}", function=FunctionCall(name=name, arguments=json.dumps(args)))]))
+            result = asyncio.run(env.call(FunctionCall(name=name, arguments=json.dumps(args))))
+            messages.append(Message(role="tool", tool_call_id=f"call_{n}",
+                                    content=result.content))
+        messages.append(Message(role="assistant", content="Done."))
+    tools = bfcl.pool(["GorillaFileSystem"])
+    return Record(id="d-000004", tools=[t.openai() for t in tools], messages=messages,
+                  meta=Meta(seed=1, model="m", config_hash="h", environment=env.info()))
+
+
+def test_a_bfcl_export_is_a_test_entry_whose_ground_truth_bfcls_checker_accepts() -> None:
+    from bfcl_eval.eval_checker.multi_turn_eval.multi_turn_checker import multi_turn_checker
+
+    from naig.export import to_bfcl
+
+    config = scenarios()["multi_turn_base_0"]["initial_config"]
+    record = _bfcl_record(env_for(["GorillaFileSystem"], config), [
+        ("Go into document and make a folder temp.",
+         [("cd", {"folder": "document"}), ("mkdir", {"dir_name": "temp"})]),
+        ("Thanks!", []),  # no call: joins the next turn's question
+        ("Move final_report.pdf into temp, then show me nonexistent.txt.",
+         [("mv", {"source": "final_report.pdf", "destination": "temp"}),
+          ("cat", {"file_name": "nonexistent.txt"})]),  # fails: not ground truth
+        ("Bye.", []),  # after the last call: left out
+    ])
+    entry = to_bfcl(record)
+    assert entry["ground_truth"] == [
+        ["cd(folder='document')", "mkdir(dir_name='temp')"],
+        ["mv(source='final_report.pdf', destination='temp')"]]
+    assert [[m["content"] for m in turn] for turn in entry["question"]] == [
+        ["Go into document and make a folder temp."],
+        ["Thanks!", "Move final_report.pdf into temp, then show me nonexistent.txt."]]
+    assert entry["involved_classes"] == ["GorillaFileSystem"]
+    assert entry["path"] == ["GorillaFileSystem.cd", "GorillaFileSystem.mkdir",
+                             "GorillaFileSystem.mv"]
+    truth = entry["ground_truth"]
+    answer = [[turn] for turn in truth]  # a model that made exactly those calls
+    verdict = multi_turn_checker(answer, truth, entry, "multi_turn_base", "naig-export-test")
+    assert verdict == {"valid": True}
+    # BFCL keeps its instances per model name and test id: a fresh name for a fresh state
+    wrong = [[truth[0]], [["mkdir(dir_name='final')"]]]
+    verdict = multi_turn_checker(wrong, truth, entry, "multi_turn_base", "naig-export-wrong")
+    assert not verdict["valid"]  # BFCL's checker tells a different end state apart

@@ -119,6 +119,11 @@ def test_hermes_and_swift_rows_give_back_every_call_and_result_in_order(
     assert [m["content"] for m in rows if m["role"] == "assistant"] == spoken
 
 
+def test_bfcl_export_skips_and_names_dialogues_made_on_other_tools(tmp_path: Path) -> None:
+    done = export([_record("d-000001", good_dialogue())], "bfcl", tmp_path / "b.jsonl")
+    assert done.written == 0 and done.skipped == {"d-000001": "it was not made on BFCL's classes"}
+
+
 def test_sharegpt_export_names_the_dialogues_whose_text_beside_calls_it_drops(
         tmp_path: Path) -> None:
     done = export([_record("d-000001", _thinking()), _record("d-000002", _parallel())],

@@ -310,7 +310,7 @@ def verify_command(
 @app.command("export")
 def export_command(
     path: Annotated[Path, typer.Argument(help="A JSONL file of naig records.")],
-    fmt: Annotated[str, typer.Option("--format", "-f", help="openai ({messages, tools}, arguments as JSON strings), hf (arguments as objects: chat templates, TRL), sharegpt (LLaMA-Factory), hermes (<tool_call> tags) or swift (ms-swift's agent layout).")] = "openai",
+    fmt: Annotated[str, typer.Option("--format", "-f", help="openai ({messages, tools}, arguments as JSON strings), hf (arguments as objects: chat templates, TRL), sharegpt (LLaMA-Factory), hermes (<tool_call> tags), swift (ms-swift's agent layout) or bfcl (BFCL multi-turn test entries with ground truth, for dialogues made on bfcl: classes).")] = "openai",
     output: Annotated[Path, typer.Option("-o", "--output", help="Output JSONL.")] = Path("export.jsonl"),
     include_rejected: Annotated[bool, typer.Option(help="Export rejected dialogues too.")] = False,
 ) -> None:

@@ -8,6 +8,9 @@
 * ``hermes``: NousResearch's Hermes function-calling layout (``<tool_call>`` and
   ``<tool_response>`` tags in ``conversations``).
 * ``swift``: ms-swift's agent layout (``tool_call`` and ``tool_response`` roles).
+* ``bfcl``: for dialogues made on BFCL's classes, BFCL multi-turn test entries (``question``,
+  ``initial_config``, ``involved_classes``, ``path``) with ``ground_truth`` call strings per
+  turn: fresh evaluation cases that BFCL's own checker runs.
 * ``sharegpt``: LLaMA-Factory's ShareGPT format with tool roles: ``conversations`` of
   ``human`` / ``function_call`` / ``observation`` / ``gpt`` turns, ``system`` and ``tools``
   (a JSON string). A ``function_call`` value is ``{"name", "arguments"}`` (arguments as
@@ -36,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from naig.dialogue import Message, Record
+from naig.envs import bfcl
 from naig.errors import ConfigError
 from naig.store import IMPORTED
 
@@ -205,6 +209,57 @@ def to_swift(record: Record) -> dict[str, Any]:
     return {"messages": messages, "tools": json.dumps(record.tools, ensure_ascii=False)}
 
 
+def call_string(name: str, arguments: dict[str, Any]) -> str:
+    """A call as BFCL writes its ground truth: ``cd(folder='document')``."""
+    return f"{name}({', '.join(f'{k}={v!r}' for k, v in arguments.items())})"
+
+
+def to_bfcl(record: Record) -> dict[str, Any]:
+    """A dialogue made on BFCL's classes as a BFCL multi-turn test entry (``id``,
+    ``question``, ``initial_config``, ``path``, ``involved_classes``) and its
+    ``ground_truth``: per turn, the calls that succeeded, as call strings. A user message
+    the assistant answered without a call joins the next turn's question (a clarification's
+    question and answer); turns after the last call are left out."""
+    env = record.meta.environment
+    state = env.initial_state
+    if not env.name.startswith("bfcl:") or not isinstance(state.get("initial_config"), dict):
+        raise Unexportable("it was not made on BFCL's classes")
+    owners = bfcl.owners()
+    results = {m.tool_call_id: m for m in record.messages if m.role == "tool"}
+    question: list[list[dict[str, str]]] = []
+    truth: list[list[str]] = []
+    asked: list[dict[str, str]] = []
+    path: list[str] = []
+    for m in record.messages:
+        if m.role == "user":
+            asked.append({"role": "user", "content": m.content or ""})
+            continue
+        done = [c for c in m.tool_calls or []
+                if not _failed(results.get(c.id))]
+        if not done:
+            continue
+        if asked:
+            question.append(asked)
+            truth.append([])
+            asked = []
+        if not truth:
+            raise Unexportable("a call comes before any user message")
+        for c in done:
+            truth[-1].append(call_string(c.function.name, _result(c.function.arguments)))
+            path.append(f"{owners.get(c.function.name, '?')}.{c.function.name}")
+    if not truth:
+        raise Unexportable("it has no call that succeeded")
+    classes = list(state.get("classes") or state["initial_config"])
+    return {"id": f"multi_turn_naig_{record.id}", "question": question,
+            "initial_config": state["initial_config"], "path": path,
+            "involved_classes": classes, "ground_truth": truth}
+
+
+def _failed(result: Message | None) -> bool:
+    value = _result(result.content) if result is not None else None
+    return result is None or (isinstance(value, dict) and "error" in value)
+
+
 def _text_beside_calls(record: Record) -> bool:
     return any(m.content and m.tool_calls for m in record.messages)
 
@@ -224,6 +279,8 @@ FORMATS: dict[str, Format] = {
                        _text_beside_calls),
     "hermes": Format(to_hermes, "Hermes function-calling conversations"),
     "swift": Format(to_swift, "ms-swift's agent layout"),
+    "bfcl": Format(to_bfcl, "BFCL multi-turn test entries with their ground truth (made on "
+                   "BFCL's classes)"),
 }
 
 
@@ -291,5 +348,5 @@ def export(records: Iterable[Record], fmt: str, output: Path, *,
 
 
 __all__ = ["CALL_ID_CHARS", "FORMATS", "Exported", "Format", "Unexportable", "call_ids",
-           "converter", "export", "kept", "to_hermes", "to_hf", "to_openai", "to_sharegpt",
-           "to_swift"]
+           "call_string", "converter", "export", "kept", "to_bfcl", "to_hermes", "to_hf",
+           "to_openai", "to_sharegpt", "to_swift"]

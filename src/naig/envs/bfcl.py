@@ -70,7 +70,7 @@ def _docs() -> dict[str, tuple[Tool, ...]]:
 
 
 @functools.cache
-def _owners() -> dict[str, str]:
+def owners() -> dict[str, str]:
     """Tool name -> the class that implements it (names are unique across the classes)."""
     return {t.name: cls for cls, tools in _docs().items() for t in tools}
 
@@ -215,7 +215,7 @@ class BfclEnvironment(Environment):
         return "\n".join(parts)
 
     async def _execute(self, tool: Tool, arguments: dict[str, Any]) -> ToolResult:
-        cls = _owners().get(tool.name)
+        cls = owners().get(tool.name)
         instance = self._instances.get(cls) if cls else None
         method = getattr(instance, tool.name, None) if instance is not None else None
         if tool.name.startswith("_") or not callable(method):
@@ -246,8 +246,8 @@ def factory(spec: str, classes: list[str]) -> Callable[[list[Tool], LLM, int], E
     chosen by its seed."""
 
     def build(tools: list[Tool], llm: LLM, seed: int) -> Environment:
-        owners = _owners()
-        mine = sorted({owners[t.name] for t in tools if t.name in owners} or set(classes),
+        owner = owners()
+        mine = sorted({owner[t.name] for t in tools if t.name in owner} or set(classes),
                       key=CLASSES.index)
         state = choose_state(mine, seed)
         return BfclEnvironment(tools, state["initial_config"], name=spec,
@@ -269,4 +269,4 @@ def from_info(info: EnvironmentInfo, tools: list[Tool]) -> BfclEnvironment:
 
 
 __all__ = ["CLASSES", "BfclEnvironment", "choose_state", "encode", "factory", "from_info",
-           "parse_classes", "pool", "run_call"]
+           "owners", "parse_classes", "pool", "run_call"]
