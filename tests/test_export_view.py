@@ -317,3 +317,18 @@ def test_plain_chat_files_are_read_back_converted_checked_and_viewed(tmp_path: P
     assert p.returncode == 0 and "2 of 2 passed" in p.stdout, p.stdout + p.stderr
     p = _naig("view", "openai.jsonl", "-o", "page.html", cwd=tmp_path)
     assert p.returncode == 0 and "get_weather(" in (tmp_path / "page.html").read_text()
+
+
+def test_export_reports_dialogues_that_repeat_a_benchmarks_test_task(tmp_path: Path) -> None:
+    pytest.importorskip("bfcl_eval")
+    pytest.importorskip("tau2")
+    leaked = good_dialogue()
+    leaked[1] = Message(role="user", content="Move 'final_report.pdf' within document "
+                        "directory to 'temp' directory in document. Make sure to create the "
+                        "directory")  # BFCL multi_turn_base_0's first question
+    done = export([_record("d-000001", good_dialogue()), _record("d-000002", leaked)],
+                  "openai", tmp_path / "x.jsonl")
+    assert done.benchmarks == ("BFCL", "tau2") and list(done.copied) == ["d-000002"]
+    assert done.copied["d-000002"].startswith("BFCL: 'move final report pdf within document")
+    p = _naig("export", str(tmp_path / "x.jsonl"), "-o", "y.jsonl", cwd=tmp_path)
+    assert p.returncode == 0 and "1 of 2 dialogue(s) repeat BFCL and tau2" in p.stderr, p.stderr

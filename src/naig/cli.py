@@ -22,6 +22,7 @@ from naig import methods
 from naig.audit import Audit, audit
 from naig.bench import BenchReport, bench
 from naig.config import MethodSettings, RunConfig
+from naig.contamination import RUN
 from naig.dialogue import Record
 from naig.engines import ray as ray_engine
 from naig.envs.registry import combine, resolve
@@ -324,6 +325,15 @@ def export_command(
         return
     _say_skipped(skipped)
     out.print(f"{done.written} dialogues written to {output} ({fmt})", highlight=False)
+    if done.benchmarks:
+        checked = " and ".join(done.benchmarks)
+        if done.copied:
+            shown = "; ".join(f"{k}: {why}" for k, why in list(done.copied.items())[:3])
+            err.print(f"{len(done.copied)} of {done.written} dialogue(s) repeat {checked} test "
+                      f"tasks word for word: {escape(shown)}", soft_wrap=True, highlight=False)
+        else:
+            out.print(f"none repeats {checked} test tasks ({RUN} words in a row)",
+                      highlight=False)
     if done.lossy:
         err.print(f"{len(done.lossy)} dialogue(s) lost text an assistant wrote beside its calls, "
                   f"which {fmt} cannot hold: {', '.join(done.lossy[:3])}"

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from naig.contamination import benchmark_runs, copied
 from naig.dialogue import Message, Record
 from naig.envs import bfcl
 from naig.errors import ConfigError
@@ -299,6 +300,10 @@ class Exported:
     """Record id -> why the format cannot express it."""
     rejected: int = 0
     """Rejected dialogues left out (all of them unless asked for)."""
+    copied: dict[str, str] = field(default_factory=dict)
+    """Record id -> the run of words a user turn shares with a benchmark's test task."""
+    benchmarks: tuple[str, ...] = ()
+    """The benchmarks whose test tasks were checked for copies."""
     lossy: list[str] = field(default_factory=list)
     """Ids of records written with a part the format cannot hold (sharegpt: text an
     assistant wrote beside its calls)."""
@@ -321,7 +326,7 @@ def export(records: Iterable[Record], fmt: str, output: Path, *,
     record half-way leaves no half-written export behind.
     """
     form = converter(fmt)
-    done = Exported()
+    done = Exported(benchmarks=benchmark_runs()[1])
     part = output.with_name(output.name + ".part")
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
@@ -337,6 +342,8 @@ def export(records: Iterable[Record], fmt: str, output: Path, *,
                     continue
                 if form.loses is not None and form.loses(record):
                     done.lossy.append(record.id)
+                if (run := copied(record)) is not None:
+                    done.copied[record.id] = run
                 f.write(line + "\n")
                 done.written += 1
         part.replace(output)
