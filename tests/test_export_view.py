@@ -332,3 +332,16 @@ def test_export_reports_dialogues_that_repeat_a_benchmarks_test_task(tmp_path: P
     assert done.copied["d-000002"].startswith("BFCL: 'move final report pdf within document")
     p = _naig("export", str(tmp_path / "x.jsonl"), "-o", "y.jsonl", cwd=tmp_path)
     assert p.returncode == 0 and "1 of 2 dialogue(s) repeat BFCL and tau2" in p.stderr, p.stderr
+
+
+def test_dedup_leaves_out_near_duplicates_and_keeps_the_first(tmp_path: Path) -> None:
+    pytest.importorskip("datasketch")
+    again = good_dialogue()  # the same dialogue, one word of the reply changed
+    again[-1] = Message(role="assistant", content=(again[-1].content or "").replace(
+        "sunny", "clear"))
+    records = [_record("d-000001", good_dialogue()), _record("d-000002", _parallel()),
+               _record("d-000003", again), _record("d-000004", good_dialogue())]
+    done = export(records, "hf", tmp_path / "x.jsonl", dedup=True)
+    assert done.written == 2 and done.duplicates == {"d-000003": "d-000001",
+                                                     "d-000004": "d-000001"}
+    assert export(records, "hf", tmp_path / "y.jsonl").written == 4  # only when asked

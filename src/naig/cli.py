@@ -314,17 +314,23 @@ def export_command(
     fmt: Annotated[str, typer.Option("--format", "-f", help="openai ({messages, tools}, arguments as JSON strings), hf (arguments as objects: chat templates, TRL), sharegpt (LLaMA-Factory), hermes (<tool_call> tags), swift (ms-swift's agent layout) or bfcl (BFCL multi-turn test entries with ground truth, for dialogues made on bfcl: classes).")] = "openai",
     output: Annotated[Path, typer.Option("-o", "--output", help="Output JSONL.")] = Path("export.jsonl"),
     include_rejected: Annotated[bool, typer.Option(help="Export rejected dialogues too.")] = False,
+    dedup: Annotated[bool, typer.Option(help="Leave out dialogues that nearly repeat an earlier one (MinHash; pip install 'naig[dedup]').")] = False,
 ) -> None:
     """Convert dialogues into a fine-tuning framework's format."""
     skipped: list[str] = []
     try:
         done = export(iter_records(path, skipped), fmt, output,
-                      include_rejected=include_rejected)
+                      include_rejected=include_rejected, dedup=dedup)
     except BaseException as e:  # noqa: BLE001
         _fail(e)
         return
     _say_skipped(skipped)
     out.print(f"{done.written} dialogues written to {output} ({fmt})", highlight=False)
+    if done.duplicates:
+        shown = ", ".join(f"{k} (repeats {v})" for k, v in list(done.duplicates.items())[:3])
+        err.print(f"left out {len(done.duplicates)} near-duplicate dialogue(s): {shown}"
+                  + (" ..." if len(done.duplicates) > 3 else ""), highlight=False,
+                  soft_wrap=True)
     if done.benchmarks:
         checked = " and ".join(done.benchmarks)
         if done.copied:

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from naig.contamination import benchmark_runs, copied
+from naig.dedup import NearDuplicates
 from naig.dialogue import Message, Record
 from naig.envs import bfcl
 from naig.errors import ConfigError
@@ -300,6 +301,8 @@ class Exported:
     """Record id -> why the format cannot express it."""
     rejected: int = 0
     """Rejected dialogues left out (all of them unless asked for)."""
+    duplicates: dict[str, str] = field(default_factory=dict)
+    """Record id -> the earlier record it nearly repeats (left out, with ``dedup``)."""
     copied: dict[str, str] = field(default_factory=dict)
     """Record id -> the run of words a user turn shares with a benchmark's test task."""
     benchmarks: tuple[str, ...] = ()
@@ -317,16 +320,18 @@ def kept(record: Record) -> bool:
 
 
 def export(records: Iterable[Record], fmt: str, output: Path, *,
-           include_rejected: bool = False) -> Exported:
+           include_rejected: bool = False, dedup: bool = False) -> Exported:
     """Write ``records`` in format ``fmt`` as JSONL, skipping (and naming) those the format
     cannot express; rejected dialogues are left out (and counted) unless
-    ``include_rejected``.
+    ``include_rejected``; with ``dedup``, a dialogue that nearly repeats one written before
+    it is left out too (and named with the one it repeats).
 
     The file is written beside ``output`` and moved into place at the end, so a bad
     record half-way leaves no half-written export behind.
     """
     form = converter(fmt)
     done = Exported(benchmarks=benchmark_runs()[1])
+    twins = NearDuplicates() if dedup else None
     part = output.with_name(output.name + ".part")
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
@@ -339,6 +344,9 @@ def export(records: Iterable[Record], fmt: str, output: Path, *,
                     line = json.dumps(form.convert(record), ensure_ascii=False)
                 except Unexportable as e:
                     done.skipped[record.id] = str(e)
+                    continue
+                if twins is not None and (first := twins.earlier(record)) is not None:
+                    done.duplicates[record.id] = first
                     continue
                 if form.loses is not None and form.loses(record):
                     done.lossy.append(record.id)
