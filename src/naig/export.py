@@ -33,10 +33,11 @@ import hashlib
 import json
 import re
 import string
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from naig.contamination import benchmark_runs, copied
 from naig.dedup import NearDuplicates
@@ -327,39 +328,47 @@ def export(records: Iterable[Record], fmt: str, output: Path, *,
     it is left out too (and named with the one it repeats).
 
     The file is written beside ``output`` and moved into place at the end, so a bad
-    record half-way leaves no half-written export behind.
+    record half-way leaves no half-written export behind; ``-`` streams to standard output.
     """
     form = converter(fmt)
     done = Exported(benchmarks=benchmark_runs()[1])
     twins = NearDuplicates() if dedup else None
+    if output == Path("-"):
+        _write(records, form, sys.stdout, done, twins, include_rejected)
+        return done
     part = output.with_name(output.name + ".part")
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
         with part.open("w", encoding="utf-8") as f:
-            for record in records:
-                if not include_rejected and not kept(record):
-                    done.rejected += 1
-                    continue
-                try:
-                    line = json.dumps(form.convert(record), ensure_ascii=False)
-                except Unexportable as e:
-                    done.skipped[record.id] = str(e)
-                    continue
-                if twins is not None and (first := twins.earlier(record)) is not None:
-                    done.duplicates[record.id] = first
-                    continue
-                if form.loses is not None and form.loses(record):
-                    done.lossy.append(record.id)
-                if (run := copied(record)) is not None:
-                    done.copied[record.id] = run
-                f.write(line + "\n")
-                done.written += 1
+            _write(records, form, f, done, twins, include_rejected)
         part.replace(output)
     except OSError as e:
         raise ConfigError(f"cannot write {output}: {e.strerror or e}") from None
     finally:
         part.unlink(missing_ok=True)
     return done
+
+
+def _write(records: Iterable[Record], form: Format, f: TextIO, done: Exported,
+           twins: NearDuplicates | None, include_rejected: bool) -> None:
+    for record in records:
+        if not include_rejected and not kept(record):
+            done.rejected += 1
+            continue
+        try:
+            line = json.dumps(form.convert(record), ensure_ascii=False)
+        except Unexportable as e:
+            done.skipped[record.id] = str(e)
+            continue
+        if twins is not None and (first := twins.earlier(record)) is not None:
+            done.duplicates[record.id] = first
+            continue
+        if form.loses is not None and form.loses(record):
+            done.lossy.append(record.id)
+        if (run := copied(record)) is not None:
+            done.copied[record.id] = run
+        f.write(line + "\n")
+        done.written += 1
 
 
 __all__ = ["CALL_ID_CHARS", "FORMATS", "Exported", "Format", "Unexportable", "call_ids",
