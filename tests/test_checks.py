@@ -241,6 +241,30 @@ def test_a_user_who_speaks_as_the_assistant_has_swapped_roles() -> None:
     assert not check.passed and "speaks as the assistant" in check.detail
 
 
+@pytest.mark.parametrize(("role", "text"), [  # seen in kept dialogues of the benchmark
+    ("user", "I'm glad you found it helpful. Do you have any other questions or need further "
+             "assistance?"),
+    ("user", "I'm glad I could help! Is there anything else you can?"),
+    ("user", "Sure, I'd be happy to help with that! Please provide the following details."),
+    ("assistant", "No, that's all I need."),
+    ("assistant", "Thank you for your help, you've been very helpful."),
+])
+def test_either_party_speaking_the_others_lines_fails(role: str, text: str) -> None:
+    m = good_dialogue()
+    m.insert(7, Message(role=role, content=text))  # type: ignore[arg-type]
+    check = checks.turns_in_voice(m, TOOLS)
+    assert not check.passed and f"the {role} speaks as the" in check.detail
+    assert checks.unsayable(text, [], [], user=role == "user") is not None
+
+
+@pytest.mark.parametrize(("role", "text"), [
+    ("user", "Thanks for your help, that's all I need."),
+    ("assistant", "Is there anything else I can do for you? Feel free to ask."),
+])
+def test_each_party_may_say_its_own_lines(role: str, text: str) -> None:
+    assert checks.unsayable(text, [], [], user=role == "user") is None
+
+
 def test_the_arguments_expert_is_always_asked_and_told_what_code_could_not_find() -> None:
     import asyncio
 

@@ -93,7 +93,7 @@ def _said(raw: Any, key: str, earlier: list[Message], tools: list[str]) -> str |
     text = str(raw[key]).strip()
     if not text:
         raise ValueError(f"'{key}' must not be empty")
-    why = unsayable(text, tools, earlier)
+    why = unsayable(text, tools, earlier, user=key != "reply")  # the user agent's keys
     if why:
         raise ValueError(f"'{key}' {why}: write only what is said")
     return text

@@ -168,32 +168,47 @@ def unnamed(text: str, tools: Iterable[str]) -> str:
 
 
 def unsayable(text: str, tools: Iterable[str], earlier: list[Message], *,
-              user: bool = False) -> str | None:
+              user: bool) -> str | None:
     """Why a generator must not put ``text`` into a dialogue whose turns so far are
-    ``earlier``: out of voice (``out_of_voice``), a repetition (``repeats``), or, for a
-    ``user`` turn, the assistant's words."""
-    swapped = _SERVICE.search(text) if user else None
-    if swapped:
-        return f"is what the assistant says ({swapped.group(0)!r}), not the user"
-    return out_of_voice(text, tools) or repeats(text, earlier)
+    ``earlier``: the other party's words (``swapped``; ``user`` says whose turn it is),
+    out of voice (``out_of_voice``), or a repetition (``repeats``)."""
+    return swapped(text, user=user) or out_of_voice(text, tools) or repeats(text, earlier)
 
 
-_SERVICE = re.compile(r"\bhow (can|may|could) i (help|assist) you\b|\bfeel free to ask\b|"
-                      r"\bis there anything else i can\b", re.IGNORECASE)
+_SERVICE = re.compile(
+    r"\bhow (can|may|could) i (help|assist) you\b|\bfeel free to ask\b|"
+    r"\bis there anything else (i|you)\b|\b(do|did) you have any (other|more|further) "
+    r"questions\b|\bneed (any )?(further|more|other) (help|assistance)\b|"
+    r"\bglad (i|we) could help\b|\bhappy to help\b|\bhappy to assist\b",
+    re.IGNORECASE)
 """What only the assistant says: a user who says it has swapped roles."""
+_CLIENT = re.compile(
+    r"\bthat'?s all i (need|needed|wanted)\b|\bthanks? (you )?(so much )?for (your|the) "
+    r"help\b|\byou'?ve been (very |really |so )?helpful\b", re.IGNORECASE)
+"""What only the user says: an assistant who says it has swapped roles."""
+
+
+def swapped(text: str, *, user: bool) -> str | None:
+    """How ``text`` is the other party's line, if it is: a user who offers help, an
+    assistant who thanks for it."""
+    found = (_SERVICE if user else _CLIENT).search(text)
+    if found is None:
+        return None
+    speaker, other = ("user", "assistant") if user else ("assistant", "user")
+    return f"the {speaker} speaks as the {other}: {found.group(0)!r}"
 
 
 def turns_in_voice(messages: list[Message], tools: list[Tool]) -> Check:
     """Each text turn is what its speaker says: no code or JSON (``search_products({``),
     no narration about "the user" or "the assistant" (a small model describing the
-    dialogue instead of writing it), no tool named by its function name, and no user who
-    speaks as the assistant ("How can I assist you?")."""
+    dialogue instead of writing it), no tool named by its function name, no user who
+    speaks as the assistant ("How can I assist you?", "Do you have any other questions?")
+    and no assistant who speaks as the user ("That's all I need")."""
     names = [t.name for t in tools]
     for i, m in enumerate(messages):
-        why = out_of_voice(m.content or "", names) if m.role in ("user", "assistant") else None
-        swapped = _SERVICE.search(m.content or "") if m.role == "user" else None
-        why = why or (f"the user speaks as the assistant: {swapped.group(0)!r}"
-                      if swapped else None)
+        if m.role not in ("user", "assistant") or not m.content:
+            continue
+        why = out_of_voice(m.content, names) or swapped(m.content, user=m.role == "user")
         if why:
             return _fail("turns_in_voice", f"[{i}] {why}")
     return _ok("turns_in_voice")

@@ -122,7 +122,8 @@ async def _candidate(d: Draft, at: int, masked: list[int], problem: str) -> list
                               problem=_strip_index(problem), values=state)
     schema = _schema(d, at, original)
     others = [m for j, m in enumerate(d.messages) if j != at]
-    check = _answer(schema["required"][0], [t.name for t in d.tools], others)
+    check = _answer(schema["required"][0], [t.name for t in d.tools], others,
+                    user=original.role == "user")
     raw = await ask(d.llm, messages, schema, check, stage="refine",
                     seed=d.request_seed("refine"), template_hash=digest,
                     temperature=d.settings.temperature, attempts=d.settings.attempts_per_output,
@@ -138,7 +139,7 @@ def _strip_index(detail: str) -> str:
     return _TURN.sub("", detail).strip()
 
 
-def _answer(key: str, tools: list[str], others: list[Message]
+def _answer(key: str, tools: list[str], others: list[Message], *, user: bool
             ) -> Callable[[Any], dict[str, Any]]:
     """The validator of a rewrite: an object with a non-empty ``key`` (text or calls), text
     in its speaker's voice."""
@@ -148,7 +149,8 @@ def _answer(key: str, tools: list[str], others: list[Message]
         raw = {k: unnamed(v, tools) if isinstance(v, str) else v for k, v in answer.items()}
         if isinstance(raw[key], str) and not raw[key].strip():
             raise ValueError(f"'{key}' must not be empty")
-        why = unsayable(raw[key], tools, others) if isinstance(raw[key], str) else None
+        why = unsayable(raw[key], tools, others, user=user) if isinstance(raw[key], str) \
+            else None
         if why:
             raise ValueError(f"'{key}' {why}: write only what is said")
         return raw
