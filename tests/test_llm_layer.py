@@ -27,8 +27,9 @@ def test_a_bad_answer_is_retried_with_the_error_fed_back() -> None:
     got = asyncio.run(ask(llm, messages(("user", "count")), SCHEMA, _n, stage="plan", seed=5,
                           template_hash="h", temperature=0.0))
     assert got == 3
-    second = llm.requests[1]
-    assert second.messages[-2].content == "not json" and "invalid" in second.messages[-1].content
+    second = llm.requests[1]  # told what was wrong, not shown the answer (it would copy it)
+    assert "refused" in second.messages[-1].content
+    assert all("not json" not in m.content for m in second.messages)
     assert "'n' must be an integer" in llm.requests[2].messages[-1].content
     assert [r.seed for r in llm.requests] == [5, 6, 7]
     # a greedy request (a judge's, an expert's) stays greedy on retries: a verdict must not

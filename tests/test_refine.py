@@ -113,10 +113,25 @@ def test_a_judge_that_fails_its_canary_is_not_asked_and_only_blamed_turns_are_ma
     d = make_draft(llm, good_dialogue(), masks_per_step=1)  # judge="auto"
     _focus_last_reply(d)
     assert asyncio.run(refine_step(d, 1)) is None  # nothing is blamed: nothing to rewrite
-    assert _judged(llm) == ["canary", "canary"] and len(llm.requests) == 2
+    # seed 7 draws the wrong reply first: a judge that always names A fails at once
+    assert _judged(llm) == ["canary"] and len(llm.requests) == 1
     assert d.judge_trusted is False and (d.judge.canaries, d.judge.passed) == (1, 0)
     assert "--judge off" in d.judge.describe() or d.judge.signal  # says so once it is clear
-    assert asyncio.run(refine_step(d, 2)) is None and len(llm.requests) == 2  # no more calls
+    assert asyncio.run(refine_step(d, 2)) is None and len(llm.requests) == 1  # no more calls
+
+
+def test_the_canarys_first_order_is_drawn_so_a_position_judge_fails_at_once_half_the_time(
+        ) -> None:
+    calls = []
+    for seed in range(20):
+        llm = ScriptedLLM(respond=_always_a)
+        d = make_draft(llm, good_dialogue(), masks_per_step=1)
+        d.seed = seed
+        _focus_last_reply(d)
+        asyncio.run(refine_step(d, 1))
+        assert d.judge_trusted is False
+        calls.append(len(llm.requests))
+    assert set(calls) == {1, 2} and 5 <= calls.count(1) <= 15
 
 
 def test_a_judge_that_passes_its_canary_is_trusted() -> None:
@@ -198,7 +213,7 @@ def test_a_candidate_that_fixes_a_failing_check_is_kept_without_a_judge() -> Non
     assert record is not None and record.masked == [1] and record.kept == ["new"]
     assert record.reasons == ["candidate fixes grounded_ids"]  # the evidence, no judge
     assert "H-1001" in (d.messages[1].content or "")
-    assert _judged(llm) == ["canary", "canary"]  # the canary only: the fix needed no judge
+    assert set(_judged(llm)) == {"canary"}  # the canary only: the fix needed no judge
 
 
 def test_an_auto_judge_that_follows_the_position_once_is_not_asked_again() -> None:

@@ -176,25 +176,11 @@ def generate(
 ) -> None:
     """Generate verified multi-turn tool-use dialogues."""
     try:
-        (s_lo, s_hi), (p_lo, p_hi), (i_lo, i_hi) = (
-            _range(subtasks, "subtasks"), _range(steps, "steps"), _range(injections, "injections"))
-        if n < 1 or concurrency < 1:
-            raise ConfigError("-n and --concurrency must be at least 1")
-        method = MethodSettings(subtasks_min=max(1, s_lo), subtasks_max=max(1, s_hi),
-                                steps_min=max(1, p_lo), steps_max=max(1, p_hi),
-                                injections_min=min(i_lo, 4), injections_max=min(i_hi, 4),
-                                refine_steps=refine_steps, experts=experts,
-                                judge=judge, repair_rounds=repair_rounds)
-        if resume and overwrite:
-            raise ConfigError("--resume and --overwrite contradict each other; choose one")
-        if engine not in ("local", "ray"):
-            raise ConfigError(f"--engine {engine}: use local or ray")
-        if engine != "ray" and (ray_address is not None or shards is not None):
-            raise ConfigError("--ray-address and --shards go with --engine ray")
-        if shards is not None and shards < 1:
-            raise ConfigError("--shards must be at least 1")
-        if resume and not output.with_name(output.stem + ".run.json").exists():
-            raise ConfigError(f"nothing to resume: no earlier run wrote {output}")
+        method = _method(subtasks, steps, injections, refine_steps=refine_steps,
+                         experts=experts, judge=judge, repair_rounds=repair_rounds)
+        _check_run_flags(output, n=n, concurrency=concurrency, resume=resume,
+                         overwrite=overwrite, engine=engine, ray_address=ray_address,
+                         shards=shards)
         config = RunConfig(tools=tuple(tools), n=n, output=output, model=model, generator=generator,
                            base_url=",".join(base_url) if base_url else None, seed=seed,
                            max_attempts=max_attempts,
@@ -218,6 +204,39 @@ def generate(
         return
     summary = result
     print_summary(summary, out, (str(config.output), str(config.rejected_output)))
+    _exit_for(summary)
+
+
+def _method(subtasks: str, steps: str, injections: str, **settings: object) -> MethodSettings:
+    """The settings that shape a dialogue, from the flags' MIN-MAX ranges and the rest."""
+    (s_lo, s_hi), (p_lo, p_hi), (i_lo, i_hi) = (
+        _range(subtasks, "subtasks"), _range(steps, "steps"), _range(injections, "injections"))
+    return MethodSettings.model_validate(settings | {
+        "subtasks_min": max(1, s_lo), "subtasks_max": max(1, s_hi),
+        "steps_min": max(1, p_lo), "steps_max": max(1, p_hi),
+        "injections_min": min(i_lo, 4), "injections_max": min(i_hi, 4)})
+
+
+def _check_run_flags(output: Path, *, n: int, concurrency: int, resume: bool, overwrite: bool,
+                     engine: str, ray_address: str | None, shards: int | None) -> None:
+    """Refuse flags that contradict each other or this machine's state."""
+    if n < 1 or concurrency < 1:
+        raise ConfigError("-n and --concurrency must be at least 1")
+    if resume and overwrite:
+        raise ConfigError("--resume and --overwrite contradict each other; choose one")
+    if engine not in ("local", "ray"):
+        raise ConfigError(f"--engine {engine}: use local or ray")
+    if engine != "ray" and (ray_address is not None or shards is not None):
+        raise ConfigError("--ray-address and --shards go with --engine ray")
+    if shards is not None and shards < 1:
+        raise ConfigError("--shards must be at least 1")
+    if resume and not output.with_name(output.stem + ".run.json").exists():
+        raise ConfigError(f"nothing to resume: no earlier run wrote {output}")
+
+
+def _exit_for(summary: Summary) -> None:
+    """The exit code of a finished run: 130 interrupted, 5 stopped by a spending limit, 1
+    nothing kept, else 0."""
     if summary.interrupted:
         err.print("[yellow]interrupted[/]: finished dialogues are kept; run the same command "
                   "again to resume", soft_wrap=True)

@@ -28,7 +28,7 @@ from naig.stages.draft import Draft
 from naig.stages.judge import JudgeMonitor
 from naig.stages.refine import repair
 from naig.stages.verify import verify
-from naig.store import RunStore
+from naig.store import Resumed, RunStore
 from naig.tools import Tool
 
 
@@ -168,106 +168,144 @@ async def run(config: RunConfig, backend: LLM, source: ToolSource,
     charged first with what earlier runs on this output spent, so its limits hold across
     restarts; the spend is kept in the output's manifest as each dialogue is written.
     """
-    llm = AccountedLLM(backend)
-    summary = Summary(wanted=config.n, attempts_allowed=config.attempts)
-    summary.price = price_of(config.model, load_prices(config.prices))
-    store = RunStore(config)
-    resumed = store.open(config, overwrite=overwrite)
-    summary.resumed = summary.attempted = len(resumed.done)
-    summary.earlier_spent = resumed.spent
-    if budget is not None:
-        budget.spent.add(resumed.spent)
+    job = _Run(config, AccountedLLM(backend), source, progress, shared)
+    job.resume(overwrite, budget)
+    return await job.go(range(config.attempts) if indices is None else indices)
 
-    def save_spent() -> None:
+
+class _Run:
+    """One run in progress: its output, its summary and the attempts in flight."""
+
+    def __init__(self, config: RunConfig, llm: AccountedLLM, source: ToolSource,
+                 progress: Progress | None, shared: SharedGoal | None):
+        self.config, self.llm, self.source = config, llm, source
+        self.progress, self.shared = progress, shared
+        self.summary = Summary(wanted=config.n, attempts_allowed=config.attempts)
+        self.summary.price = price_of(config.model, load_prices(config.prices))
+        self.store = RunStore(config)
+        self.tasks: dict[int, asyncio.Task[None]] = {}
+        self.earlier = Resumed()
+
+    def resume(self, overwrite: bool, budget: Budget | None) -> None:
+        """Open the output and count what earlier runs on it wrote and spent."""
+        s = self.summary
+        self.earlier = self.store.open(self.config, overwrite=overwrite)
+        s.resumed = s.attempted = len(self.earlier.done)
+        s.earlier_spent = self.earlier.spent
+        if budget is not None:
+            budget.spent.add(self.earlier.spent)
+        for r in self.earlier.kept:
+            s.kept += 1
+            _charge(s.kept_usage, r.meta.usage)
+        for r in self.earlier.rejected:
+            s.rejected += 1
+            s.reasons[rejection_reason(r)] += 1
+
+    def save_spent(self) -> None:
         spent = StageUsage()
-        spent.add(resumed.spent)
-        spent.add(llm.totals.new.usage(summary.price))
-        store.save_spent(spent)
+        spent.add(self.earlier.spent)
+        spent.add(self.llm.totals.new.usage(self.summary.price))
+        self.store.save_spent(spent)
 
-    async def keep_saving() -> None:  # so that a crash loses at most SAVE_EVERY's spend
+    async def keep_saving(self) -> None:
+        """Save the spend every ``SAVE_EVERY`` seconds: a crash loses at most that much."""
         while True:
             await asyncio.sleep(SAVE_EVERY)
             with contextlib.suppress(OutputError):  # the next record's write reports it
-                save_spent()
-    for r in resumed.kept:
-        summary.kept += 1
-        _charge(summary.kept_usage, r.meta.usage)
-    for r in resumed.rejected:
-        summary.rejected += 1
-        summary.reasons[rejection_reason(r)] += 1
-    start = time.perf_counter()
-    slots = asyncio.Semaphore(config.concurrency)
-    tasks: dict[int, asyncio.Task[None]] = {}
+                self.save_spent()
 
-    def stop_others(above: int = -1) -> None:
-        for i, t in tasks.items():
+    def stop_others(self, above: int = -1) -> None:
+        for i, t in self.tasks.items():
             if i > above and t is not asyncio.current_task():
                 t.cancel()
 
-    async def one(index: int) -> None:
+    async def one(self, index: int) -> None:
+        s = self.summary
         try:
-            record = await attempt(index, config, llm, source, summary.price, summary.judge)
+            record = await attempt(index, self.config, self.llm, self.source, s.price, s.judge)
         except BudgetExhausted as e:
-            if not summary.stopped:
-                summary.stopped = str(e)
-                stop_others()
+            if not s.stopped:
+                s.stopped = str(e)
+                self.stop_others()
             return
-        summary.attempted += 1
-        _charge(summary.all_usage, record.meta.usage)
+        if not self.keep(record):
+            return
+        self.save_spent()
+        if self.shared is not None:
+            self.stop_others(above=await self.shared(record))
+        if self.progress:
+            self.progress(s)
+
+    def keep(self, record: Record) -> bool:
+        """Count and write a finished dialogue; False for a surplus one, not written."""
+        s = self.summary
+        s.attempted += 1
+        _charge(s.all_usage, record.meta.usage)
         v = record.meta.verification
         if v is not None and v.passed:
-            if summary.kept >= config.n:
-                return  # a surplus finished alongside the last one wanted
-            summary.kept += 1
-            _charge(summary.kept_usage, record.meta.usage)
-            store.write(record, kept=True)
-            if summary.kept >= config.n:
-                stop_others()
+            if s.kept >= self.config.n:
+                return False  # a surplus finished alongside the last one wanted
+            s.kept += 1
+            _charge(s.kept_usage, record.meta.usage)
+            self.store.write(record, kept=True)
+            if s.kept >= self.config.n:
+                self.stop_others()
         else:
-            summary.rejected += 1
-            summary.reasons[rejection_reason(record)] += 1
-            store.write(record, kept=False)
-        save_spent()
-        if shared is not None:
-            stop_others(above=await shared(record))
-        if progress:
-            progress(summary)
+            s.rejected += 1
+            s.reasons[rejection_reason(record)] += 1
+            self.store.write(record, kept=False)
+        return True
 
-    if progress:
-        progress(summary)
-    saver = asyncio.create_task(keep_saving())
-    failing = False
-    try:
+    async def attempts(self, indices: Iterable[int]) -> None:
+        """Start the attempts not done yet, ``concurrency`` at a time, until enough are
+        kept, the budget stops the run, or the shared goal needs no more; the spend is saved
+        meanwhile by a task of the same group."""
+        s = self.summary
+        slots = asyncio.Semaphore(self.config.concurrency)
         async with asyncio.TaskGroup() as group:
-            for index in range(config.attempts) if indices is None else indices:
-                if index in resumed.done:
-                    continue
-                await slots.acquire()
-                if summary.kept >= config.n or summary.stopped:
-                    break
-                if shared is not None and index > await shared(None):
-                    break
-                task = group.create_task(one(index))
-                task.add_done_callback(lambda _: slots.release())
-                tasks[index] = task
-    except asyncio.CancelledError:
-        current = asyncio.current_task()
-        if current is None or current.uncancel() > 0:
-            raise  # cancelled from further out than one interrupt: not ours to swallow
-        summary.interrupted = True
-    except BaseException:
-        failing = True
-        raise
-    finally:
-        saver.cancel()
+            saver = group.create_task(self.keep_saving())
+            try:
+                for index in indices:
+                    if index in self.earlier.done:
+                        continue
+                    await slots.acquire()
+                    if s.kept >= self.config.n or s.stopped:
+                        break
+                    if self.shared is not None and index > await self.shared(None):
+                        break
+                    task = group.create_task(self.one(index))
+                    task.add_done_callback(lambda _: slots.release())
+                    self.tasks[index] = task
+                if self.tasks:
+                    await asyncio.wait(self.tasks.values())
+            finally:
+                saver.cancel()  # the last attempt is done: nothing more to save
+
+    async def go(self, indices: Iterable[int]) -> Summary:
+        s = self.summary
+        if self.progress:
+            self.progress(s)
+        start = time.perf_counter()
+        failing = False
         try:
-            save_spent()
-        except OutputError:
-            if not failing:
-                raise  # else the error on its way out says what went wrong first
+            await self.attempts(indices)
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is None or current.uncancel() > 0:
+                raise  # cancelled from further out than one interrupt: not ours to swallow
+            s.interrupted = True
+        except BaseException:
+            failing = True
+            raise
         finally:
-            store.close()
-        summary.seconds = time.perf_counter() - start
-        summary.new_calls = llm.totals.new
-        summary.cache_hits = llm.totals.cached
-    return summary
+            try:
+                self.save_spent()
+            except OutputError:
+                if not failing:
+                    raise  # else the error on its way out says what went wrong first
+            finally:
+                self.store.close()
+            s.seconds = time.perf_counter() - start
+            s.new_calls = self.llm.totals.new
+            s.cache_hits = self.llm.totals.cached
+        return s

@@ -102,7 +102,3 @@ class Environment(ABC):
     @abstractmethod
     async def _execute(self, tool: Tool, arguments: dict[str, Any]) -> ToolResult:
         """Run a call whose arguments are valid for ``tool``."""
-
-    def suggest(self, call: FunctionCall, result: ToolResult) -> None:
-        """A result the generator proposes for ``call``; only simulated tools take it."""
-        return None

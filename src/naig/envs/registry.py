@@ -30,7 +30,13 @@ class ToolSource:
     spec: str
     pool: list[Tool]
     state: str
+    """Where results come from, in words (``naig tools list`` shows it)."""
     make: EnvFactory
+    executes: bool = True
+    """Whether calls really run somewhere (else the LLM simulates their results)."""
+
+
+SIMULATED = "simulated by the LLM"
 
 
 def _simulated(spec: str) -> EnvFactory:
@@ -40,11 +46,11 @@ def _simulated(spec: str) -> EnvFactory:
 
 
 def _builtin(spec: str, name: str) -> ToolSource:
-    return ToolSource(spec, load_builtin(name), "simulated by the LLM", _simulated(spec))
+    return ToolSource(spec, load_builtin(name), SIMULATED, _simulated(spec), executes=False)
 
 
 def _file(spec: str) -> ToolSource:
-    return ToolSource(spec, load_file(Path(spec)), "simulated by the LLM", _simulated(spec))
+    return ToolSource(spec, load_file(Path(spec)), SIMULATED, _simulated(spec), executes=False)
 
 
 def _bfcl(spec: str, name: str) -> ToolSource:
@@ -107,6 +113,6 @@ def combine(specs: list[str]) -> ToolSource:
         return sources[0]
     pool = check_unique([t for s in sources for t in s.pool])
     spec = ",".join(specs)
-    if any(s.state != "simulated by the LLM" for s in sources):
+    if any(s.executes for s in sources):
         raise ConfigError("real environments cannot be mixed with other specs in one run")
-    return ToolSource(spec, pool, "simulated by the LLM", _simulated(spec))
+    return ToolSource(spec, pool, SIMULATED, _simulated(spec), executes=False)

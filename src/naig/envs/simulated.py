@@ -36,6 +36,8 @@ class SimulatedEnvironment(Environment):
         return EnvironmentInfo(name=self._name)
 
     def suggest(self, call: FunctionCall, result: ToolResult) -> None:
+        """A result the generator proposes for ``call`` (a skeleton writes results beside
+        its calls): the answer to that call from now on, unless one was given already."""
         try:
             key = _memory_key(call.name, parse_arguments(call.arguments))
         except ValueError:

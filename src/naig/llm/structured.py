@@ -2,8 +2,9 @@
 
 The backend constrains decoding with the schema where it can; the answer is then parsed
 and validated (``validate`` raises ``ValueError`` on a bad one, pydantic's
-``ValidationError`` included). A bad answer is shown back to the model with the error,
-up to ``attempts`` times; then ``ModelOutputError`` carries the last raw text.
+``ValidationError`` included). A bad answer is described to the model (what was wrong,
+not the answer itself, which a small model would copy), up to ``attempts`` times; then
+``ModelOutputError`` carries the last raw text.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any, TypeVar
 
 from naig.errors import ModelOutputError
 from naig.llm.base import LLM, ChatMessage, Request
+from naig.prompts import render
 
 T = TypeVar("T")
 RETRY_TEMPERATURE = 1.0
@@ -90,10 +92,9 @@ async def ask(llm: LLM, messages: tuple[ChatMessage, ...], schema: dict[str, Any
         except (ValueError, TypeError, KeyError, IndexError, AttributeError) as e:
             problem = _short(str(e) if not isinstance(e, KeyError) else f"missing {e}")
         refused.add(_form(raw))
-        history = (*messages,
-                   ChatMessage(role="assistant", content=raw[:2000]),
-                   ChatMessage(role="user", content=f"That answer is invalid: {problem}\n"
-                               "Answer again with valid JSON that fixes it."))
+        # the refused answer is described, not shown: a small model shown its own answer
+        # writes it again
+        history = (*messages, *render("retry", problem=problem)[0])
     raise ModelOutputError(f"{stage}: no valid answer after {attempt + 1} attempts: {problem}",
                            raw=raw)
 

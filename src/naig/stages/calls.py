@@ -13,6 +13,7 @@ from typing import Any
 
 from naig.dialogue import FunctionCall, Message, ToolCall, call_key, made_calls
 from naig.envs.base import ToolResult
+from naig.envs.simulated import SimulatedEnvironment
 from naig.grounding import Seen, candidates, ground, id_like, scalars, seen, unfounded
 from naig.stages.draft import Draft
 from naig.tools import Tool, degenerate, simulated_results
@@ -164,7 +165,7 @@ async def make_calls(d: Draft, calls: list[dict[str, Any]], content: str | None 
         name=c["name"], arguments=encode(c.get("arguments", {})))) for c in calls]
     out = [Message(role="assistant", content=content, tool_calls=tool_calls)]
     for call, raw in zip(tool_calls, calls, strict=True):
-        if "result" in raw:
+        if "result" in raw and isinstance(d.env, SimulatedEnvironment):
             d.env.suggest(call.function, ToolResult(content=encode(raw["result"])))
         result = await d.env.call(call.function)
         out.append(Message(role="tool", tool_call_id=call.id, content=result.content))

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from naig.dialogue import FunctionCall, Injection, Message, call_key, made_calls
 from naig.envs.base import error_result
+from naig.envs.simulated import SimulatedEnvironment
 from naig.errors import ModelOutputError
 from naig.grounding import candidates, entity_values
 from naig.llm.structured import ask
@@ -232,7 +233,7 @@ async def _error_simulation(d: Draft, at: int) -> int:
     raw = await _ask(d, "error_simulation", _text(*names), at=at, name=call.name,
                      failing=encode(failing), arguments=call.arguments, value=value,
                      error=error)
-    if not error:
+    if not error and isinstance(d.env, SimulatedEnvironment):
         d.env.suggest(FunctionCall(name=call.name, arguments=encode(failing)),
                       error_result(raw["error"].strip()))
     if d.env.executes:

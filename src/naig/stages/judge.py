@@ -10,8 +10,9 @@ its choice then carries no signal, and every call spent on it is lost. So:
   candidate wins if it is picked again; if not, the judge followed the position.
 - **A canary per dialogue.** Before a dialogue's first judgement (with ``judge="auto"``)
   the judge is shown a pair whose answer is known: the dialogue's last reply against an
-  earlier reply put in its place, in both orders. A judge that does not prefer the real
-  reply both times carries no signal, and is not asked again in that dialogue; nor is one
+  earlier reply put in its place, in both orders (the first drawn, and the second asked
+  only if the first went right). A judge that does not prefer the real reply both times
+  carries no signal, and is not asked again in that dialogue; nor is one
   whose choice on a candidate followed the position. Refinement then spends calls only
   where a check gives evidence (``naig.stages.refine``). The test is the dialogue's own,
   so a record never depends on which dialogues ran before it, how many ran at once, or on
@@ -24,9 +25,11 @@ its choice then carries no signal, and every call spent on it is lost. So:
 from __future__ import annotations
 
 import math
+import random
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from naig.config import derive_seed
 from naig.dialogue import Message
 from naig.errors import ModelOutputError
 from naig.llm.structured import REASON_CHARS, ask
@@ -129,9 +132,17 @@ async def _canary(d: Draft) -> bool:
             d.rng.shuffle(shuffled)
         wrong = " ".join(shuffled)
     fake = real.model_copy(update={"content": wrong})
+    # which order is asked first is drawn (from the dialogue's seed alone): a judge that
+    # always names the same position then fails at the first call half the time, and the
+    # second call is saved
+    real_first = random.Random(derive_seed(d.seed, "canary order")).random() < 0.5
+    orders = [([real], [fake], True), ([fake], [real], False)]
     try:
-        ok = await _prefers(d, at, "assistant reply", [real], [fake]) and \
-            not await _prefers(d, at, "assistant reply", [fake], [real])
+        ok = True
+        for a, b, real_is_a in orders if real_first else orders[::-1]:
+            if await _prefers(d, at, "assistant reply", a, b) != real_is_a:
+                ok = False
+                break
     except ModelOutputError:
         ok = False
     d.judge.canaries += 1
