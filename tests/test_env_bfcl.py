@@ -367,3 +367,28 @@ def test_a_bfcl_export_is_a_test_entry_whose_ground_truth_bfcls_checker_accepts(
     wrong = [[truth[0]], [["mkdir(dir_name='final')"]]]
     verdict = multi_turn_checker(wrong, truth, entry, "multi_turn_base", "naig-export-wrong")
     assert not verdict["valid"]  # BFCL's checker tells a different end state apart
+
+
+def test_file_system_calls_take_only_entries_that_exist_where_they_run() -> None:
+    from naig.stages.calls import existing
+
+    config = scenarios()["multi_turn_base_0"]["initial_config"]
+    env = env_for(["GorillaFileSystem"], config)
+    tools = {t.name: t for t in bfcl.pool(["GorillaFileSystem"])}
+    enum = lambda tool, param: (env.narrow(tool, tools[tool].parameters) or {}).get(  # noqa: E731
+        "properties", {}).get(param, {}).get("enum")
+    assert enum("cd", "folder") == ["archive", "document"]  # at the root: no ".."
+    assert env.narrow("cat", tools["cat"].parameters) is None  # no file here to read
+    assert env.narrow("touch", tools["touch"].parameters) == tools["touch"].parameters  # new
+    assert not call(env, "cd", folder="document").error
+    assert enum("cat", "file_name") == ["final_report.pdf", "previous_report.pdf"]
+    assert enum("cd", "folder") == [".."]
+    assert enum("mv", "source") == ["final_report.pdf", "previous_report.pdf"]
+
+    class Run:  # what existing() reads of a draft
+        def __init__(self) -> None:
+            self.env = env
+    params = existing(Run(), None, list(tools.values()))  # type: ignore[arg-type]
+    assert params is not None and "cat" in params and "rmdir" not in params
+    assert params["diff"]["properties"]["file_name1"]["enum"] == ["final_report.pdf",
+                                                                 "previous_report.pdf"]

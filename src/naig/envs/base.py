@@ -73,6 +73,12 @@ class Environment(ABC):
         something that exists. None where the state is unknown (simulated tools)."""
         return None
 
+    def narrow(self, tool: str, parameters: dict[str, Any]) -> dict[str, Any] | None:
+        """``parameters`` (a call's argument schema) restricted to the values that exist in
+        the current state, where this environment knows them (a file system's entries,
+        say); None where a required argument has no value now. Unchanged by default."""
+        return parameters
+
     def system_prompt(self) -> str:
         """Extra text for the dialogue's system message (a domain policy, say)."""
         return ""

@@ -95,6 +95,16 @@ def pool(classes: list[str]) -> list[Tool]:
     return [t for c in classes for t in docs[c]]
 
 
+_EXISTING: dict[str, dict[str, str]] = {
+    "cat": {"file_name": "file"}, "tail": {"file_name": "file"},
+    "grep": {"file_name": "file"}, "sort": {"file_name": "file"},
+    "wc": {"file_name": "file"}, "diff": {"file_name1": "file", "file_name2": "file"},
+    "cd": {"folder": "dir"}, "rmdir": {"dir_name": "dir"}, "rm": {"file_name": "entry"},
+    "mv": {"source": "entry"}, "cp": {"source": "entry"}}
+"""GorillaFileSystem's tools whose argument names an entry that must exist: a file, a
+folder, or either. (``touch``, ``mkdir`` and ``echo`` name new ones; ``find`` searches.)"""
+
+
 def choose_state(classes: list[str], seed: int) -> dict[str, Any]:
     """A start state for ``classes``: the config of a scenario chosen by ``seed``.
 
@@ -199,6 +209,27 @@ class BfclEnvironment(Environment):
 
     def vocabulary(self) -> Vocabulary:
         return vocabulary(self._config)
+
+    def narrow(self, tool: str, parameters: dict[str, Any]) -> dict[str, Any] | None:
+        """The file system's tools that act on an entry take one that exists in the current
+        directory (its files, its folders, or ``..`` to go up): GorillaFileSystem takes no
+        paths, and a name anywhere else is "No such file"."""
+        kinds = _EXISTING.get(tool)
+        fs = self._instances.get("GorillaFileSystem")
+        if not kinds or fs is None:
+            return parameters
+        here = fs._current_dir
+        files = sorted(n for n, v in here.contents.items() if not hasattr(v, "contents"))
+        dirs = sorted(n for n, v in here.contents.items() if hasattr(v, "contents"))
+        dirs += [".."] if tool == "cd" and here.parent is not None else []
+        out = copy.deepcopy(parameters)
+        for param, kind in kinds.items():
+            names = {"file": files, "dir": dirs, "entry": files + dirs}[kind]
+            if not names:
+                return None
+            out.setdefault("properties", {})[param] = {
+                **out["properties"].get(param, {}), "enum": names}
+        return out
 
     def state_summary(self) -> str:
         shown = {c: cfg for c, cfg in self._config.items() if c != "MathAPI"}  # stateless

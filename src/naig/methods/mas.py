@@ -34,6 +34,7 @@ from naig.stages.calls import (
     RepeatedCall,
     calls_schema,
     check_call,
+    existing,
     grounded,
     made,
     make_calls,
@@ -175,7 +176,7 @@ async def _assistant(d: Draft, reply_only: bool) -> Calls | str | None:
     history = transcript(d.messages)
     tools = [{"name": t.name, "description": t.description,
               "parameters": json.dumps(t.parameters, ensure_ascii=False)} for t in d.tools]
-    params = None if reply_only else grounded(d, d.tools)
+    params = None if reply_only else existing(d, grounded(d, d.tools), d.tools)
     messages, digest = render("mas_assistant", system=d.system, tools=tools,
                               transcript=history, reply_only=not params)
     shown = [v for t in tools for v in t.values()]

@@ -78,6 +78,22 @@ def grounded(d: Draft, tools: list[Tool], values: list[Seen] | None = None) -> P
     return out
 
 
+def existing(d: Draft, params: Parameters | None, tools: list[Tool]) -> Parameters | None:
+    """``params`` (every tool's, where None) narrowed by the environment to the values
+    that exist in its state now (``Environment.narrow``); a tool with a required argument
+    that has no such value is left out. Steps run in order, so the state is the one the
+    call will meet."""
+    if not d.env.executes:
+        return params
+    base = params if params is not None else {t.name: t.parameters for t in tools}
+    out = {}
+    for name, schema in base.items():
+        narrowed = d.env.narrow(name, schema)
+        if narrowed is not None:
+            out[name] = narrowed
+    return out if out != base or params is not None else params
+
+
 def check_call(tool: Tool | None, raw: Any, tools: list[Tool], values: list[Seen],
                names: list[str], *, said: str, user_states: bool = False) -> None:
     """Refuse (``ValueError``, worded for the model) a call that names no allowed tool, has

@@ -33,6 +33,7 @@ from naig.stages.calls import (
     RepeatedCall,
     calls_schema,
     check_call,
+    existing,
     grounded,
     made,
     make_calls,
@@ -255,10 +256,11 @@ async def _step(d: Draft, task: str, sub: Subtask, part: Part, k: int, *, reply:
     for _ in range(d.settings.attempts_per_output):
         tools = [t for t in listed if t.name not in repeated] or \
             [t for t in d.tools if t.name not in repeated]
-        params = _opening(d, tools) if part == "open" else grounded(d, tools)
+        params = existing(d, _opening(d, tools) if part == "open" else grounded(d, tools),
+                           tools)
         if part == "step" and not params:  # none of this subtask's: any tool that can
             tools = [t for t in d.tools if t.name not in repeated]
-            params = grounded(d, tools)
+            params = existing(d, grounded(d, tools), tools)
         if not tools or (part == "step" and not params):
             break
         raw = await _ask_part(d, task, sub, part, k, tools=tools, params=params,
