@@ -285,3 +285,31 @@ def test_the_arguments_expert_is_always_asked_and_told_what_code_could_not_find(
                                          "verdict": "pass"})
     v = asyncio.run(verify(llm, m, TOOLS, SimulatedEnvironment(TOOLS, llm, 1), seed=1))
     assert v.passed and len(llm.requests) == 4  # all four experts, every time
+
+
+def test_results_an_environment_returned_are_not_judged_as_junk() -> None:
+    """A real file's JSON text, read by ``cat`` on BFCL's file system, is what the file
+    holds; the rule is for results a model wrote."""
+    import asyncio
+
+    from naig.envs.python_module import PythonEnvironment
+    from naig.envs.simulated import SimulatedEnvironment
+    from naig.stages.verify import verify
+    from naig.testing import ScriptedLLM
+
+    m = good_dialogue()
+    m[5] = result("call_2", booking_id="B-77", note='{"experiment": "Apollo", "result": "ok"}')
+    assert not checks.values_wellformed(m, TOOLS).passed
+    assert checks.values_wellformed(m, TOOLS, results=False).passed
+    arguments = good_dialogue()
+    arguments[4] = arguments[4].model_copy(update={"tool_calls": [
+        arguments[4].tool_calls[0].model_copy(update={"function": arguments[4].tool_calls[0]
+                                              .function.model_copy(update={
+                                                  "arguments": '{"hotel_id": "}] }, { "}'})})]})
+    assert not checks.values_wellformed(arguments, TOOLS, results=False).passed  # always
+
+    def wellformed(env: object) -> bool:
+        v = asyncio.run(verify(ScriptedLLM(), m, TOOLS, env, seed=0, experts=False))  # type: ignore[arg-type]
+        return next(c for c in v.checks if c.name == "values_wellformed").passed
+    assert not wellformed(SimulatedEnvironment(TOOLS, ScriptedLLM(), 0))
+    assert wellformed(PythonEnvironment(TOOLS, "tests.tools_module", name="python:x"))

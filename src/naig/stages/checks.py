@@ -112,12 +112,15 @@ def schema_valid_arguments(messages: list[Message], tools: list[Tool]) -> Check:
     return _ok(name)
 
 
-def values_wellformed(messages: list[Message], tools: list[Tool]) -> Check:
+def values_wellformed(messages: list[Message], tools: list[Tool], *,
+                      results: bool = True) -> Check:
     """No call argument or tool result holds a string no real value looks like (no letter
-    or digit, or JSON structure inside it: a model that lost its place)."""
+    or digit, or JSON structure inside it: a model that lost its place). Tool results are
+    judged only where the model wrote them (``results``): what an executing environment
+    returned is real, a file's JSON text included."""
     for i, m in enumerate(messages):
         texts = [c.function.arguments for c in m.tool_calls or []]
-        texts += [m.content or ""] if m.role == "tool" else []
+        texts += [m.content or ""] if m.role == "tool" and results else []
         for text in texts:
             try:
                 junk = degenerate(json.loads(text))
