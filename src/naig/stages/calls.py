@@ -86,12 +86,11 @@ def existing(d: Draft, params: Parameters | None, tools: list[Tool]) -> Paramete
     if not d.env.executes:
         return params
     base = params if params is not None else {t.name: t.parameters for t in tools}
-    out = {}
-    for name, schema in base.items():
-        narrowed = d.env.narrow(name, schema)
-        if narrowed is not None:
-            out[name] = narrowed
-    return out if out != base or params is not None else params
+    narrowed = {name: d.env.narrow(name, schema) for name, schema in base.items()}
+    out = {name: schema for name, schema in narrowed.items() if schema is not None}
+    if params is None and out == base:
+        return None  # nothing narrowed: the arguments stay free
+    return out
 
 
 def check_call(tool: Tool | None, raw: Any, tools: list[Tool], values: list[Seen],
