@@ -22,9 +22,10 @@ RUN = 8
 _WORD = re.compile(r"[a-z]+")
 
 
-def _runs(text: str) -> set[tuple[str, ...]]:
+def _runs(text: str) -> list[tuple[str, ...]]:
+    """The runs of ``RUN`` words in ``text``, in order."""
     words = _WORD.findall(text.lower())
-    return {tuple(words[i:i + RUN]) for i in range(len(words) - RUN + 1)}
+    return [tuple(words[i:i + RUN]) for i in range(len(words) - RUN + 1)]
 
 
 def _bfcl_texts() -> list[str]:
@@ -78,9 +79,7 @@ def copied(record: Record) -> str | None:
     runs, _ = benchmark_runs()
     for m in record.messages:
         if m.role == "user" and m.content:
-            words = _WORD.findall(m.content.lower())
-            for i in range(len(words) - RUN + 1):
-                run = tuple(words[i:i + RUN])
+            for run in _runs(m.content):
                 if run in runs:
                     return f"{runs[run]}: '{' '.join(run)}'"
     return None

@@ -41,7 +41,7 @@ from typing import Any, TextIO
 
 from naig.contamination import benchmark_runs, copied
 from naig.dedup import NearDuplicates
-from naig.dialogue import Message, Record
+from naig.dialogue import Message, Record, ToolCall
 from naig.envs import bfcl
 from naig.errors import ConfigError
 from naig.store import IMPORTED
@@ -135,8 +135,7 @@ def to_sharegpt(record: Record) -> dict[str, Any]:
         elif m.role == "user":
             turns.append({"from": "human", "value": m.content or ""})
         elif m.tool_calls:
-            calls = [{"name": c.function.name, "arguments": _result(c.function.arguments)}
-                     for c in m.tool_calls]
+            calls = [_call(c) for c in m.tool_calls]
             turns.append({"from": "function_call", "value": json.dumps(
                 calls[0] if len(calls) == 1 else calls, ensure_ascii=False)})
         else:
@@ -153,8 +152,13 @@ def to_sharegpt(record: Record) -> dict[str, Any]:
             "tools": json.dumps(tools, ensure_ascii=False)}
 
 
-def _call_json(name: str, arguments: str) -> str:
-    return json.dumps({"name": name, "arguments": _result(arguments)}, ensure_ascii=False)
+def _call(c: ToolCall) -> dict[str, Any]:
+    """A call as the tag- and role-based formats write it: name, arguments as an object."""
+    return {"name": c.function.name, "arguments": _result(c.function.arguments)}
+
+
+def _call_json(c: ToolCall) -> str:
+    return json.dumps(_call(c), ensure_ascii=False)
 
 
 HERMES_SYSTEM = (
@@ -188,7 +192,7 @@ def to_hermes(record: Record) -> dict[str, Any]:
                 turns.append({"from": "tool", "value": block})
         else:
             parts = [m.content] if m.content else []
-            parts += [f"<tool_call>\n{_call_json(c.function.name, c.function.arguments)}\n"
+            parts += [f"<tool_call>\n{_call_json(c)}\n"
                       "</tool_call>" for c in m.tool_calls or []]
             turns.append({"from": "gpt", "value": "\n".join(parts)})
     return {"conversations": turns, "tools": tools}
@@ -207,7 +211,7 @@ def to_swift(record: Record) -> dict[str, Any]:
         if m.content or not m.tool_calls:
             messages.append({"role": m.role, "content": m.content or ""})
         messages += [{"role": "tool_call",
-                      "content": _call_json(c.function.name, c.function.arguments)}
+                      "content": _call_json(c)}
                      for c in m.tool_calls or []]
     return {"messages": messages, "tools": json.dumps(record.tools, ensure_ascii=False)}
 
