@@ -12,7 +12,7 @@ from rich.console import Console
 
 from naig.bench import BenchReport, bench
 from naig.config import MethodSettings, RunConfig
-from naig.dialogue import Message
+from naig.dialogue import Message, Usage
 from naig.envs.registry import resolve
 from naig.errors import ConfigError
 from naig.stats import behaviours, corpus_stats, distinct_n
@@ -44,7 +44,12 @@ def test_counts_are_the_sum_of_the_records_usage_and_of_what_the_model_was_sent(
         written = read_records(r.outputs[0]) if r.outputs else []
         written += read_records(r.outputs[1]) if r.outputs and r.outputs[1].exists() else []
         assert r.attempted == len(r.records) == len(written) == 3
+        # the records' usage, and the judge's calibration that is charged to no record
         usages = [x.meta.usage for x in r.records]
+        calibration = r.usage.by_stage.get("calibrate")
+        assert (name == "naig") == (calibration is not None)  # MAS has no judge
+        usages += [Usage(by_stage={"calibrate": calibration}, **calibration.model_dump(
+            exclude={"cost_usd"}))] if calibration else []
         assert r.usage.calls == sum(u.calls for u in usages) == r.run_usage.calls > 0
         assert r.usage.prompt_tokens == sum(u.prompt_tokens for u in usages) \
             == r.run_usage.prompt_tokens

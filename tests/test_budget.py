@@ -184,3 +184,20 @@ def test_a_cost_limit_needs_a_price() -> None:
     tokens_only = Budget.for_model("openai:my-own-model", max_tokens=1000)
     assert tokens_only.max_tokens == 1000 and tokens_only.cost == 0.0
     assert Budget.for_model("openai:gpt-4o-mini", max_cost=5.0).price == Price(0.15, 0.6, 0.075)
+
+
+def test_a_budget_spent_while_the_experts_run_stops_the_run_cleanly(tmp_path: Path) -> None:
+    """The experts run in a task group: the spent budget must come out as itself (the run
+    stops, with its summary), not as an exception group that crashes the run."""
+    from naig.envs.simulated import SimulatedEnvironment
+    from naig.stages.verify import verify
+    from naig.testing import ScriptedLLM
+
+    from .conftest import TOOLS, good_dialogue
+
+    def respond(request: Request) -> object:
+        raise BudgetExhausted("budget spent")
+    llm = ScriptedLLM(respond=respond)
+    env = SimulatedEnvironment(TOOLS, llm, seed=1)
+    with pytest.raises(BudgetExhausted):
+        asyncio.run(verify(llm, good_dialogue(), TOOLS, env, seed=1))

@@ -379,11 +379,18 @@ def test_file_system_calls_take_only_entries_that_exist_where_they_run() -> None
         "properties", {}).get(param, {}).get("enum")
     assert enum("cd", "folder") == ["archive", "document"]  # at the root: no ".."
     assert env.narrow("cat", tools["cat"].parameters) is None  # no file here to read
-    assert env.narrow("touch", tools["touch"].parameters) == tools["touch"].parameters  # new
+    touch = env.narrow("touch", tools["touch"].parameters) or {}
+    assert touch["properties"]["file_name"]["pattern"] == "^[^/]+$"  # a new name, no path
+    # "document" holds files: rmdir is never asked to meet "Directory not empty"
+    assert enum("rmdir", "dir_name") == ["archive"]
+    assert not call(env, "mkdir", dir_name="empty").error
+    assert enum("rmdir", "dir_name") == ["archive", "empty"]
     assert not call(env, "cd", folder="document").error
     assert enum("cat", "file_name") == ["final_report.pdf", "previous_report.pdf"]
     assert enum("cd", "folder") == [".."]
     assert enum("mv", "source") == ["final_report.pdf", "previous_report.pdf"]
+    mv = env.narrow("mv", tools["mv"].parameters) or {}
+    assert mv["properties"]["destination"]["pattern"] == "^[^/]+$"
 
     class Run:  # what existing() reads of a draft
         def __init__(self) -> None:

@@ -132,6 +132,28 @@ def test_chains_follow_the_data_flow_and_prefer_tools_not_used_yet() -> None:
                   [2], random.Random(0)) is None  # no data flow known: the planner chooses
 
 
+def test_a_tool_that_undoes_is_never_chained_after_the_tool_that_made_its_entity() -> None:
+    import random
+
+    from naig.grounding import chains, undoes
+
+    pools = {name: load_builtin(name) for name in ("shop", "travel", "office")}
+    by = {t.name: t for tools in pools.values() for t in tools}
+    assert undoes(by["book_hotel"], by["cancel_booking"])
+    assert undoes(by["create_event"], by["delete_event"])
+    assert not produces(by["place_order"], by["cancel_order"])
+    assert produces(by["place_order"], by["get_order_status"])  # checking is not undoing
+    assert not undoes(by["list_events"], by["delete_event"])  # a lookup feeds it still
+    camel = tool_from_dict({"name": "cancelBooking"}, "t")
+    assert undoes(by["book_flight"], camel)
+    for name, tools in pools.items():
+        for seed in range(30):
+            plan = chains(tools, [2, 3], random.Random(seed)) or []
+            for chain in plan:
+                pairs = zip(chain, chain[1:], strict=False)
+                assert not any(undoes(by[a], by[b]) for a, b in pairs), (name, seed, plan)
+
+
 def test_a_result_shape_is_read_from_an_observed_result() -> None:
     from naig.grounding import probe_arguments, schema_of
 

@@ -5,6 +5,7 @@ import random
 from collections import Counter
 
 from naig.dialogue import Message
+from naig.stages.judge import calibration_cases, trusted
 from naig.stages.refine import choose_masks, maskable, refine_step
 from naig.testing import ScriptedLLM
 
@@ -44,10 +45,19 @@ def _judge_says(choice: str, candidate_text: str):  # type: ignore[no-untyped-de
     return respond
 
 
+def _calibration_answer(prompt: str) -> str | None:
+    """For a calibration prompt, the letter of the real reply (None for other prompts)."""
+    for case in calibration_cases()[1]:
+        if case["wrong"] in prompt:
+            a = prompt.split("\nA: ")[1].split("\nB: ")[0]
+            return "B" if case["wrong"] in a else "A"
+    return None
+
+
 def _judged(llm: ScriptedLLM) -> list[str]:
-    """The judge's prompts, in order: ``canary`` or ``candidate``."""
-    return ["candidate" if "A brand new" in r.messages[-1].content or "A different" in
-            r.messages[-1].content else "canary"
+    """The judge's prompts, in order: ``calibration`` or ``candidate``."""
+    return ["candidate" if _calibration_answer(r.messages[-1].content) is None
+            else "calibration"
             for r in llm.requests if r.schema_ and "better" in r.schema_["properties"]]
 
 
@@ -108,44 +118,75 @@ def test_a_position_biased_judge_keeps_the_original() -> None:
     assert d.judge.pairs > 0 and d.judge.kept == 0 and d.judge.accepted == 0
 
 
-def test_a_judge_that_fails_its_canary_is_not_asked_and_only_blamed_turns_are_masked() -> None:
+def test_a_judge_that_fails_calibration_is_not_asked_and_only_blamed_turns_are_masked(
+        ) -> None:
     llm = ScriptedLLM(respond=_always_a)
     d = make_draft(llm, good_dialogue(), masks_per_step=1)  # judge="auto"
     _focus_last_reply(d)
     assert asyncio.run(refine_step(d, 1)) is None  # nothing is blamed: nothing to rewrite
-    # seed 7 draws the wrong reply first: a judge that always names A fails at once
-    assert _judged(llm) == ["canary"] and len(llm.requests) == 1
-    assert d.judge_trusted is False and (d.judge.canaries, d.judge.passed) == (1, 0)
-    assert "--judge off" in d.judge.describe() or d.judge.signal  # says so once it is clear
-    assert asyncio.run(refine_step(d, 2)) is None and len(llm.requests) == 1  # no more calls
+    # the first order of each pair is drawn: a judge that always names A is wrong by its
+    # first or second answer
+    assert set(_judged(llm)) == {"calibration"} and 1 <= len(llm.requests) <= 2
+    assert d.judge_trusted is False and d.judge.calibrated is False
+    assert "not asked in this run" in d.judge.describe()
+    assert asyncio.run(refine_step(d, 2)) is None and len(llm.requests) <= 2  # no more calls
+    other = make_draft(llm, good_dialogue(), masks_per_step=1)
+    other.judge = d.judge  # the next dialogue of the same run: the outcome holds
+    asked = len(llm.requests)
+    assert asyncio.run(refine_step(other, 1)) is None and len(llm.requests) == asked
 
 
-def test_the_canarys_first_order_is_drawn_so_a_position_judge_fails_at_once_half_the_time(
+def test_a_judge_that_always_names_one_position_fails_calibration_within_two_calls(
         ) -> None:
-    calls = []
-    for seed in range(20):
-        llm = ScriptedLLM(respond=_always_a)
+    for letter in "AB":
+        llm = ScriptedLLM(respond=lambda r, x=letter: {"better": x, "reason": "-"})
         d = make_draft(llm, good_dialogue(), masks_per_step=1)
-        d.seed = seed
-        _focus_last_reply(d)
-        asyncio.run(refine_step(d, 1))
-        assert d.judge_trusted is False
-        calls.append(len(llm.requests))
-    assert set(calls) == {1, 2} and 5 <= calls.count(1) <= 15
+        assert asyncio.run(trusted(d)) is False
+        assert 1 <= len(llm.requests) <= 2 and d.judge.passed == 0
 
 
-def test_a_judge_that_passes_its_canary_is_trusted() -> None:
-    def sensible(request):  # type: ignore[no-untyped-def]
-        if "better" in request.schema_["properties"]:  # picks whichever reads naturally
-            a = request.messages[-1].content.split("\nA: ")[1].split("\nB: ")[0]
-            return {"better": "A" if a.startswith("assistant: It is") else "B", "reason": "-"}
-        return {"content": "A brand new reply."}
-    llm = ScriptedLLM(respond=sensible)
+def _sensible(request):  # type: ignore[no-untyped-def]
+    """A judge that knows the calibration's answers and prefers the original's opening."""
+    if "better" in request.schema_["properties"]:
+        prompt = request.messages[-1].content
+        known = _calibration_answer(prompt)
+        if known:
+            return {"better": known, "reason": "-"}
+        a = prompt.split("\nA: ")[1].split("\nB: ")[0]
+        return {"better": "A" if a.startswith("assistant: It is") else "B", "reason": "-"}
+    return {"content": "A brand new reply."}
+
+
+def test_a_judge_that_passes_calibration_is_trusted() -> None:
+    llm = ScriptedLLM(respond=_sensible)
     d = make_draft(llm, good_dialogue(), masks_per_step=1)
     _focus_last_reply(d)
     asyncio.run(refine_step(d, 1))
-    assert d.judge_trusted is True and _judged(llm)[:2] == ["canary", "canary"]
+    cases = len(calibration_cases()[1])
+    assert d.judge_trusted is True and _judged(llm)[:2 * cases] == ["calibration"] * 2 * cases
     assert "candidate" in _judged(llm)
+    assert (d.judge.known_pairs, d.judge.passed, d.judge.calibrated) == (cases, cases, True)
+
+
+def test_calibration_is_asked_once_per_run_however_many_dialogues_ask_at_once() -> None:
+    llm = ScriptedLLM(respond=_sensible)
+    drafts = [make_draft(llm, good_dialogue()) for _ in range(5)]
+    for d in drafts[1:]:
+        d.judge = drafts[0].judge  # one run: one monitor
+
+    async def main() -> list[bool]:
+        return list(await asyncio.gather(*(trusted(d) for d in drafts)))
+    assert asyncio.run(main()) == [True] * 5
+    assert len(llm.requests) == 2 * len(calibration_cases()[1])
+
+
+def test_the_calibration_pairs_are_well_formed() -> None:
+    system, cases = calibration_cases()
+    assert system and len(cases) >= 3
+    for case in cases:
+        last = Message.model_validate(case["messages"][-1])
+        assert last.role == "assistant" and not last.tool_calls and last.content
+        assert case["wrong"] and case["wrong"] != last.content
 
 
 def test_the_judge_off_is_never_asked() -> None:
@@ -213,7 +254,7 @@ def test_a_candidate_that_fixes_a_failing_check_is_kept_without_a_judge() -> Non
     assert record is not None and record.masked == [1] and record.kept == ["new"]
     assert record.reasons == ["candidate fixes grounded_ids"]  # the evidence, no judge
     assert "H-1001" in (d.messages[1].content or "")
-    assert set(_judged(llm)) == {"canary"}  # the canary only: the fix needed no judge
+    assert set(_judged(llm)) <= {"calibration"}  # the fix needed no judge
 
 
 def test_an_auto_judge_that_follows_the_position_once_is_not_asked_again() -> None:
@@ -221,9 +262,9 @@ def test_an_auto_judge_that_follows_the_position_once_is_not_asked_again() -> No
         if "better" not in request.schema_["properties"]:
             return {"content": "A different reply."}
         prompt = request.messages[-1].content
-        if "A different" not in prompt:  # the canary: it prefers the real last reply
-            a = prompt.split("\nA: ")[1].split("\nB: ")[0]
-            return {"better": "A" if "It is sunny" in a else "B", "reason": "-"}
+        known = _calibration_answer(prompt)
+        if known:  # the calibration: it knows the real reply
+            return {"better": known, "reason": "-"}
         return {"better": "A", "reason": "first"}  # candidates: always the first shown
     llm = ScriptedLLM(respond=sensible_then_biased)
     m = good_dialogue()
@@ -236,7 +277,7 @@ def test_an_auto_judge_that_follows_the_position_once_is_not_asked_again() -> No
         asyncio.run(refine_step(d, step))
         if d.judge_trusted is False:
             break
-    assert d.judge.canaries == 1 and d.judge.passed == 1
+    assert d.judge.calibrated is True
     assert d.judge.pairs == 1 and d.judge.kept == 0 and d.judge_trusted is False
     asked = len(llm.requests)
     d.turns[1].selections = 0

@@ -37,7 +37,8 @@ def _run(config: RunConfig, backend: ScriptedLLM):  # type: ignore[no-untyped-de
 
 def test_records_follow_the_contract(tmp_path: Path) -> None:
     backend = ScriptedLLM(respond=schema_example)
-    summary = _run(_config(tmp_path), backend)
+    # the scripted judge always says "A": judge="on" so that refinement steps happen
+    summary = _run(_config(tmp_path, method=SMALL.model_copy(update={"judge": "on"})), backend)
     kept = read_records(tmp_path / "out.jsonl")
     rejected = read_records(tmp_path / "out.rejected.jsonl") if summary.rejected else []
     assert summary.kept == len(kept) == 3

@@ -6,7 +6,8 @@ is always off, so every count is work a model did in this benchmark. Per method 
 report gives dialogues attempted and kept, LLM calls, prompt and completion tokens and
 seconds (total, per kept dialogue and per stage), and data statistics (``naig.stats``)
 over the kept dialogues (over all of them where none was kept, which the report says).
-Counts are the sums of the records' ``meta.usage``; the run's own count of requests that
+Counts are the sums of the records' ``meta.usage`` and the judge's calibration (asked once
+per method's run, charged to no record); the run's own count of requests that
 reached the model is kept beside them as a check (they agree: nothing is cached).
 """
 
@@ -57,7 +58,8 @@ class MethodResult:
     attempted: int
     kept: int
     usage: Usage
-    """The LLM work of every attempt: the sum of the records' ``meta.usage``."""
+    """The LLM work of every attempt: the sum of the records' ``meta.usage``, and the
+    judge's calibration (the run's, stage ``calibrate``)."""
     run_usage: Usage
     """What reached the model in this benchmark, counted by the run (the check)."""
     cache_hits: int
@@ -285,7 +287,8 @@ async def _measure(config: RunConfig, backend: LLM, source: ToolSource, attempts
     rejected = Counter(rejection_reason(r) for r in done if not _kept(r))
     return MethodResult(
         method=method, attempted=len(done), kept=len(kept),
-        usage=total_usage(r.meta.usage for r in done), run_usage=llm.totals.new.usage(),
+        usage=total_usage([*(r.meta.usage for r in done), judge.spent.usage()]),
+        run_usage=llm.totals.new.usage(),
         cache_hits=llm.totals.cached.usage().calls, wall_seconds=round(wall, 3),
         reasons=dict(rejected.most_common()),
         stats=corpus_stats([r.messages for r in (kept or done)]),

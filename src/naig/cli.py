@@ -159,7 +159,7 @@ def generate(
     steps: Annotated[str, typer.Option(help="Tool-calling steps per subtask, MIN-MAX.")] = "1-6",
     injections: Annotated[str, typer.Option(help="Injection types per dialogue, MIN-MAX.")] = "1-3",
     experts: Annotated[bool, typer.Option(help="Run the model-based expert panel.")] = True,
-    judge: Annotated[str, typer.Option(help="Refinement judge: auto (asked where it passes a canary), on, off (keep only rewrites that fix a failing check).")] = "auto",
+    judge: Annotated[str, typer.Option(help="Refinement judge: auto (asked where it passes a calibration on known pairs, once per run), on, off (keep only rewrites that fix a failing check).")] = "auto",
     repair_rounds: Annotated[int, typer.Option(help="Repair rounds for a dialogue that fails verification, before it is rejected.")] = 1,
     cache: Annotated[bool, typer.Option(help="Use the persistent response cache.")] = True,
     cache_path: Annotated[Path | None, typer.Option(help="Cache file (default: user cache folder).")] = None,

@@ -52,7 +52,7 @@ class MethodSettings(BaseModel):
     rewrite is told the problem."""
     judge: Literal["auto", "on", "off"] = "auto"
     """[ours] The refinement judge (the candidate must win in both orders): ``auto`` asks it
-    only in dialogues where it passes a canary with a known answer; ``off`` never asks it,
+    only where it passes the run's calibration (known pairs, asked once); ``off`` never asks it,
     so only a rewrite that fixes a failing check is kept."""
     experts: bool = True
     """Run the model-based expert panel in verification."""

@@ -320,12 +320,32 @@ def unfounded(tool: Tool, tools: Iterable[Tool], arguments: Mapping[str, Any],
     return None
 
 
+_CREATES = frozenset({"add", "book", "buy", "create", "make", "mkdir", "new", "open", "order",
+                      "place", "post", "purchase", "register", "reserve", "schedule", "send",
+                      "submit", "touch", "upload", "write"})
+_UNDOES = frozenset({"cancel", "delete", "discard", "drop", "erase", "remove", "revoke", "rm",
+                     "rmdir", "unbook", "undo", "unfollow", "unsubscribe", "void"})
+
+
+def _verb(tool: Tool) -> str:
+    """The first word of a tool's name: ``book`` for ``book_hotel`` and ``bookHotel``."""
+    return re.split(r"[_\-\s]|(?<=[a-z])(?=[A-Z])", tool.name)[0].lower()
+
+
+def undoes(producer: Tool, consumer: Tool) -> bool:
+    """Whether ``consumer`` undoes what ``producer`` makes (``cancel_booking`` after
+    ``book_hotel``, ``rmdir`` after ``mkdir``), by the verbs their names start with. Such a
+    consumer takes what the user brings (a booking made before the dialogue), never what
+    the dialogue just made: a task that books and at once cancels teaches nothing."""
+    return _verb(producer) in _CREATES and _verb(consumer) in _UNDOES
+
+
 def feeds(producer: Tool, consumer: Tool) -> set[str]:
     """The entity arguments of ``consumer`` that ``producer``'s results can carry a value
     for: a result field related to the argument, the argument's description naming the
     producer, or the producer named for it (``find_user_id_by_email`` yields a
-    ``user_id``)."""
-    if producer.name == consumer.name:
+    ``user_id``). None where the consumer undoes what the producer makes (``undoes``)."""
+    if producer.name == consumer.name or undoes(producer, consumer):
         return set()
     fields = set(_fields(producer.result_schema or {}))
     return {name for name, schema in _entity_params(consumer, [producer.name])
@@ -572,4 +592,4 @@ def vocabulary(state: Any) -> dict[str, frozenset[str]]:
 __all__ = ["Seen", "Vocabulary", "candidates", "chains", "dependency_order", "entity_names",
            "entity_values", "feeds", "fresh", "ground", "id_like", "is_entity",
            "probe_arguments", "produces", "related", "scalars", "schema_of", "seen", "shown",
-           "unfounded", "ungrounded", "vocabulary", "with_sources"]
+           "undoes", "unfounded", "ungrounded", "vocabulary", "with_sources"]

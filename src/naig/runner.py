@@ -306,6 +306,7 @@ class _Run:
             finally:
                 self.store.close()
             s.seconds = time.perf_counter() - start
+            _charge(s.all_usage, s.judge.spent.usage())  # the run's, no dialogue's
             s.new_calls = self.llm.totals.new
             s.cache_hits = self.llm.totals.cached
         return s

@@ -114,7 +114,26 @@ def _normalize_parameters(params: Any, where: str) -> dict[str, Any]:
     except SchemaError as e:
         raise ConfigError(f"{where}: invalid JSON Schema in 'parameters': {e.message}") from None
     _check_refs(params, params, (), set(), where)
-    return dict(params)
+    return inline_refs(params)
+
+
+def inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``schema`` with every local ``$ref`` replaced by what it points to and
+    ``$defs`` (``definitions``) dropped, for a schema ``_check_refs`` accepted. A grammar
+    built from a call schema sees a tool's parameters nested under ``arguments``, where a
+    ``#/$defs/...`` pointer no longer resolves (llama.cpp then silently decodes free JSON),
+    and the grounding walk must see the entity arguments inside the definitions."""
+    def expand(node: Any) -> Any:
+        if isinstance(node, list):
+            return [expand(v) for v in node]
+        if not isinstance(node, dict):
+            return node
+        if isinstance(node.get("$ref"), str):
+            target = expand(_pointed(node["$ref"], schema, "inline_refs"))
+            rest = {k: expand(v) for k, v in node.items() if k != "$ref"}
+            return {**target, **rest} if isinstance(target, dict) else target
+        return {k: expand(v) for k, v in node.items() if k not in ("$defs", "definitions")}
+    return dict(expand(schema))
 
 
 MAX_SCHEMA_CHARS = 20_000

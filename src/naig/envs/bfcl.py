@@ -99,10 +99,16 @@ _EXISTING: dict[str, dict[str, str]] = {
     "cat": {"file_name": "file"}, "tail": {"file_name": "file"},
     "grep": {"file_name": "file"}, "sort": {"file_name": "file"},
     "wc": {"file_name": "file"}, "diff": {"file_name1": "file", "file_name2": "file"},
-    "cd": {"folder": "dir"}, "rmdir": {"dir_name": "dir"}, "rm": {"file_name": "entry"},
+    "cd": {"folder": "dir"}, "rmdir": {"dir_name": "empty dir"}, "rm": {"file_name": "entry"},
     "mv": {"source": "entry"}, "cp": {"source": "entry"}}
 """GorillaFileSystem's tools whose argument names an entry that must exist: a file, a
-folder, or either. (``touch``, ``mkdir`` and ``echo`` name new ones; ``find`` searches.)"""
+folder (``rmdir``: an empty one), or either. (``find`` searches.)"""
+
+_NEW: dict[str, list[str]] = {"touch": ["file_name"], "mkdir": ["dir_name"],
+                              "echo": ["file_name"], "mv": ["destination"],
+                              "cp": ["destination"]}
+"""GorillaFileSystem's arguments that name an entry in the current directory, new or
+existing: a name, never a path ("path not allowed in destination")."""
 
 
 def choose_state(classes: list[str], seed: int) -> dict[str, Any]:
@@ -214,21 +220,24 @@ class BfclEnvironment(Environment):
         """The file system's tools that act on an entry take one that exists in the current
         directory (its files, its folders, or ``..`` to go up): GorillaFileSystem takes no
         paths, and a name anywhere else is "No such file"."""
-        kinds = _EXISTING.get(tool)
+        kinds, new = _EXISTING.get(tool, {}), _NEW.get(tool, [])
         fs = self._instances.get("GorillaFileSystem")
-        if not kinds or fs is None:
+        if not (kinds or new) or fs is None:
             return parameters
         here = fs._current_dir
         files = sorted(n for n, v in here.contents.items() if not hasattr(v, "contents"))
         dirs = sorted(n for n, v in here.contents.items() if hasattr(v, "contents"))
+        empty = [n for n in dirs if not here.contents[n].contents]
         dirs += [".."] if tool == "cd" and here.parent is not None else []
         out = copy.deepcopy(parameters)
+        props = out.setdefault("properties", {})
         for param, kind in kinds.items():
-            names = {"file": files, "dir": dirs, "entry": files + dirs}[kind]
+            names = {"file": files, "dir": dirs, "empty dir": empty, "entry": files + dirs}[kind]
             if not names:
                 return None
-            out.setdefault("properties", {})[param] = {
-                **out["properties"].get(param, {}), "enum": names}
+            props[param] = {**props.get(param, {}), "enum": names}
+        for param in new:
+            props[param] = {**props.get(param, {}), "pattern": r"^[^/]+$"}
         return out
 
     def state_summary(self) -> str:

@@ -1,13 +1,17 @@
 """The embedded backend: llama.cpp in-process, no server and no key.
 
-Structured requests are decoded under a grammar built from their JSON Schema
-(llama-cpp-python's ``json_object`` response format with a ``schema``). Calls into the
+Structured requests are decoded under a grammar built from their JSON Schema (naig builds
+it with llama-cpp-python's converter: its ``json_object`` response format would, on a
+schema the converter cannot express, decode free JSON without a word). Calls into the
 native library block, so they run in a worker thread, one at a time.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import json
+import logging
 import os
 import time
 from typing import Any
@@ -15,6 +19,8 @@ from typing import Any
 from naig.errors import ConfigError, ModelOutputError
 from naig.llm.base import LLM, Completion, Request
 from naig.llm.weights import model_path
+
+log = logging.getLogger(__name__)
 
 CONTEXT_TOKENS = 8192
 REPEAT_PENALTY = 1.1
@@ -42,7 +48,9 @@ class LlamaCppLLM(LLM):
     def _run(self, request: Request) -> dict[str, Any]:
         kwargs: dict[str, Any] = {}
         if request.schema_ is not None:
-            kwargs["response_format"] = {"type": "json_object", "schema": request.schema_}
+            from llama_cpp.llama_grammar import LlamaGrammar
+            gbnf = grammar_text(json.dumps(request.schema_))  # key order is decoding order
+            kwargs["grammar"] = LlamaGrammar.from_string(gbnf, verbose=False)
         return self._llama.create_chat_completion(  # type: ignore[return-value]
             messages=[m.model_dump() for m in request.messages],  # type: ignore[misc]
             temperature=request.temperature,
@@ -75,6 +83,19 @@ class LlamaCppLLM(LLM):
             cached_prompt_tokens=reused,
             seconds=seconds,
         )
+
+
+@functools.lru_cache(maxsize=256)
+def grammar_text(schema: str) -> str:
+    """The GBNF grammar of a JSON Schema (as JSON text); any JSON where the converter cannot
+    express the schema, said once in the log (the answer is still validated)."""
+    from llama_cpp.llama_grammar import JSON_GBNF, json_schema_to_gbnf
+    try:
+        return str(json_schema_to_gbnf(schema))
+    except Exception as e:  # the converter raises assertions, key and value errors
+        log.warning("llama.cpp cannot decode under this schema (%s: %s); decoding any JSON",
+                    type(e).__name__, str(e)[:200])
+        return str(JSON_GBNF)
 
 
 def shared_prefix(before: list[int], prompt: list[int]) -> int:

@@ -18,17 +18,34 @@ from naig.grounding import Seen, candidates, ground, id_like, scalars, seen, unf
 from naig.stages.draft import Draft
 from naig.tools import Tool, degenerate, simulated_results
 
+_ANY = {"anyOf": [{"type": k} for k in ("string", "number", "boolean", "object", "array",
+                                          "null")]}
+"""Any JSON value, in words llama.cpp's grammar takes (it reads ``{}`` as an object and
+fails on an item schema that names no kind)."""
+_KINDS = ("type", "anyOf", "oneOf", "allOf", "enum", "const", "$ref", "properties", "items",
+          "prefixItems", "pattern")
+
 
 def closed(schema: Any) -> Any:
-    """A copy of a schema for decoding: objects admit only their declared properties."""
-    if isinstance(schema, dict):
-        out = {k: (v if k == "enum" or k == "const" else closed(v)) for k, v in schema.items()}
-        if out.get("type") == "object" and "properties" in out:
-            out.setdefault("additionalProperties", False)
-        return out
-    if isinstance(schema, list):
-        return [closed(v) for v in schema]
-    return schema
+    """A copy of a schema for decoding: objects admit only their declared properties; a
+    schema that names no kind of value (``{}``) admits any JSON value."""
+    if not isinstance(schema, dict):
+        return schema
+    if not any(k in schema for k in _KINDS):
+        return {**schema, **_ANY}
+    out: dict[str, Any] = {}
+    for k, v in schema.items():
+        if k == "properties" and isinstance(v, dict):
+            out[k] = {name: closed(sub) for name, sub in v.items()}
+        elif k in ("items", "additionalProperties", "not") and isinstance(v, dict):
+            out[k] = closed(v)
+        elif k in ("prefixItems", "anyOf", "oneOf", "allOf") and isinstance(v, list):
+            out[k] = [closed(sub) for sub in v]
+        else:
+            out[k] = v
+    if out.get("type") == "object" and "properties" in out:
+        out.setdefault("additionalProperties", False)
+    return out
 
 
 Parameters = Mapping[str, dict[str, Any]]

@@ -44,7 +44,8 @@ class Draft:
     judge: JudgeMonitor = field(default_factory=JudgeMonitor)
     """The refinement judge's record across the run (shared by its dialogues; counts only)."""
     judge_trusted: bool | None = None
-    """Whether this dialogue may use the judge (None until its canary was asked)."""
+    """Whether this dialogue may use the judge (None until first needed: the setting, or the
+    run's calibration; False once it followed the position here)."""
     unavailable: list[Tool] = field(default_factory=list)
     """Tools of the pool the assistant does not have, for tool-awareness injections."""
     turns: list[Turn] = field(default_factory=list)

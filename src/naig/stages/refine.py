@@ -9,7 +9,7 @@ quality never drifts down. Better means, in this order:
 - the candidate breaks a rule check the original passed: refused, no judge asked;
 - it fixes a check the original failed: accepted on that evidence, no judge asked;
 - else the judge decides (``naig.stages.judge``: both orders, one call where the first
-  decides), where the dialogue trusts it (its canary passed, or ``judge="on"``). Where it
+  decides), where the dialogue trusts it (the run's calibration passed, or ``judge="on"``). Where it
   does not, only turns a check blames are masked, since nothing else could be accepted,
   and a step with none to mask costs nothing.
 

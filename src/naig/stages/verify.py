@@ -145,8 +145,11 @@ async def verify(llm: LLM, messages: list[Message], tools: list[Tool], env: Envi
               for rule in RULES]
     checks.append(await replay_check(messages, env))
     if experts and all(c.passed for c in checks):
-        async with asyncio.TaskGroup() as group:  # one failing takes the others down
-            asked = [group.create_task(expert(llm, name, messages, tools, seed + k))
-                     for k, name in enumerate(EXPERTS)]
+        try:
+            async with asyncio.TaskGroup() as group:  # one failing takes the others down
+                asked = [group.create_task(expert(llm, name, messages, tools, seed + k))
+                         for k, name in enumerate(EXPERTS)]
+        except BaseExceptionGroup as e:  # the first failure, as a caller handles it
+            raise e.exceptions[0] from None  # (a spent budget stops the run, not a crash)
         checks += [task.result() for task in asked]
     return Verification(passed=all(c.passed for c in checks), checks=checks)

@@ -1,0 +1,61 @@
+"""The embedded model's grammar: every call schema naig decodes under, for every tool of
+every shipped environment, is one llama.cpp's converter can express. Where it cannot,
+llama-cpp-python used to decode free JSON without a word (tau2:airline's ``$defs``, a
+result list whose item schema is ``{}``), and the small model wrote calls of any shape."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from naig.envs.registry import resolve
+from naig.stages.calls import calls_schema, closed
+from naig.tools import tool_from_dict
+
+llama_grammar = pytest.importorskip("llama_cpp.llama_grammar")
+
+SPECS = [("builtin", None), ("tau2:airline", "tau2"), ("tau2:retail", "tau2"),
+         ("bfcl:GorillaFileSystem,TwitterAPI,MessageAPI,TicketAPI,TradingBot,TravelAPI,"
+          "VehicleControlAPI,MathAPI", "bfcl_eval")]
+
+
+@pytest.mark.parametrize(("spec", "package"), SPECS)
+def test_every_call_schema_of_a_shipped_environment_converts_to_a_grammar(
+        spec: str, package: str | None) -> None:
+    import json
+
+    if package:
+        pytest.importorskip(package)
+    for tool in resolve(spec).pool:
+        for with_result in (False, True):
+            schema = calls_schema([tool], most=2, with_result=with_result)
+            llama_grammar.json_schema_to_gbnf(json.dumps(schema))  # raises where it cannot
+
+
+def test_refs_are_inlined_and_an_untyped_value_admits_any_json() -> None:
+    tool = tool_from_dict({"name": "book", "parameters": {
+        "type": "object", "$defs": {"Leg": {"type": "object", "properties": {
+            "flight_number": {"type": "string"}}, "required": ["flight_number"]}},
+        "properties": {"legs": {"type": "array", "items": {"$ref": "#/$defs/Leg"}},
+                       "notes": {"type": "array", "items": {}}},
+        "required": ["legs"]}}, "t")
+    assert "$defs" not in tool.parameters
+    assert tool.parameters["properties"]["legs"]["items"]["properties"] == {
+        "flight_number": {"type": "string"}}
+    notes = closed(tool.parameters)["properties"]["notes"]["items"]
+    assert {b["type"] for b in notes["anyOf"]} == {"string", "number", "boolean", "object",
+                                                   "array", "null"}
+
+
+def test_a_schema_the_converter_cannot_express_is_said_in_the_log(
+        caplog: pytest.LogCaptureFixture) -> None:
+    import json
+
+    from naig.llm.llamacpp import grammar_text
+
+    with caplog.at_level(logging.WARNING):
+        text = grammar_text(json.dumps({"type": "object", "properties": {
+            "x": {"type": "array", "items": {"description": "no kind"}}}}))
+    assert text == llama_grammar.JSON_GBNF
+    assert "cannot decode under this schema" in caplog.text
