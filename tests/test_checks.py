@@ -6,7 +6,7 @@ import pytest
 
 from naig.dialogue import Message
 from naig.stages import checks
-from naig.stages.checks import RULES
+from naig.stages.checks import RULES, no_instruction_echo
 
 from .conftest import TOOLS, call, good_dialogue, result
 
@@ -313,3 +313,44 @@ def test_results_an_environment_returned_are_not_judged_as_junk() -> None:
         return next(c for c in v.checks if c.name == "values_wellformed").passed
     assert not wellformed(SimulatedEnvironment(TOOLS, ScriptedLLM(), 0))
     assert wellformed(PythonEnvironment(TOOLS, "tests.tools_module", name="python:x"))
+
+
+def test_the_echo_check_reads_the_words_it_guards_from_the_prompts() -> None:
+    """Every placeholder comes from the templates; every word of the prompts' own
+    vocabulary still occurs in the prompt text naig sends (a template, or feedback written
+    in the stages), so editing a prompt cannot leave the check guarding stale words."""
+    from pathlib import Path
+
+    import naig
+    from naig.prompts import placeholders
+    from naig.stages.checks import ECHO_WORDS
+
+    root = Path(naig.__file__).parent
+    sent = "\n".join(p.read_text("utf-8") for p in [*(root / "prompts").glob("*.j2"),
+                                                     *(root / "stages").glob("*.py")]
+                     if p.name != "checks.py")
+    assert {"[MASK]", "[HIDDEN]", "[TURN]"} <= placeholders()
+    for word in ECHO_WORDS:
+        assert word in sent, word
+    for marker in placeholders():
+        m = good_dialogue()
+        m[6] = m[6].model_copy(update={"content": f"Here it is: {marker}."})
+        assert not no_instruction_echo(m, TOOLS).passed, marker
+
+
+def test_generators_refuse_the_prompts_words_as_verification_would() -> None:
+    from naig.stages.checks import unsayable
+
+    why = unsayable("Cancel reservation NO6JO3, as requested in subtask 1.", [], [], user=True)
+    assert why is not None and "'subtask'" in why
+    assert unsayable("Cancel reservation NO6JO3, please.", [], [], user=True) is None
+
+
+def test_a_turn_that_speaks_of_a_function_by_its_name_in_words_is_out_of_voice() -> None:
+    from naig.stages.checks import out_of_voice
+
+    tools = ["find_user_id_by_name_zip", "get_weather"]
+    said = ("I will provide the first name, last name, and zip code as inputs to the find "
+            "user id by name zip function.")
+    assert "find_user_id_by_name_zip" in (out_of_voice(said, tools) or "")
+    assert out_of_voice("What's the weather like in Paris?", tools) is None

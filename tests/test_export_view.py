@@ -319,6 +319,30 @@ def test_plain_chat_files_are_read_back_converted_checked_and_viewed(tmp_path: P
     assert p.returncode == 0 and "get_weather(" in (tmp_path / "page.html").read_text()
 
 
+def test_sharegpt_files_are_read_back_whole_parallel_calls_included(tmp_path: Path) -> None:
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(_record(f"d-{i:06d}", m).to_json() + "\n"
+                           for i, m in enumerate([good_dialogue(), _parallel()])))
+    for args in (("export", str(src), "--format", "sharegpt", "-o", "share.jsonl"),
+                 ("export", str(src), "--format", "openai", "-o", "direct.jsonl"),
+                 ("export", "share.jsonl", "--format", "openai", "-o", "back.jsonl")):
+        p = _naig(*args, cwd=tmp_path)
+        assert p.returncode == 0 and "2 dialogues written" in p.stdout, p.stdout + p.stderr
+    # every call, argument and result (two results of parallel calls in one observation)
+    # comes back where it was
+    def ids_aside(name: str) -> str:  # call ids are drawn from the record's own id
+        return re.sub(r'"(id|tool_call_id)": "[A-Za-z0-9]{9}"', r'"\1": "-"',
+                      (tmp_path / name).read_text())
+    assert ids_aside("back.jsonl") == ids_aside("direct.jsonl")
+    p = _naig("verify", "share.jsonl", cwd=tmp_path)
+    assert p.returncode == 0 and "2 of 2 passed" in p.stdout, p.stdout + p.stderr
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"conversations": [{"from": "robot", "value": "hi"}]}) + "\n"
+                   + (tmp_path / "share.jsonl").read_text())
+    p = _naig("export", str(bad), "-o", "x.jsonl", cwd=tmp_path)
+    assert p.returncode == 0 and "unknown ShareGPT role 'robot'" in p.stderr, p.stderr
+
+
 def test_export_reports_dialogues_that_repeat_a_benchmarks_test_task(tmp_path: Path) -> None:
     pytest.importorskip("bfcl_eval")
     pytest.importorskip("tau2")
@@ -361,3 +385,38 @@ def test_cli_habits_version_short_help_short_model_and_standard_output(tmp_path:
     assert set(row) == {"messages", "tools"}
     p = _naig("view", str(src), "-o", "-", cwd=tmp_path)
     assert p.returncode == 0 and p.stdout.startswith("<!doctype html>")
+
+
+def _no_nulls(value: Any) -> Any:
+    """A value read from Parquet without the nulls a struct column adds for keys a row lacks."""
+    if isinstance(value, dict):
+        return {k: _no_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_no_nulls(v) for v in value]
+    return value
+
+
+@pytest.mark.parametrize("fmt", ["openai", "hf", "sharegpt", "hermes", "swift"])
+def test_a_parquet_export_loads_in_datasets_with_every_call_and_result(
+        tmp_path: Path, fmt: str) -> None:
+    datasets = pytest.importorskip("datasets")
+    from naig.export import FREE_FORM, parquet_value
+
+    records = [_record("d-000001", good_dialogue()), _record("d-000002", _parallel())]
+    export(records, fmt, tmp_path / "x.jsonl")
+    done = export(records, fmt, tmp_path / "x.parquet")
+    assert done.written == 2
+    want = [json.loads(line) for line in (tmp_path / "x.jsonl").read_text().splitlines()]
+    rows = datasets.load_dataset("parquet", data_files=str(tmp_path / "x.parquet"),
+                                 split="train").to_list()
+    assert len(rows) == 2  # no row dropped
+    for got, row in zip(rows, want, strict=True):
+        assert _no_nulls(got) == _no_nulls(parquet_value(row))  # every field, in order
+
+        def decoded(value: Any, key: str = "") -> Any:  # free-form text back to objects
+            if key in FREE_FORM and isinstance(value, str):
+                return json.loads(value)
+            if isinstance(value, dict):
+                return {k: decoded(v, k) for k, v in value.items()}
+            return [decoded(v, key) for v in value] if isinstance(value, list) else value
+        assert decoded(_no_nulls(got)) == decoded(_no_nulls(row))

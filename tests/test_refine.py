@@ -196,13 +196,13 @@ def test_the_judge_off_is_never_asked() -> None:
 
 
 def test_a_candidate_that_breaks_a_rule_never_reaches_the_judge() -> None:
-    llm = ScriptedLLM([{"content": "Sure thing, here is the [MASK] you wanted."}])
+    llm = ScriptedLLM([{"content": "Done: your booking number is B-78."}])  # B-78: no
     d = make_draft(llm, good_dialogue(), masks_per_step=1, judge="on")
     _focus_last_reply(d)
     before = d.messages
     record = asyncio.run(refine_step(d, 1))
     assert record is not None and record.kept == ["original"]
-    assert "no_instruction_echo" in record.reasons[0]
+    assert "claims_grounded" in record.reasons[0]
     assert d.messages == before and len(llm.requests) == 1
 
 

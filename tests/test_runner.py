@@ -73,7 +73,7 @@ def test_garbage_model_yields_rejected_records_not_a_crash(tmp_path: Path) -> No
     summary = _run(_config(tmp_path, n=2, max_attempts=3),
                    ScriptedLLM(respond=lambda r: "I am not JSON at all"))
     assert (summary.kept, summary.rejected, summary.attempted) == (0, 3, 3)
-    assert summary.exhausted and summary.reasons == {"model_output": 3}
+    assert summary.out_of_attempts and summary.reasons == {"model_output": 3}
     for r in read_records(tmp_path / "out.rejected.jsonl"):
         assert_contract(r, kept=False)
         assert "no valid answer" in (r.meta.error or "")

@@ -56,6 +56,23 @@ def test_simulated_tools_write_calls_with_results_and_the_last_step_carries_the_
     assert branch["properties"]["arguments"]["properties"]["hotel_id"]["enum"] == ["H-1"]
 
 
+def test_a_reply_is_written_with_earlier_replies_hidden_and_its_request_pointed_at() -> None:
+    hotel = {"name": "book_hotel", "arguments": {"hotel_id": "H-1", "nights": 2},
+             "result": {"booking_id": "B-7"}}
+    llm = ScriptedLLM([{"calls": [WEATHER], "user": "Weather in Paris?",
+                        "reply": "It is 18 degrees in Paris today."},
+                       {"calls": [hotel], "user": "Now book hotel H-1 for 2 nights.",
+                        "reply": "Hotel H-1 is booked: B-7."}])
+    d = make_draft(llm)
+    _plan(d, ("weather", ["get_weather"], 1), ("hotel", ["book_hotel"], 1))
+    asyncio.run(skeleton(d))
+    second = llm.requests[1].messages[-1].content
+    # the first reply ([4]) is hidden while the second is written
+    assert "[4] [HIDDEN]" in second and "18 degrees in Paris today" not in second
+    assert "about this request" in second  # the one it writes beside the reply
+    assert "[HIDDEN]" not in llm.requests[0].messages[-1].content
+
+
 def test_a_step_that_repeats_a_call_is_asked_again_without_that_tool() -> None:
     book = {"name": "book_hotel", "arguments": {"hotel_id": "H-1", "nights": 2},
             "result": {"booking_id": "B-7"}}

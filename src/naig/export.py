@@ -34,10 +34,10 @@ import json
 import re
 import string
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from naig.contamination import benchmark_runs, copied
 from naig.dedup import NearDuplicates
@@ -326,25 +326,31 @@ def kept(record: Record) -> bool:
 
 def export(records: Iterable[Record], fmt: str, output: Path, *,
            include_rejected: bool = False, dedup: bool = False) -> Exported:
-    """Write ``records`` in format ``fmt`` as JSONL, skipping (and naming) those the format
-    cannot express; rejected dialogues are left out (and counted) unless
-    ``include_rejected``; with ``dedup``, a dialogue that nearly repeats one written before
-    it is left out too (and named with the one it repeats).
+    """Write ``records`` in format ``fmt`` as JSONL (as Parquet where ``output`` ends in
+    ``.parquet``), skipping (and naming) those the format cannot express; rejected
+    dialogues are left out (and counted) unless ``include_rejected``; with ``dedup``, a
+    dialogue that nearly repeats one written before it is left out too (and named with the
+    one it repeats).
 
     The file is written beside ``output`` and moved into place at the end, so a bad
     record half-way leaves no half-written export behind; ``-`` streams to standard output.
     """
     form = converter(fmt)
     done = Exported(benchmarks=benchmark_runs()[1])
-    twins = NearDuplicates() if dedup else None
+    rows = _rows(records, form, done, NearDuplicates() if dedup else None, include_rejected)
     if output == Path("-"):
-        _write(records, form, sys.stdout, done, twins, include_rejected)
+        for row in rows:
+            sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
         return done
     part = output.with_name(output.name + ".part")
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
-        with part.open("w", encoding="utf-8") as f:
-            _write(records, form, f, done, twins, include_rejected)
+        if output.suffix == ".parquet":
+            _write_parquet(rows, part)
+        else:
+            with part.open("w", encoding="utf-8") as f:
+                for row in rows:
+                    f.write(json.dumps(row, ensure_ascii=False) + "\n")
         part.replace(output)
     except OSError as e:
         raise ConfigError(f"cannot write {output}: {e.strerror or e}") from None
@@ -353,14 +359,14 @@ def export(records: Iterable[Record], fmt: str, output: Path, *,
     return done
 
 
-def _write(records: Iterable[Record], form: Format, f: TextIO, done: Exported,
-           twins: NearDuplicates | None, include_rejected: bool) -> None:
+def _rows(records: Iterable[Record], form: Format, done: Exported,
+          twins: NearDuplicates | None, include_rejected: bool) -> Iterator[dict[str, Any]]:
     for record in records:
         if not include_rejected and not kept(record):
             done.rejected += 1
             continue
         try:
-            line = json.dumps(form.convert(record), ensure_ascii=False)
+            row = form.convert(record)
         except Unexportable as e:
             done.skipped[record.id] = str(e)
             continue
@@ -371,10 +377,37 @@ def _write(records: Iterable[Record], form: Format, f: TextIO, done: Exported,
             done.lossy.append(record.id)
         if (run := copied(record)) is not None:
             done.copied[record.id] = run
-        f.write(line + "\n")
         done.written += 1
+        yield row
 
 
-__all__ = ["CALL_ID_CHARS", "FORMATS", "Exported", "Format", "Unexportable", "call_ids",
-           "call_string", "converter", "export", "kept", "to_bfcl", "to_hermes", "to_hf",
-           "to_openai", "to_sharegpt", "to_swift"]
+FREE_FORM = ("tools", "arguments", "initial_config")
+"""Fields whose objects differ in shape from row to row (a tool's parameters, a call's
+arguments, a BFCL class's state). Parquet holds them as JSON text: a column has one type,
+and objects of different shapes would each gain the others' keys as nulls."""
+
+
+def parquet_value(value: Any, key: str = "") -> Any:
+    """A row's value as a Parquet column holds it: ``FREE_FORM`` fields as JSON text."""
+    if key in FREE_FORM and not isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, dict):
+        return {k: parquet_value(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [parquet_value(v, key) for v in value]
+    return value
+
+
+def _write_parquet(rows: Iterable[dict[str, Any]], path: Path) -> None:
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise ConfigError("a .parquet export needs pyarrow: pip install 'naig[parquet]'"
+                          ) from None
+    pq.write_table(pa.Table.from_pylist([parquet_value(r) for r in rows]), path)
+
+
+__all__ = ["CALL_ID_CHARS", "FORMATS", "FREE_FORM", "Exported", "Format", "Unexportable",
+           "call_ids", "call_string", "converter", "export", "kept", "parquet_value", "to_bfcl",
+           "to_hermes", "to_hf", "to_openai", "to_sharegpt", "to_swift"]

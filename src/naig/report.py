@@ -43,7 +43,7 @@ def print_summary(summary: Summary, console: Console, outputs: tuple[str, str]) 
                       "limits count it")
     if s.stopped:
         console.print(f"[yellow]stopped: {s.stopped}[/]")
-    if s.exhausted:
+    if s.out_of_attempts:
         console.print(f"[yellow]stopped at --max-attempts {s.attempts_allowed} with fewer kept "
                       "than wanted[/]")
     if s.reasons:

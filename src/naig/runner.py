@@ -59,7 +59,9 @@ class Summary:
     """The refinement judge's record in this run (whether it is worth its calls)."""
 
     @property
-    def exhausted(self) -> bool:
+    def out_of_attempts(self) -> bool:
+        """Attempts ran out with fewer kept than wanted (``Budget.exhausted`` is about
+        money and tokens)."""
         return self.kept < self.wanted and not self.interrupted and not self.stopped
 
 

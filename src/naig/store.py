@@ -62,16 +62,65 @@ IMPORTED = "imported"
 
 
 def _record_or_plain(line: str, name: str) -> Record:
-    """A naig record, or a row of a plain chat file (OpenAI's fine-tuning layout, or with
-    arguments as objects, as naig's ``hf`` export writes) read as one."""
+    """A naig record, or a row of a plain chat file read as one: OpenAI's fine-tuning
+    layout (arguments as objects too, as naig's ``hf`` export writes), or LLaMA-Factory's
+    ShareGPT layout (naig's ``sharegpt`` export)."""
     try:
         return Record.from_json(line)
     except ValueError as first:
         data = json.loads(line)
-        if not (isinstance(data, dict) and isinstance(data.get("messages"), list)
-                and "meta" not in data):
+        if not isinstance(data, dict) or "meta" in data:
+            raise first from None
+        if isinstance(data.get("conversations"), list):
+            return plain_record(sharegpt_messages(data), name)
+        if not isinstance(data.get("messages"), list):
             raise first from None
         return plain_record(data, name)
+
+
+_SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant",
+                   "assistant": "assistant", "system": "system"}
+
+
+def sharegpt_messages(data: dict[str, Any]) -> dict[str, Any]:
+    """A ShareGPT row (``conversations`` of ``from``/``value`` turns; ``function_call`` and
+    ``observation`` for calls and results, a results list where several calls ran) as a
+    ``{"messages", "tools"}`` row. Call ids are given in order (``call_1``...)."""
+    messages: list[dict[str, Any]] = []
+    if data.get("system"):
+        messages.append({"role": "system", "content": str(data["system"])})
+    ids: list[str] = []  # the calls waiting for their results
+    made = 0
+    for turn in data["conversations"]:
+        if not isinstance(turn, dict):
+            raise ValueError("a ShareGPT turn is not a JSON object")
+        who, value = turn.get("from"), turn.get("value")
+        if not isinstance(value, str):
+            raise ValueError(f"a ShareGPT {who!r} turn has no string 'value'")
+        if who == "function_call":
+            calls = json.loads(value)
+            calls = calls if isinstance(calls, list) else [calls]
+            ids = [f"call_{made + k + 1}" for k in range(len(calls))]
+            made += len(calls)
+            messages.append({"role": "assistant", "content": None, "tool_calls": [
+                {"id": i, "function": c} for i, c in zip(ids, calls, strict=True)]})
+        elif who == "observation":
+            results = json.loads(value) if len(ids) > 1 else [value]
+            if not isinstance(results, list) or len(results) != len(ids):
+                raise ValueError("an observation does not answer the calls before it")
+            messages += [{"role": "tool", "tool_call_id": i, "content": r if isinstance(r, str)
+                          else json.dumps(r, ensure_ascii=False)}
+                         for i, r in zip(ids, results, strict=True)]
+            ids = []
+        elif who in _SHAREGPT_ROLES:
+            messages.append({"role": _SHAREGPT_ROLES[who], "content": value})
+        else:
+            raise ValueError(f"unknown ShareGPT role {who!r}")
+    tools = data.get("tools") or []
+    tools = json.loads(tools) if isinstance(tools, str) else tools
+    return {"messages": messages,
+            "tools": [t if "function" in t else {"type": "function", "function": t}
+                      for t in tools if isinstance(t, dict)]}
 
 
 def plain_record(data: dict[str, Any], name: str) -> Record:

@@ -42,6 +42,15 @@ def render_text(name: str, /, **variables: object) -> str:
     return _load(name)[0].render(**variables).strip()
 
 
+@functools.cache
+def placeholders() -> frozenset[str]:
+    """The placeholders the templates put in a transcript (``[MASK]``, ``[TURN]``...), read
+    from the templates themselves: a turn that copies one copies the instructions."""
+    folder = resources.files("naig.prompts")
+    return frozenset(hit for f in folder.iterdir() if f.name.endswith(".j2")
+                     for hit in re.findall(r"\[[A-Z]+\]", f.read_text("utf-8")))
+
+
 def instructions(messages: tuple[ChatMessage, ...], *variables: object) -> str:
     """The template's own words in rendered ``messages``: every variable's text (the
     dialogue so far, goals, values) removed. An answer must not copy these."""

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 
 from naig.dialogue import Check, Message, made_calls
 from naig.grounding import id_like, ungrounded
+from naig.prompts import placeholders
 from naig.tools import Tool, degenerate, parse_arguments
 
 Rule = Callable[[list[Message], list[Tool]], Check]
@@ -156,6 +157,11 @@ def out_of_voice(text: str, tools: Iterable[str] = ()) -> str | None:
                  None)
     if named:
         return f"names the tool {named!r}; say what is wanted or done instead"
+    spoken = next((t for t in tools if "_" in t and re.search(
+        rf"\b{re.escape(t.replace('_', ' '))}\s+(function|tool|api|endpoint)\b", text,
+        re.IGNORECASE)), None)
+    if spoken:  # "as inputs to the find user id by name zip function"
+        return f"speaks of the function {spoken!r}; say what is wanted or done instead"
     return None
 
 
@@ -174,8 +180,16 @@ def unsayable(text: str, tools: Iterable[str], earlier: list[Message], *,
               user: bool) -> str | None:
     """Why a generator must not put ``text`` into a dialogue whose turns so far are
     ``earlier``: the other party's words (``swapped``; ``user`` says whose turn it is),
-    out of voice (``out_of_voice``), or a repetition (``repeats``)."""
-    return swapped(text, user=user) or out_of_voice(text, tools) or repeats(text, earlier)
+    out of voice (``out_of_voice``), a repetition (``repeats``), or the prompts' own words
+    (``echoed``), each of which verification would reject."""
+    return (swapped(text, user=user) or out_of_voice(text, tools) or repeats(text, earlier)
+            or echoed(text))
+
+
+def echoed(text: str) -> str | None:
+    """The prompts' words in ``text`` (a placeholder, "subtask"), if any."""
+    hit = _ECHO.search(text)
+    return f"copies the instructions' word {hit.group(0)!r}" if hit else None
 
 
 _SERVICE = re.compile(
@@ -340,10 +354,12 @@ def claims_grounded(messages: list[Message], tools: list[Tool]) -> Check:
     return _ok("claims_grounded")
 
 
-_ECHO = re.compile(r"\[(MASK|HIDDEN|TURN)\]|\bsubtask\b|tool-calling step|user's message|"
-                   r"\"(vague_request|failing_arguments|recovery)\"|"
-                   # the prompts' worked examples: copying them is not a new dialogue
-                   r"\b(LN-40417|LN-40471|SR-7730|Mei Okafor|Salt Roads)\b", re.IGNORECASE)
+ECHO_WORDS = ("subtask", "tool-calling step", "user's message", '"recovery"')
+"""The prompts' own vocabulary, which no speaker of a dialogue uses (a test keeps each in
+the prompt text naig sends); with the templates' placeholders, the echo check's words."""
+_ECHO = re.compile("|".join([*(re.escape(p) for p in sorted(placeholders())),
+                             *(rf"\b{re.escape(w)}\b" if w[0].isalpha() else re.escape(w)
+                               for w in ECHO_WORDS)]), re.IGNORECASE)
 
 
 def no_instruction_echo(messages: list[Message], tools: list[Tool]) -> Check:
@@ -352,9 +368,9 @@ def no_instruction_echo(messages: list[Message], tools: list[Tool]) -> Check:
         texts = [m.content or ""] if m.role in ("user", "assistant") else []
         texts += [c.function.arguments for c in m.tool_calls or []]
         for text in texts:
-            hit = _ECHO.search(text)
-            if hit:
-                return _fail("no_instruction_echo", f"[{i}] contains {hit.group(0)!r}")
+            why = echoed(text)
+            if why:
+                return _fail("no_instruction_echo", f"[{i}] {why}")
     return _ok("no_instruction_echo")
 
 

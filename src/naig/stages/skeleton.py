@@ -150,11 +150,15 @@ async def _ask_part(d: Draft, task: str, sub: Subtask, part: Part, k: int, *,
                     failed: list[str], repeated: list[str] | None = None
                     ) -> dict[str, Any] | None:
     results = not d.env.executes
-    history = transcript(d.messages)
+    opener = len(d.messages) if part == "open" else max(  # the request of this subtask
+        (i for i, m in enumerate(d.messages) if m.role == "user"), default=0)
+    hidden = _earlier_replies(d, opener) if reply else {}
+    history = transcript(d.messages, hidden)
     messages, digest = render("skeleton", frame=d.frame, history=history, task=task,
                               goal=sub.goal, part=part, k=k, steps=sub.steps,
                               tools=[t.name for t in tools], real=d.env.executes,
-                              results=results, reply=reply, failed=failed)
+                              results=results, reply=reply, failed=failed, since=opener,
+                              hidden=bool(hidden))
     schema = _schema(part, tools, params, results=results, reply=reply,
                      most=d.settings.calls_per_step)
     raw: dict[str, Any] | None = await ask(
@@ -165,6 +169,14 @@ async def _ask_part(d: Draft, task: str, sub: Subtask, part: Part, k: int, *,
         attempts=d.settings.attempts_per_output,
         instructions=instructions(messages, history, task, sub.goal, *failed))
     return raw
+
+
+def _earlier_replies(d: Draft, opener: int) -> dict[int, str]:
+    """The replies of earlier subtasks, hidden where a reply is being written: a small
+    model shown them writes one of them again ("repeats [6] word for word") instead of
+    reporting this subtask's results."""
+    return {i: "[HIDDEN]" for i, m in enumerate(d.messages[:opener])
+            if m.role == "assistant" and not m.tool_calls}
 
 
 def _words(name: str) -> str:

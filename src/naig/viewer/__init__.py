@@ -31,7 +31,9 @@ def _pretty(text: str | None) -> str:
 
 
 @dataclass(frozen=True)
-class Turn:
+class ShownTurn:
+    """One message as the page shows it."""
+
     role: str
     text: str
     calls: list[tuple[str, str, str]]
@@ -39,10 +41,10 @@ class Turn:
     call_id: str | None
 
 
-def _turn(m: Message) -> Turn:
+def _turn(m: Message) -> ShownTurn:
     calls = [(c.id, c.function.name, _pretty(c.function.arguments)) for c in m.tool_calls or []]
     text = _pretty(m.content) if m.role == "tool" else (m.content or "")
-    return Turn(m.role, text, calls, m.tool_call_id)
+    return ShownTurn(m.role, text, calls, m.tool_call_id)
 
 
 def _view(r: Record) -> dict[str, Any]:
