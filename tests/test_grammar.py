@@ -59,3 +59,16 @@ def test_a_schema_the_converter_cannot_express_is_said_in_the_log(
             "x": {"type": "array", "items": {"description": "no kind"}}}}))
     assert text == llama_grammar.JSON_GBNF
     assert "cannot decode under this schema" in caplog.text
+
+
+def test_an_object_of_any_shape_beside_a_declared_one_is_not_decoded() -> None:
+    """tau2's ``Passenger | dict``: the model took the free branch, wrote ``date_of_birth``,
+    and the environment refused the call (``dob`` missing)."""
+    passenger = {"type": "object", "properties": {"dob": {"type": "string"}},
+                 "required": ["dob"]}
+    schema = {"type": "object", "properties": {"passengers": {"type": "array", "items": {
+        "anyOf": [passenger, {"type": "object", "additionalProperties": True}]}}}}
+    items = closed(schema)["properties"]["passengers"]["items"]
+    assert items["anyOf"] == [closed(passenger)]
+    either = {"anyOf": [{"type": "string"}, {"type": "object"}]}  # nothing declared: kept
+    assert closed(either) == either

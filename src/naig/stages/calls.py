@@ -18,6 +18,16 @@ from naig.grounding import Seen, candidates, ground, id_like, scalars, seen, unf
 from naig.stages.draft import Draft
 from naig.tools import Tool, degenerate, simulated_results
 
+def _shaped(branches: list[Any]) -> list[Any]:
+    """The alternatives of an ``anyOf`` to decode with: an object of any shape beside one
+    with declared properties (``Passenger | dict``) is left out, as what the tool reads is
+    the declared one (tau2 refuses a passenger without ``dob``)."""
+    declared = [b for b in branches if isinstance(b, dict) and b.get("properties")]
+    free = [b for b in branches if isinstance(b, dict) and b.get("type") == "object"
+            and not b.get("properties")]
+    return [b for b in branches if b not in free] if declared and free else branches
+
+
 _ANY = {"anyOf": [{"type": k} for k in ("string", "number", "boolean", "object", "array",
                                           "null")]}
 """Any JSON value, in words llama.cpp's grammar takes (it reads ``{}`` as an object and
@@ -39,7 +49,9 @@ def closed(schema: Any) -> Any:
             out[k] = {name: closed(sub) for name, sub in v.items()}
         elif k in ("items", "additionalProperties", "not") and isinstance(v, dict):
             out[k] = closed(v)
-        elif k in ("prefixItems", "anyOf", "oneOf", "allOf") and isinstance(v, list):
+        elif k in ("anyOf", "oneOf") and isinstance(v, list):
+            out[k] = [closed(sub) for sub in _shaped(v)]
+        elif k in ("prefixItems", "allOf") and isinstance(v, list):
             out[k] = [closed(sub) for sub in v]
         else:
             out[k] = v
