@@ -11,7 +11,6 @@ from naig.envs.base import Environment, ToolResult
 from naig.envs.python_module import PythonEnvironment
 from naig.envs.registry import ToolSource, resolve
 from naig.errors import ToolEnvironmentError
-from naig.llm.base import LLM
 from naig.llm.registry import stack
 from naig.runner import rejection_reason, run
 from naig.store import read_records
@@ -100,7 +99,7 @@ def test_an_environment_that_fails_rejects_its_dialogue_and_the_run_goes_on(
         tmp_path: Path) -> None:
     real = resolve("python:tests.tools_module")
 
-    def make(tools: list[Tool], llm: LLM, seed: int) -> Environment:
+    def make(tools: list[Tool], seed: int) -> Environment:
         return _Dying(tools, "tests.tools_module", name=real.spec)
     source = ToolSource(real.spec, real.pool, real.state, make)
     config = _config(tmp_path, tools=(real.spec,), n=1, max_attempts=2, cache=False)

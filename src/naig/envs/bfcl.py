@@ -26,7 +26,6 @@ from naig.dialogue import EnvironmentInfo
 from naig.envs.base import Environment, ToolResult, error_result
 from naig.errors import ConfigError
 from naig.grounding import Vocabulary, vocabulary
-from naig.llm.base import LLM
 from naig.tools import Tool, tool_from_dict
 
 INSTALL = ("pip install --no-deps bfcl-eval==2026.3.23 && "
@@ -281,11 +280,11 @@ def _tree(root: dict[str, Any], depth: int = 0) -> list[str]:
     return lines
 
 
-def factory(spec: str, classes: list[str]) -> Callable[[list[Tool], LLM, int], Environment]:
+def factory(spec: str, classes: list[str]) -> Callable[[list[Tool], int], Environment]:
     """Builds each dialogue's environment: the classes of its tools, in a start state
     chosen by its seed."""
 
-    def build(tools: list[Tool], llm: LLM, seed: int) -> Environment:
+    def build(tools: list[Tool], seed: int) -> Environment:
         owner = owners()
         mine = sorted({owner[t.name] for t in tools if t.name in owner} or set(classes),
                       key=CLASSES.index)

@@ -38,7 +38,6 @@ from naig.dialogue import EnvironmentInfo
 from naig.envs.base import Environment, ToolResult
 from naig.envs.schemas import inline_refs
 from naig.errors import ConfigError, ToolEnvironmentError
-from naig.llm.base import LLM
 from naig.tools import Tool, tool_from_dict
 
 if TYPE_CHECKING:
@@ -322,8 +321,8 @@ class McpEnvironment(Environment):
 
 
 def factory(spec: str, argv: list[str], timeout: float | None = None
-            ) -> Callable[[list[Tool], LLM, int], Environment]:
-    def build(tools: list[Tool], llm: LLM, seed: int) -> Environment:
+            ) -> Callable[[list[Tool], int], Environment]:
+    def build(tools: list[Tool], seed: int) -> Environment:
         return McpEnvironment(tools, argv, name=spec, timeout=timeout)
 
     return build

@@ -53,7 +53,6 @@ from naig.dialogue import EnvironmentInfo
 from naig.envs.base import Environment, ToolResult, error_result, time_limit
 from naig.envs.schemas import drop_titles, inline_refs
 from naig.errors import ConfigError, ToolEnvironmentError
-from naig.llm.base import LLM
 from naig.tools import Tool, tool_from_dict
 
 CALL_TIMEOUT = 60.0
@@ -325,10 +324,10 @@ async def _in_thread(fn: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
     return await done
 
 
-def factory(spec: str, target: str) -> Callable[[list[Tool], LLM, int], Environment]:
+def factory(spec: str, target: str) -> Callable[[list[Tool], int], Environment]:
     target, timeout = split_target(target)
 
-    def build(tools: list[Tool], llm: LLM, seed: int) -> Environment:
+    def build(tools: list[Tool], seed: int) -> Environment:
         return PythonEnvironment(tools, target, name=spec, timeout=timeout)
 
     return build

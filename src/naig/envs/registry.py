@@ -19,7 +19,8 @@ from naig.llm.base import LLM
 from naig.pools import check_unique, load_builtin, load_file
 from naig.tools import Tool
 
-EnvFactory = Callable[[list[Tool], LLM, int], Environment]
+EnvFactory = Callable[[list[Tool], int], Environment]
+"""Builds a real environment for one dialogue's tools and seed."""
 
 
 @dataclass(frozen=True)
@@ -31,26 +32,31 @@ class ToolSource:
     pool: list[Tool]
     state: str
     """Where results come from, in words (``naig tools list`` shows it)."""
-    make: EnvFactory
-    executes: bool = True
-    """Whether calls really run somewhere (else the LLM simulates their results)."""
+    factory: EnvFactory | None = None
+    """How a real environment is built; None where the LLM simulates the results."""
+
+    @property
+    def executes(self) -> bool:
+        """Whether calls really run somewhere (else the LLM simulates their results)."""
+        return self.factory is not None
+
+    def make(self, tools: list[Tool], llm: LLM, seed: int) -> Environment:
+        """The environment of one dialogue: a real one, or one whose results ``llm``
+        writes."""
+        if self.factory is None:
+            return SimulatedEnvironment(tools, llm, seed, name=self.spec)
+        return self.factory(tools, seed)
 
 
 SIMULATED = "simulated by the LLM"
 
 
-def _simulated(spec: str) -> EnvFactory:
-    def make(tools: list[Tool], llm: LLM, seed: int) -> Environment:
-        return SimulatedEnvironment(tools, llm, seed, name=spec)
-    return make
-
-
 def _builtin(spec: str, name: str) -> ToolSource:
-    return ToolSource(spec, load_builtin(name), SIMULATED, _simulated(spec), executes=False)
+    return ToolSource(spec, load_builtin(name), SIMULATED)
 
 
 def _file(spec: str) -> ToolSource:
-    return ToolSource(spec, load_file(Path(spec)), SIMULATED, _simulated(spec), executes=False)
+    return ToolSource(spec, load_file(Path(spec)), SIMULATED)
 
 
 def _bfcl(spec: str, name: str) -> ToolSource:
@@ -115,4 +121,4 @@ def combine(specs: list[str]) -> ToolSource:
     spec = ",".join(specs)
     if any(s.executes for s in sources):
         raise ConfigError("real environments cannot be mixed with other specs in one run")
-    return ToolSource(spec, pool, SIMULATED, _simulated(spec), executes=False)
+    return ToolSource(spec, pool, SIMULATED)

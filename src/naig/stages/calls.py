@@ -18,6 +18,7 @@ from naig.grounding import Seen, candidates, ground, id_like, scalars, seen, unf
 from naig.stages.draft import Draft
 from naig.tools import Tool, degenerate, simulated_results
 
+
 def _shaped(branches: list[Any]) -> list[Any]:
     """The alternatives of an ``anyOf`` to decode with: an object of any shape beside one
     with declared properties (``Passenger | dict``) is left out, as what the tool reads is
