@@ -399,3 +399,25 @@ def test_file_system_calls_take_only_entries_that_exist_where_they_run() -> None
     assert params is not None and "cat" in params and "rmdir" not in params
     assert params["diff"]["properties"]["file_name1"]["enum"] == ["final_report.pdf",
                                                                  "previous_report.pdf"]
+
+
+def test_a_subtask_whose_tools_cannot_run_in_this_state_takes_one_that_can() -> None:
+    """rmdir where no folder is empty: the opening offers the dialogue's other tools (the
+    benchmark crashed here: a call schema with no tool in it)."""
+    from naig.config import MethodSettings
+    from naig.dialogue import Plan, Subtask
+    from naig.stages.draft import Draft
+    from naig.stages.skeleton import skeleton
+    from naig.testing import ScriptedLLM, schema_example
+
+    config = scenarios()["multi_turn_base_0"]["initial_config"]
+    env = env_for(["GorillaFileSystem"], config)
+    tools = [t for t in bfcl.pool(["GorillaFileSystem"]) if t.name in ("rmdir", "ls")]
+    assert not call(env, "rmdir", dir_name="archive").error  # now no folder is empty
+    llm = ScriptedLLM(respond=schema_example)
+    d = Draft(llm=llm, env=env, tools=tools, seed=1, settings=MethodSettings())
+    d.plan = Plan(task="t", subtasks=[Subtask(goal="remove a folder", tools=["rmdir"],
+                                              steps=1)])
+    asyncio.run(skeleton(d))
+    offered = json.dumps(llm.requests[0].schema_)
+    assert '"const": "ls"' in offered and '"const": "rmdir"' not in offered

@@ -14,6 +14,7 @@ from typing import Any
 from naig.dialogue import FunctionCall, Message, ToolCall, call_key, made_calls
 from naig.envs.base import ToolResult
 from naig.envs.simulated import SimulatedEnvironment
+from naig.errors import ModelOutputError
 from naig.grounding import Seen, candidates, ground, id_like, scalars, seen, unfounded
 from naig.stages.draft import Draft
 from naig.tools import Tool, degenerate, simulated_results
@@ -79,6 +80,8 @@ def call_schema(tools: list[Tool], *, with_result: bool = False,
             props["result"] = closed(simulated_results(t.results()))
         branches.append({"type": "object", "properties": props, "required": list(props),
                          "additionalProperties": False})
+    if not branches:
+        raise ModelOutputError("no tool can be called with the values that exist here")
     return {"anyOf": branches} if len(branches) > 1 else branches[0]
 
 

@@ -270,10 +270,11 @@ async def _step(d: Draft, task: str, sub: Subtask, part: Part, k: int, *, reply:
             [t for t in d.tools if t.name not in repeated]
         params = existing(d, _opening(d, tools) if part == "open" else grounded(d, tools),
                            tools)
-        if part == "step" and not params:  # none of this subtask's: any tool that can
+        if params is not None and not params:  # none of this subtask's: any tool that can
             tools = [t for t in d.tools if t.name not in repeated]
-            params = existing(d, grounded(d, tools), tools)
-        if not tools or (part == "step" and not params):
+            params = existing(d, _opening(d, tools) if part == "open" else
+                              grounded(d, tools), tools)
+        if not tools or (params is not None and not params):
             break
         raw = await _ask_part(d, task, sub, part, k, tools=tools, params=params,
                               reply=reply, failed=failed, repeated=repeated)
@@ -292,7 +293,8 @@ async def _step(d: Draft, task: str, sub: Subtask, part: Part, k: int, *, reply:
         await replay(d)  # undo whatever the refused calls changed
     if part == "step" and not failed:
         return None  # nothing new to do: the subtask moves to its reply
-    why = failed[-1] if failed else f"it only repeated calls already made ({repeated})"
+    why = failed[-1] if failed else f"it only repeated calls already made ({repeated})" \
+        if repeated else "no tool can be called in this state"
     raise ModelOutputError(f"skeleton: no try at a step worked: {why}")
 
 
