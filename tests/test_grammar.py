@@ -72,3 +72,36 @@ def test_an_object_of_any_shape_beside_a_declared_one_is_not_decoded() -> None:
     assert items["anyOf"] == [closed(passenger)]
     either = {"anyOf": [{"type": "string"}, {"type": "object"}]}  # nothing declared: kept
     assert closed(either) == either
+
+
+def test_inlining_keeps_names_that_look_like_keywords_and_merges_what_is_beside_a_ref(
+        ) -> None:
+    tool = tool_from_dict({"name": "lookup", "parameters": {
+        "$ref": "#/$defs/Query", "properties": {"limit": {"type": "integer"}},
+        "required": ["limit"],
+        "$defs": {"Query": {"type": "object", "required": ["definitions"], "properties": {
+            "definitions": {"type": "string"},  # a parameter with a keyword's name
+            "mode": {"enum": [{"$ref": "#/$defs/Query"}, "plain"]}}}}}}, "t")
+    p = tool.parameters
+    assert list(p["properties"]) == ["definitions", "mode", "limit"]
+    assert p["required"] == ["definitions", "limit"] and "$defs" not in p
+    assert p["properties"]["mode"]["enum"] == [{"$ref": "#/$defs/Query"}, "plain"]  # data
+
+
+def test_true_schemas_item_lists_and_typed_maps_are_decodable() -> None:
+    import json
+
+    schema = {"type": "object", "properties": {
+        "anything": True,
+        "pair": {"type": "array", "items": [{"type": "string"}, {}]},
+        "counts": {"anyOf": [{"type": "object", "properties": {"a": {"type": "integer"}}},
+                             {"type": "object", "additionalProperties": {"type": "integer"}}]},
+        "tags": {"additionalProperties": {"type": "string"}}}}
+    out = closed(schema)
+    assert "anyOf" in out["properties"]["anything"]
+    assert "anyOf" in out["properties"]["pair"]["items"][1]
+    assert len(out["properties"]["counts"]["anyOf"]) == 2  # a typed map is not "any shape"
+    assert "anyOf" not in out["properties"]["tags"]  # a map of strings, not any value
+    del schema["properties"]["pair"]  # an items list is draft 4's, refused in tool files
+    llama_grammar.json_schema_to_gbnf(json.dumps(calls_schema(
+        [tool_from_dict({"name": "f", "parameters": schema}, "t")], most=1)))

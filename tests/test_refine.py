@@ -4,6 +4,8 @@ import asyncio
 import random
 from collections import Counter
 
+import pytest
+
 from naig.dialogue import Message
 from naig.stages.judge import calibration_cases, trusted
 from naig.stages.refine import choose_masks, maskable, refine_step
@@ -283,3 +285,35 @@ def test_an_auto_judge_that_follows_the_position_once_is_not_asked_again() -> No
     d.turns[1].selections = 0
     asyncio.run(refine_step(d, 99))
     assert not any("better" in r.schema_["properties"] for r in llm.requests[asked:])
+
+
+def test_a_monitor_crosses_processes_and_an_interrupted_calibration_is_charged() -> None:
+    import pickle
+
+    from naig.errors import BudgetExhausted
+    from naig.llm.accounting import AccountedLLM
+
+    inner = ScriptedLLM(respond=_sensible)
+    llm = AccountedLLM(inner)  # what charges the ledgers
+    drafts = [make_draft(llm, good_dialogue()) for _ in range(2)]  # type: ignore[arg-type]
+    drafts[1].judge = drafts[0].judge
+
+    async def both() -> None:  # two at once: the lock is bound to this loop
+        await asyncio.gather(*(trusted(d) for d in drafts))
+    asyncio.run(both())
+    again = pickle.loads(pickle.dumps(drafts[0].judge))  # a Ray shard's summary does this
+    assert again.calibrated is True and again.spent.usage().calls == len(inner.requests)
+
+    asked: list[int] = []
+
+    def then_spent(request):  # type: ignore[no-untyped-def]
+        asked.append(1)
+        if len(asked) > 1:  # right once, then the budget is spent
+            raise BudgetExhausted("spent")
+        return {"better": _calibration_answer(request.messages[-1].content), "reason": "-"}
+    d = make_draft(AccountedLLM(ScriptedLLM(respond=then_spent)),  # type: ignore[arg-type]
+                   good_dialogue())
+    with pytest.raises(BudgetExhausted):
+        asyncio.run(trusted(d))
+    # the one call made is the run's, not lost; the calibration is asked again next time
+    assert d.judge.spent.usage().calls == 1 and d.judge.calibrated is None

@@ -349,7 +349,7 @@ def verify_command(
 def export_command(
     path: Annotated[Path, typer.Argument(help="A JSONL file of naig records.")],
     fmt: Annotated[str, typer.Option("--format", "-f", help="openai ({messages, tools}, arguments as JSON strings), hf (arguments as objects: chat templates, TRL), sharegpt (LLaMA-Factory), hermes (<tool_call> tags), swift (ms-swift's agent layout) or bfcl (BFCL multi-turn test entries with ground truth, for dialogues made on bfcl: classes).")] = "openai",
-    output: Annotated[Path, typer.Option("-o", "--output", help="Output JSONL; - for standard output.")] = Path("export.jsonl"),
+    output: Annotated[Path, typer.Option("-o", "--output", help="Output JSONL, or a .parquet file (Hugging Face datasets loads it; tools and call arguments as JSON text; pip install 'naig[parquet]'); - for standard output.")] = Path("export.jsonl"),
     include_rejected: Annotated[bool, typer.Option(help="Export rejected dialogues too.")] = False,
     dedup: Annotated[bool, typer.Option(help="Leave out dialogues that nearly repeat an earlier one (MinHash; pip install 'naig[dedup]').")] = False,
 ) -> None:

@@ -100,45 +100,84 @@ def _normalize_parameters(params: Any, where: str) -> dict[str, Any]:
         return {"type": "object", "properties": {}}
     if not isinstance(params, dict):
         raise ConfigError(f"{where}: 'parameters' must be a JSON object")
-    params = _convert_bfcl_schema(copy.deepcopy(params))
-    params.setdefault("type", "object")
-    params.setdefault("properties", {})
-    if params["type"] != "object":
-        raise ConfigError(f"{where}: 'parameters' must have type 'object', got {params['type']!r}")
-    size = len(json.dumps(params))
-    if size > MAX_SCHEMA_CHARS:
-        raise ConfigError(f"{where}: 'parameters' is {size:,} characters of JSON; every prompt "
-                          f"shows the tools, so keep a tool's schema under {MAX_SCHEMA_CHARS:,}")
+    schema: dict[str, Any] = dict(_convert_bfcl_schema(copy.deepcopy(params)))
+    _check_size(schema, where)
     try:
-        Draft202012Validator.check_schema(params)
+        Draft202012Validator.check_schema(schema)
     except SchemaError as e:
         raise ConfigError(f"{where}: invalid JSON Schema in 'parameters': {e.message}") from None
-    _check_refs(params, params, (), set(), where)
-    return inline_refs(params)
+    _check_refs(schema, schema, (), set(), where)
+    schema = inline_refs(schema, where)
+    schema.setdefault("type", "object")
+    schema.setdefault("properties", {})
+    if schema["type"] != "object":
+        raise ConfigError(f"{where}: 'parameters' must have type 'object', got {schema['type']!r}")
+    _check_size(schema, where)  # as every prompt shows it, references expanded
+    return schema
 
 
-def inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
-    """A copy of ``schema`` with every local ``$ref`` replaced by what it points to and
-    ``$defs`` (``definitions``) dropped, for a schema ``_check_refs`` accepted. A grammar
-    built from a call schema sees a tool's parameters nested under ``arguments``, where a
-    ``#/$defs/...`` pointer no longer resolves (llama.cpp then silently decodes free JSON),
-    and the grounding walk must see the entity arguments inside the definitions."""
-    def expand(node: Any) -> Any:
-        if isinstance(node, list):
-            return [expand(v) for v in node]
-        if not isinstance(node, dict):
-            return node
-        if isinstance(node.get("$ref"), str):
-            target = expand(_pointed(node["$ref"], schema, "inline_refs"))
-            rest = {k: expand(v) for k, v in node.items() if k != "$ref"}
-            return {**target, **rest} if isinstance(target, dict) else target
-        return {k: expand(v) for k, v in node.items() if k not in ("$defs", "definitions")}
-    return dict(expand(schema))
+def _check_size(params: dict[str, Any], where: str) -> None:
+    size = len(json.dumps(params))
+    if size > MAX_SCHEMA_CHARS:
+        raise ConfigError(f"{where}: 'parameters' is {size:,} characters of JSON (references "
+                          "expanded); every prompt shows the tools, so keep a tool's schema "
+                          f"under {MAX_SCHEMA_CHARS:,}")
 
 
 MAX_SCHEMA_CHARS = 20_000
 """Longest parameter schema accepted (as JSON): about 5,000 tokens, in every prompt that
 shows the tool. The largest of BFCL's and tau2's tools take about 3,200."""
+
+
+_NAMED = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
+"""Keywords whose value maps names (not keywords) to schemas."""
+_DATA = ("enum", "const", "default", "examples")
+"""Keywords whose value is data, never a schema: nothing in it is expanded."""
+
+
+def inline_refs(schema: dict[str, Any], where: str = "schema") -> dict[str, Any]:
+    """A copy of ``schema`` with every local ``$ref`` replaced by what it points to
+    (merged with the keywords beside it) and the root's ``$defs`` (``definitions``)
+    dropped, for a schema ``_check_refs`` accepted. A grammar built from a call schema sees
+    a tool's parameters nested under ``arguments``, where a ``#/$defs/...`` pointer no
+    longer resolves (llama.cpp then silently decodes free JSON), and the grounding walk
+    must see the entity arguments inside the definitions."""
+    left = [MAX_SCHEMA_CHARS * 10]  # nodes to expand: references that multiply stop here
+
+    def expand(node: Any) -> Any:
+        if isinstance(node, list):
+            return [expand(v) for v in node]
+        if not isinstance(node, dict):
+            return node
+        left[0] -= 1
+        if left[0] < 0:
+            raise ConfigError(f"{where}: its references expand without end; inline them")
+        rest = {k: (v if k in _DATA else
+                    {n: expand(x) for n, x in v.items()} if k in _NAMED and isinstance(v, dict)
+                    else expand(v)) for k, v in node.items() if k != "$ref"}
+        ref = node.get("$ref")
+        if not isinstance(ref, str):
+            return rest
+        target = expand(_pointed(ref, schema, where))
+        return _merged(target, rest) if isinstance(target, dict) else (rest or target)
+    out = expand(schema)
+    for key in ("$defs", "definitions"):
+        out.pop(key, None)
+    return dict(out)
+
+
+def _merged(target: dict[str, Any], beside: dict[str, Any]) -> dict[str, Any]:
+    """A referenced schema with the keywords written beside the reference: both hold,
+    so their properties are joined and their required lists too."""
+    out = dict(target)
+    for k, v in beside.items():
+        if k == "properties" and isinstance(out.get(k), dict) and isinstance(v, dict):
+            out[k] = {**out[k], **v}
+        elif k == "required" and isinstance(out.get(k), list) and isinstance(v, list):
+            out[k] = list(dict.fromkeys([*out[k], *v]))
+        else:
+            out[k] = v
+    return out
 
 
 def _check_refs(node: Any, root: dict[str, Any], expanding: tuple[str, ...], done: set[str],
@@ -160,7 +199,7 @@ def _check_refs(node: Any, root: dict[str, Any], expanding: tuple[str, ...], don
         _check_refs(_pointed(ref, root, where), root, (*expanding, ref), done, where)
         done.add(ref)
     for k, v in node.items():
-        if k != "$ref":
+        if k != "$ref" and k not in _DATA:  # data may hold anything, a "$ref" key too
             _check_refs(v, root, expanding, done, where)
 
 
@@ -201,9 +240,22 @@ def tool_from_dict(raw: Any, where: str, family: str = "") -> Tool:
         name=name,
         description=str(fn.get("description", "")),
         parameters=_normalize_parameters(fn.get("parameters"), f"{where} ({name})"),
-        result_schema=_convert_bfcl_schema(result) if isinstance(result, dict) else None,
+        result_schema=_result_schema(result, f"{where} ({name})"),
         family=family,
     )
+
+
+def _result_schema(result: Any, where: str) -> dict[str, Any] | None:
+    """A documented result schema, references expanded where they all resolve (else kept
+    as written: it only shapes simulated results and the grounding's data flow)."""
+    if not isinstance(result, dict):
+        return None
+    schema: dict[str, Any] = _convert_bfcl_schema(copy.deepcopy(result))
+    try:
+        _check_refs(schema, schema, (), set(), where)
+        return inline_refs(schema, where)
+    except ConfigError:
+        return schema
 
 
 _JSON_INSIDE = re.compile(r"[}\]]\s*[,}\]]|[{\[]\s*\"|\"\s*:")

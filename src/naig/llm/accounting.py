@@ -53,9 +53,10 @@ _ledger: ContextVar[Ledger | None] = ContextVar("naig_ledger", default=None)
 
 
 @contextlib.contextmanager
-def ledger() -> Iterator[Ledger]:
-    """Charge the LLM work done inside the block (in this task) to a fresh ledger."""
-    book = Ledger()
+def ledger(book: Ledger | None = None) -> Iterator[Ledger]:
+    """Charge the LLM work done inside the block (in this task) to ``book`` (a fresh
+    ledger where not given)."""
+    book = Ledger() if book is None else book
     token = _ledger.set(book)
     try:
         yield book

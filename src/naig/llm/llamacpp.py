@@ -88,14 +88,20 @@ class LlamaCppLLM(LLM):
 @functools.lru_cache(maxsize=256)
 def grammar_text(schema: str) -> str:
     """The GBNF grammar of a JSON Schema (as JSON text); any JSON where the converter cannot
-    express the schema, said once in the log (the answer is still validated)."""
+    express the schema, said in the log once per reason (the answer is still validated)."""
     from llama_cpp.llama_grammar import JSON_GBNF, json_schema_to_gbnf
     try:
         return str(json_schema_to_gbnf(schema))
     except Exception as e:  # the converter raises assertions, key and value errors
-        log.warning("llama.cpp cannot decode under this schema (%s: %s); decoding any JSON",
-                    type(e).__name__, str(e)[:200])
+        why = f"{type(e).__name__}: {str(e)[:200]}"
+        if why not in _SAID:
+            _SAID.add(why)
+            log.warning("llama.cpp cannot decode under this schema (%s); decoding any JSON",
+                        why)
         return str(JSON_GBNF)
+
+
+_SAID: set[str] = set()
 
 
 def shared_prefix(before: list[int], prompt: list[int]) -> int:

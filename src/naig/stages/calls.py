@@ -19,32 +19,28 @@ from naig.grounding import Seen, candidates, ground, id_like, scalars, seen, unf
 from naig.stages.draft import Draft
 from naig.tools import Tool, degenerate, simulated_results
 
-
-def _shaped(branches: list[Any]) -> list[Any]:
-    """The alternatives of an ``anyOf`` to decode with: an object of any shape beside one
-    with declared properties (``Passenger | dict``) is left out, as what the tool reads is
-    the declared one (tau2 refuses a passenger without ``dob``)."""
-    declared = [b for b in branches if isinstance(b, dict) and b.get("properties")]
-    free = [b for b in branches if isinstance(b, dict) and b.get("type") == "object"
-            and not b.get("properties")]
-    return [b for b in branches if b not in free] if declared and free else branches
-
-
-_ANY = {"anyOf": [{"type": k} for k in ("string", "number", "boolean", "object", "array",
-                                          "null")]}
-"""Any JSON value, in words llama.cpp's grammar takes (it reads ``{}`` as an object and
-fails on an item schema that names no kind)."""
 _KINDS = ("type", "anyOf", "oneOf", "allOf", "enum", "const", "$ref", "properties", "items",
-          "prefixItems", "pattern")
+          "prefixItems", "pattern", "additionalProperties")
+"""Keywords that say what kind of value a schema admits; a schema with none admits any."""
+
+
+def _any(schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Any JSON value, in words llama.cpp's grammar takes (it reads ``{}`` as an object,
+    and fails on ``true`` or on an item schema that names no kind)."""
+    kinds = ("string", "number", "boolean", "object", "array", "null")
+    return {**(schema or {}), "anyOf": [{"type": k} for k in kinds]}
 
 
 def closed(schema: Any) -> Any:
     """A copy of a schema for decoding: objects admit only their declared properties; a
-    schema that names no kind of value (``{}``) admits any JSON value."""
+    schema that names no kind of value (``{}``, ``true``) admits any JSON value; an
+    object of any shape beside a declared one is left out (``_shaped``)."""
+    if schema is True:
+        return _any()
     if not isinstance(schema, dict):
         return schema
     if not any(k in schema for k in _KINDS):
-        return {**schema, **_ANY}
+        return _any(schema)
     out: dict[str, Any] = {}
     for k, v in schema.items():
         if k == "properties" and isinstance(v, dict):
@@ -53,13 +49,25 @@ def closed(schema: Any) -> Any:
             out[k] = closed(v)
         elif k in ("anyOf", "oneOf") and isinstance(v, list):
             out[k] = [closed(sub) for sub in _shaped(v)]
-        elif k in ("prefixItems", "allOf") and isinstance(v, list):
+        elif k in ("prefixItems", "allOf", "items") and isinstance(v, list):
             out[k] = [closed(sub) for sub in v]
         else:
             out[k] = v
     if out.get("type") == "object" and "properties" in out:
         out.setdefault("additionalProperties", False)
     return out
+
+
+def _shaped(branches: list[Any]) -> list[Any]:
+    """The alternatives of an ``anyOf`` to decode with: an object of any shape beside one
+    with declared properties (``Passenger | dict``) is left out, as what the tool reads is
+    the declared one (tau2 refuses a passenger without ``dob``). A map whose values have a
+    declared kind (``dict[str, int]``) stays."""
+    declared = [b for b in branches if isinstance(b, dict) and b.get("properties")]
+    free = [b for b in branches if isinstance(b, dict) and b.get("type") == "object"
+            and not b.get("properties")
+            and not isinstance(b.get("additionalProperties"), dict)]
+    return [b for b in branches if b not in free] if declared and free else branches
 
 
 Parameters = Mapping[str, dict[str, Any]]

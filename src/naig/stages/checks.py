@@ -147,6 +147,7 @@ def out_of_voice(text: str, tools: Iterable[str] = ()) -> str | None:
     narration about "the user" or "the assistant", or the name of one of ``tools`` (people
     ask for things, not for functions). Generators refuse such text before it enters a
     dialogue; ``turns_in_voice`` rejects a dialogue that has it."""
+    tools = list(tools)  # read twice below
     code = _CODE.search(text)
     if code:
         return f"holds code, not words: {code.group(0)!r}"

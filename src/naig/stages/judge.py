@@ -92,10 +92,18 @@ class JudgeMonitor:
         it (the others wait for the outcome)."""
         async with self._lock:
             if self.calibrated is None:
-                with ledger() as book:
+                with ledger(self.spent):  # every call, an interrupted calibration's too
                     self.calibrated = await _calibration(self, llm, attempts)
-                self.spent = book
             return self.calibrated
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Without the lock, which may be bound to an event loop (a Ray shard sends its
+        summary, monitor included, to the driver)."""
+        return {k: v for k, v in vars(self).items() if k != "_lock"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        vars(self).update(state)
+        self._lock = asyncio.Lock()
 
 
 def _show(messages: list[Message]) -> str:
@@ -132,6 +140,7 @@ async def _calibration(monitor: JudgeMonitor, llm: LLM, attempts: int) -> bool:
     order drawn from a fixed seed, so a judge that always names one position mostly fails
     at its first or second call); stops at the first wrong answer."""
     system, cases = calibration_cases()
+    monitor.known_pairs = monitor.passed = 0  # an interrupted calibration starts again
     for k, case in enumerate(cases):
         tools = [tool_from_dict(t, f"judge calibration case {k}") for t in case["tools"]]
         frame = render_text("frame", system=system, tools=[tool_line(t) for t in tools],

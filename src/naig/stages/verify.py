@@ -17,7 +17,7 @@ from typing import Any
 
 from naig.dialogue import Check, Message, Verification
 from naig.envs.base import Environment
-from naig.errors import ModelOutputError
+from naig.errors import BudgetExhausted, ModelOutputError, NaigError
 from naig.grounding import scalars, shown
 from naig.llm.base import LLM
 from naig.llm.structured import REASON_CHARS, ask
@@ -138,6 +138,16 @@ def _normal(text: str) -> str:
         return text.strip()
 
 
+def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """What a caller handles of the experts' failures: a spent budget first (it stops the
+    run), else naig's own error; anything else comes out as the group, hiding nothing."""
+    for kind in (BudgetExhausted, NaigError):
+        found = group.subgroup(kind)
+        if found is not None and (kind is BudgetExhausted or found is group):
+            return found.exceptions[0]
+    return group
+
+
 async def verify(llm: LLM, messages: list[Message], tools: list[Tool], env: Environment,
                  *, seed: int, experts: bool = True) -> Verification:
     real = functools.partial(values_wellformed, results=False)  # results are the env's
@@ -149,7 +159,7 @@ async def verify(llm: LLM, messages: list[Message], tools: list[Tool], env: Envi
             async with asyncio.TaskGroup() as group:  # one failing takes the others down
                 asked = [group.create_task(expert(llm, name, messages, tools, seed + k))
                          for k, name in enumerate(EXPERTS)]
-        except BaseExceptionGroup as e:  # the first failure, as a caller handles it
-            raise e.exceptions[0] from None  # (a spent budget stops the run, not a crash)
+        except BaseExceptionGroup as e:
+            raise _first(e) from None
         checks += [task.result() for task in asked]
     return Verification(passed=all(c.passed for c in checks), checks=checks)
