@@ -354,3 +354,13 @@ def test_a_turn_that_speaks_of_a_function_by_its_name_in_words_is_out_of_voice()
             "user id by name zip function.")
     assert "find_user_id_by_name_zip" in (out_of_voice(said, tools) or "")
     assert out_of_voice("What's the weather like in Paris?", tools) is None
+
+
+def test_a_reply_that_reports_the_call_instead_of_the_result_is_out_of_voice() -> None:
+    from naig.stages.checks import out_of_voice
+
+    said = ("The tool add to cart was called with the arguments 'product_id': 'P12345'. "
+            "The result was {'cart_id': 'C12345', 'items': 2}.")
+    assert out_of_voice(said) is not None
+    assert out_of_voice("{'cart_id': 'C12345'}") is not None  # a Python dict, as code
+    assert out_of_voice("Your cart C12345 holds 2 laptops, $397 in all.") is None

@@ -132,12 +132,13 @@ def values_wellformed(messages: list[Message], tools: list[Tool], *,
     return _ok("values_wellformed")
 
 
-_CODE = re.compile(r"\b\w+\(\s*[{\[\"']|[{\[]\s*\"\w+\"\s*:|\(\s*\{\s*$")
+_CODE = re.compile(r"\b\w+\(\s*[{\[\"']|[{\[]\s*[\"']\w+[\"']\s*:|\(\s*\{\s*$")
 _NARRATION = re.compile(
     r"\bthe assistant\b|\bthe user('s)? (wants|wanted|asks|asked|says|said|needs|needed|is|"
     r"was|has|had|provides|provided|gives|gave|selects|selected|requests|requested|would|"
     r"will|can|could|should|must)\b|\b(told|informed|asked|notified|reminded|suggested to|"
-    r"let) the user\b", re.IGNORECASE)
+    r"let) the user\b|\b(was|were) called with\b|\bthe (tool|function) (was|is|has been) "
+    r"called\b", re.IGNORECASE)
 """Talk about the dialogue's parties ("The assistant confirms", "the user wants"); a
 domain's own words ("the user ID") are not narration."""
 
