@@ -31,10 +31,10 @@ from naig.envs.registry import combine, resolve
 from naig.errors import BudgetExhausted, ConfigError, NaigError
 from naig.estimate import Estimate, estimate
 from naig.export import export
-from naig.llm.pricing import Budget, load_prices
-from naig.llm.registry import open_backend, stack
+from naig.llm.pricing import load_prices
+from naig.llm.registry import open_backend
 from naig.report import print_summary
-from naig.runner import Summary, rejection_reason, run
+from naig.runner import Summary, execute, model_for, rejection_reason
 from naig.store import check_output, iter_records
 from naig.viewer import render_html
 
@@ -82,23 +82,11 @@ async def _generate(config: RunConfig, *, overwrite: bool = False,
         with _progress(config.n) as show:
             return await ray_engine.run(config, show, overwrite=overwrite, address=ray_address,
                                         shards=shards)
-    source = combine(list(config.tools))
-    budget = None
-    if config.max_cost is not None or config.max_tokens is not None:
-        budget = Budget.for_model(config.model, max_cost=config.max_cost,
-                                  max_tokens=config.max_tokens,
-                                  prices=load_prices(config.prices))
-    backend = open_backend(config.model, config.base_url)
-    llm = stack(backend, concurrency=config.concurrency, cache=config.cache,
-                cache_path=config.cache_path, budget=budget)
     with _progress(config.n) as show:
-        try:
-            if dry_run:
-                return await estimate(config, llm, source, dry_run)
-            return await run(config, llm, source, show, overwrite=overwrite,
-                             budget=budget)
-        finally:
-            await llm.aclose()
+        if not dry_run:
+            return await execute(config, show, overwrite=overwrite)
+        async with model_for(config) as (llm, _):
+            return await estimate(config, llm, combine(list(config.tools)), dry_run)
 
 
 @contextlib.contextmanager

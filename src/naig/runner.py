@@ -12,17 +12,18 @@ import contextlib
 import random
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 from naig import methods
 from naig.config import RunConfig, derive_seed
 from naig.dialogue import Meta, Record, StageUsage, Usage, Verification
-from naig.envs.registry import ToolSource
+from naig.envs.registry import ToolSource, combine
 from naig.errors import BudgetExhausted, ModelOutputError, OutputError, ToolEnvironmentError
 from naig.llm.accounting import AccountedLLM, Ledger, ledger
 from naig.llm.base import LLM
 from naig.llm.pricing import Budget, Price, load_prices, price_of
+from naig.llm.registry import open_backend, stack
 from naig.pools import Sampling, sample
 from naig.stages.draft import Draft
 from naig.stages.judge import JudgeMonitor
@@ -154,6 +155,33 @@ def rejection_reason(record: Record) -> str:
 def _charge(book: Ledger, usage: Usage) -> None:
     for stage, u in usage.by_stage.items():
         book.by_stage.setdefault(stage, type(u)()).add(u)
+
+
+@contextlib.asynccontextmanager
+async def model_for(config: RunConfig) -> AsyncIterator[tuple[LLM, Budget | None]]:
+    """The model a run of ``config`` calls (its backend under the concurrency limit, the
+    cache and the spending limits) and the budget inside it; closed at the end."""
+    budget = None
+    if config.max_cost is not None or config.max_tokens is not None:
+        budget = Budget.for_model(config.model, max_cost=config.max_cost,
+                                  max_tokens=config.max_tokens, prices=load_prices(config.prices))
+    llm = stack(open_backend(config.model, config.base_url), concurrency=config.concurrency,
+                cache=config.cache, cache_path=config.cache_path, budget=budget)
+    try:
+        yield llm, budget
+    finally:
+        await llm.aclose()
+
+
+async def execute(config: RunConfig, progress: Progress | None = None, *,
+                   overwrite: bool = False, indices: Iterable[int] | None = None,
+                   shared: SharedGoal | None = None) -> Summary:
+    """The library's entry point: a run of ``config`` on its own model and tools (``run``
+    with the parts ``config`` names). The CLI calls it, and so does each Ray shard."""
+    source = combine(list(config.tools))
+    async with model_for(config) as (llm, budget):
+        return await run(config, llm, source, progress, overwrite=overwrite, indices=indices,
+                         shared=shared, budget=budget)
 
 
 async def run(config: RunConfig, backend: LLM, source: ToolSource,

@@ -50,11 +50,9 @@ from typing import Any
 from naig import runner
 from naig.config import RunConfig
 from naig.dialogue import Record, StageUsage
-from naig.envs.registry import combine
 from naig.errors import ConfigError, NaigError
 from naig.llm.accounting import Ledger
-from naig.llm.pricing import FREE, Budget, Price, cost, load_prices, price_of
-from naig.llm.registry import open_backend, stack
+from naig.llm.pricing import FREE, Price, cost, load_prices, price_of
 from naig.runner import Progress, Summary, rejection_reason
 from naig.store import RunStore, attempt_index
 
@@ -182,24 +180,13 @@ def _shard_task(config: RunConfig, shard: int, indices: list[int], tally: Any, c
 
 
 async def _shard(config: RunConfig, shard: int, indices: list[int], tally: Any) -> Summary:
-    budget = None
-    if config.max_cost is not None or config.max_tokens is not None:
-        budget = Budget.for_model(config.model, max_cost=config.max_cost,
-                                  max_tokens=config.max_tokens, prices=load_prices(config.prices))
-    llm = stack(open_backend(config.model, config.base_url), concurrency=config.concurrency,
-                cache=config.cache, cache_path=config.cache_path, budget=budget)
-
     async def shared(record: Record | None) -> int:
         if record is None:
             return int(await tally.bound.remote())
         v = record.meta.verification
         return int(await tally.report.remote(attempt_index(record), v is not None and v.passed))
 
-    try:
-        return await runner.run(config, llm, combine(list(config.tools)), _crash_hook(shard),
-                                indices=indices, shared=shared, budget=budget)
-    finally:
-        await llm.aclose()
+    return await runner.execute(config, _crash_hook(shard), indices=indices, shared=shared)
 
 
 async def _reachable(address: str) -> bool:
