@@ -20,13 +20,13 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from naig import methods
+from naig import engines, methods
 from naig.audit import Audit, audit
 from naig.bench import BenchReport, bench
 from naig.config import MethodSettings, RunConfig
 from naig.contamination import RUN
 from naig.dialogue import Record
-from naig.engines import ray as ray_engine
+from naig.engines import Placement
 from naig.envs.registry import combine, resolve
 from naig.errors import BudgetExhausted, ConfigError, NaigError
 from naig.estimate import Estimate, estimate
@@ -34,7 +34,7 @@ from naig.export import export
 from naig.llm.pricing import load_prices
 from naig.llm.registry import open_backend
 from naig.report import print_summary
-from naig.runner import Summary, execute, model_for, rejection_reason
+from naig.runner import Summary, model_for, rejection_reason
 from naig.store import check_output, iter_records
 from naig.viewer import render_html
 
@@ -78,13 +78,10 @@ async def _generate(config: RunConfig, *, overwrite: bool = False,
     main_task = asyncio.current_task()
     assert main_task is not None
     asyncio.get_running_loop().add_signal_handler(signal.SIGINT, main_task.cancel)
-    if engine == "ray" and not dry_run:
-        with _progress(config.n) as show:
-            return await ray_engine.run(config, show, overwrite=overwrite, address=ray_address,
-                                        shards=shards)
     with _progress(config.n) as show:
         if not dry_run:
-            return await execute(config, show, overwrite=overwrite)
+            placement = Placement(ray_address, shards)
+            return await engines.get(engine, placement)(config, show, overwrite, placement)
         async with model_for(config) as (llm, _):
             return await estimate(config, llm, combine(list(config.tools)), dry_run)
 
@@ -212,12 +209,7 @@ def _check_run_flags(output: Path, *, n: int, concurrency: int, resume: bool, ov
         raise ConfigError("-n and --concurrency must be at least 1")
     if resume and overwrite:
         raise ConfigError("--resume and --overwrite contradict each other; choose one")
-    if engine not in ("local", "ray"):
-        raise ConfigError(f"--engine {engine}: use local or ray")
-    if engine != "ray" and (ray_address is not None or shards is not None):
-        raise ConfigError("--ray-address and --shards go with --engine ray")
-    if shards is not None and shards < 1:
-        raise ConfigError("--shards must be at least 1")
+    engines.get(engine, Placement(ray_address, shards))  # before any work
     if resume and not output.with_name(output.stem + ".run.json").exists():
         raise ConfigError(f"nothing to resume: no earlier run wrote {output}")
 
