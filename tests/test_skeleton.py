@@ -69,7 +69,7 @@ def test_a_reply_is_written_with_earlier_replies_hidden_and_its_request_pointed_
     second = llm.requests[1].messages[-1].content
     # the first reply ([4]) is hidden while the second is written
     assert "[4] [HIDDEN]" in second and "18 degrees in Paris today" not in second
-    assert "about this request" in second  # the one it writes beside the reply
+    assert "about this request" in " ".join(second.split())  # the one written beside it
     assert "[HIDDEN]" not in llm.requests[0].messages[-1].content
 
 

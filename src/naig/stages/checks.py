@@ -154,7 +154,8 @@ def out_of_voice(text: str, tools: Iterable[str] = ()) -> str | None:
         return f"holds code, not words: {code.group(0)!r}"
     told = _NARRATION.search(text)
     if told:
-        return f"narrates {told.group(0)!r} instead of speaking"
+        return (f"narrates {told.group(0)!r} instead of speaking (the speaker says 'I', to "
+                "'you')")
     named = next((t for t in tools if "_" in t and re.search(rf"\b{re.escape(t)}\b", text)),
                  None)
     if named:
