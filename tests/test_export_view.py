@@ -224,16 +224,31 @@ def test_sharegpt_refuses_what_it_cannot_express(
 def test_view_escapes_text_and_shows_verdicts() -> None:
     evil = good_dialogue()
     evil[1] = Message(role="user", content="<script>alert(1)</script> book H-9")
-    page = render_html([_record("d-000001", good_dialogue()),
-                        _record("d-000002", evil, passed=False)], title="out.jsonl")
+    page = render_html([("out.jsonl", [_record("d-000001", good_dialogue()),
+                                       _record("d-000002", evil, passed=False)])],
+                       title="out.jsonl")
     assert "<script>alert" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "2 dialogues: 1 kept, 1 rejected" in page
     assert "grounded_ids: H-9 unstated" in page
     assert "book_hotel(" in page and "&#34;hotel_id&#34;: &#34;H-1001&#34;" in page
     thinking = good_dialogue()
     thinking[2] = thinking[2].model_copy(update={"content": "Checking the weather first."})
-    page = render_html([_record("d-000003", thinking)], title="t")
+    page = render_html([("t", [_record("d-000003", thinking)])], title="t")
     assert "Checking the weather first." in page and "get_weather(" in page
+
+
+def test_the_page_views_several_files_with_an_overview_and_a_search_box() -> None:
+    kept = [_record("d-000001", good_dialogue()), _record("d-000002", _parallel())]
+    rejected = [_record("d-000003", good_dialogue(), passed=False)]
+    page = render_html([("run.jsonl", kept), ("run.rejected.jsonl", rejected)],
+                       title="run.jsonl, run.rejected.jsonl")
+    assert "3 dialogues: 2 kept, 1 rejected" in page
+    # the overview: each file with its kept share, the failed checks and tools as bars
+    assert "<td>run.jsonl</td><td>2</td><td>2 (100%)</td>" in page
+    assert "<td>run.rejected.jsonl</td><td>1</td><td>0 (0%)</td>" in page
+    assert 'title="grounded_ids"' in page and 'title="get_weather"' in page
+    assert 'id="search"' in page and 'id="run.rejected.jsonl:d-000003"' in page
+    assert "<script src" not in page and "http" not in page.split("<body>")[1]  # offline
 
 
 def _naig(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -259,9 +274,10 @@ def test_cli_export_and_view(tmp_path: Path) -> None:
     p = _naig("export", str(src), "--format", "hf", "--include-rejected", "-o", "all.jsonl",
               cwd=tmp_path)
     assert p.returncode == 0 and "4 dialogues written" in p.stdout, p.stderr
-    p = _naig("view", str(src), "-o", "report.html", cwd=tmp_path)
+    p = _naig("view", str(src), "all.jsonl", "-o", "report.html", cwd=tmp_path)
     assert p.returncode == 0, p.stderr
-    assert "d-000001" in (tmp_path / "report.html").read_text()
+    page = (tmp_path / "report.html").read_text()
+    assert 'id="in.jsonl:d-000001"' in page and 'id="all.jsonl:all:1"' in page  # an export
 
 
 def test_cli_export_and_view_bad_input(tmp_path: Path) -> None:

@@ -374,13 +374,14 @@ def export_command(
 
 @app.command("view")
 def view_command(
-    path: Annotated[Path, typer.Argument(help="A JSONL file of naig records.")],
+    paths: Annotated[list[Path], typer.Argument(help="JSONL files of naig records (kept and rejected, or several runs), or plain chat files.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Output HTML page; - for standard output.")] = Path("report.html"),
 ) -> None:
-    """Write the dialogues as one self-contained HTML page, to read them by eye."""
+    """Write the dialogues as one self-contained HTML page (overview, search), to read them by eye."""
     skipped: list[str] = []
     try:
-        page = render_html(iter_records(path, skipped), title=path.name)
+        page = render_html([(p.name, iter_records(p, skipped)) for p in paths],
+                           title=", ".join(p.name for p in paths))
         if output == STDOUT:
             sys.stdout.write(page)
             _say_skipped(skipped)

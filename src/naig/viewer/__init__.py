@@ -1,8 +1,11 @@
-"""``naig view``: a dialogue file as one self-contained HTML page, for reading by eye.
+"""``naig view``: dialogue files as one self-contained HTML page, for reading by eye.
 
-Each dialogue shows its verdict, plan, messages (calls with their arguments, results as
-formatted JSON), failed checks, injections, refinement steps and LLM usage. The page has
-no external assets and no network access; every text from a record is HTML-escaped.
+The page opens on an overview (per file: dialogues and kept share; the first failed
+checks, the tools called and the dialogue shapes as bars), then lists the dialogues, which
+a search box and a kept/rejected choice filter. Each dialogue shows its file, verdict,
+plan, messages (calls with their arguments, results as formatted JSON), failed checks,
+injections, refinement steps and LLM usage. The page has no external assets and no
+network access; every text from a record is HTML-escaped.
 """
 
 from __future__ import annotations
@@ -47,10 +50,10 @@ def _turn(m: Message) -> ShownTurn:
     return ShownTurn(m.role, text, calls, m.tool_call_id)
 
 
-def _view(r: Record) -> dict[str, Any]:
+def _view(r: Record, source: str) -> dict[str, Any]:
     v = r.meta.verification
     status = "kept" if v is not None and v.passed else "rejected"
-    return {"id": r.id, "status": status, "meta": r.meta,
+    return {"id": r.id, "source": source, "status": status, "meta": r.meta,
             "failed": v.failed if v else [], "checks": v.checks if v else [],
             "turns": [_turn(m) for m in r.messages],
             "tools": sorted(t.get("function", t).get("name", "?") for t in r.tools),
@@ -58,15 +61,35 @@ def _view(r: Record) -> dict[str, Any]:
                                 ensure_ascii=False) if r.meta.environment.initial_state else ""}
 
 
-def render_html(records: Iterable[Record], title: str) -> str:
-    views = [_view(r) for r in records]
+def _bars(counts: Counter[str], limit: int = 12) -> list[tuple[str, int, int]]:
+    """The most common of ``counts`` as ``(label, count, percent of the largest)``."""
+    top = counts.most_common(limit)
+    most = top[0][1] if top else 1
+    return [(label, n, round(100 * n / most)) for label, n in top]
+
+
+def _overview(views: list[dict[str, Any]]) -> dict[str, Any]:
+    files: dict[str, list[int]] = {}
+    for v in views:
+        seen = files.setdefault(v["source"], [0, 0])
+        seen[0] += 1
+        seen[1] += v["status"] == "kept"
     failures = Counter(c.name for v in views for c in v["failed"][:1])
-    if any(v["meta"].error for v in views):
-        failures["model_output"] = sum(1 for v in views if v["meta"].error)
+    failures.update("model_output" for v in views if v["meta"].error)
+    called = Counter(c[1] for v in views for t in v["turns"] for c in t.calls)
+    shapes = Counter(f"{sum(t.role == 'user' for t in v['turns'])} user turns, "
+                     f"{sum(len(t.calls) for t in v['turns'])} calls" for v in views)
+    return {"files": [(name, n, kept) for name, (n, kept) in files.items()],
+            "failures": _bars(failures), "tools": _bars(called), "shapes": _bars(shapes)}
+
+
+def render_html(files: Iterable[tuple[str, Iterable[Record]]], title: str) -> str:
+    """One page for the records of each ``(file name, records)``, in order."""
+    views = [_view(r, name) for name, records in files for r in records]
     source = resources.files("naig.viewer").joinpath("page.html.j2").read_text("utf-8")
     return _env.from_string(source).render(
         title=title, dialogues=views, kept=sum(v["status"] == "kept" for v in views),
-        failures=failures.most_common())
+        overview=_overview(views))
 
 
 __all__ = ["render_html"]
