@@ -51,7 +51,7 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
                             refine_steps=args.refine_steps)
     config = RunConfig(tools=(args.tools,), n=args.n, output=work / "out.jsonl",
                        model=args.model, seed=args.seed, max_attempts=args.max_attempts,
-                       cache=False, method=method)
+                       cache=False, settings=method)
     backend = open_backend(config.model)
     llm = stack(backend, concurrency=1, cache=False, cache_path=None)
     start = time.perf_counter()

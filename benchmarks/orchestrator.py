@@ -209,7 +209,7 @@ def _config(args: argparse.Namespace, n: int, concurrency: int, model: str,
                             refine_steps=args.refine_steps)
     out = work / f"{model.replace(':', '-')}-c{concurrency}-{time.monotonic_ns()}.jsonl"
     return RunConfig(tools=(args.tools,), n=n, output=out, model=model, seed=args.seed,
-                     max_attempts=n, concurrency=concurrency, cache=False, method=method)
+                     max_attempts=n, concurrency=concurrency, cache=False, settings=method)
 
 
 async def _run_once(config: RunConfig, base_url: str | None,

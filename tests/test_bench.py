@@ -27,7 +27,7 @@ SMALL = MethodSettings(subtasks_min=2, subtasks_max=2, steps_min=1, steps_max=2,
 
 def _config(tmp_path: Path, **kw: object) -> RunConfig:
     base = {"tools": ("builtin",), "n": 3, "output": tmp_path / "bench.jsonl", "seed": 3,
-            "method": SMALL, "cache_path": tmp_path / "cache.sqlite"}
+            "settings": SMALL, "cache_path": tmp_path / "cache.sqlite"}
     return RunConfig(**(base | kw))  # type: ignore[arg-type]
 
 

@@ -182,7 +182,7 @@ def test_runner_with_mas_writes_contract_valid_verified_records(tmp_path: Path) 
     settings = MethodSettings(subtasks_min=2, subtasks_max=3, steps_min=1, steps_max=2,
                               mas_max_turns=3)
     config = RunConfig(tools=("builtin",), n=2, output=tmp_path / "out.jsonl", seed=5,
-                       generator="mas", cache=False, method=settings)
+                       method="mas", cache=False, settings=settings)
     backend = ScriptedLLM(respond=schema_example)
     llm = stack(backend, concurrency=1, cache=False, cache_path=None)
     summary = asyncio.run(run(config, llm, resolve("builtin")))

@@ -190,7 +190,7 @@ def test_a_full_disk_stops_the_run_clearly_and_resume_finishes_it(tmp_path: Path
 def test_an_output_removed_mid_run_stops_the_run_and_the_rest_stays(tmp_path: Path) -> None:
     out = tmp_path / "out.jsonl"
     config = RunConfig(tools=("builtin",), n=3, output=out, seed=5, cache=False,
-                       method=MethodSettings(subtasks_min=2, subtasks_max=2, steps_max=2,
+                       settings=MethodSettings(subtasks_min=2, subtasks_max=2, steps_max=2,
                                              refine_steps=1))
 
     def remove_after_the_first(summary: Summary) -> None:

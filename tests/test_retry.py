@@ -180,7 +180,7 @@ def test_a_dialogue_whose_prompt_outgrew_the_model_is_rejected_and_the_run_goes_
             return await self.inner.complete(request)
 
     config = RunConfig(tools=("builtin",), n=2, max_attempts=3, output=tmp_path / "o.jsonl",
-                       cache=False, method=MethodSettings(subtasks_min=1, subtasks_max=1,
+                       cache=False, settings=MethodSettings(subtasks_min=1, subtasks_max=1,
                                                           steps_min=1, steps_max=1))
     summary = asyncio.run(run(config, Overflows(), resolve("builtin")))
     rejected = read_records(tmp_path / "o.rejected.jsonl")

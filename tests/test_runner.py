@@ -24,7 +24,7 @@ SMALL = MethodSettings(subtasks_min=2, subtasks_max=3, steps_min=1, steps_max=2,
 
 def _config(tmp_path: Path, **kw: object) -> RunConfig:
     base = {"tools": ("builtin",), "n": 3, "output": tmp_path / "out.jsonl", "seed": 11,
-            "cache_path": tmp_path / "cache.sqlite", "method": SMALL}
+            "cache_path": tmp_path / "cache.sqlite", "settings": SMALL}
     return RunConfig(**(base | kw))  # type: ignore[arg-type]
 
 
@@ -37,7 +37,7 @@ def _run(config: RunConfig, backend: ScriptedLLM):  # type: ignore[no-untyped-de
 def test_records_follow_the_contract(tmp_path: Path) -> None:
     backend = ScriptedLLM(respond=schema_example)
     # the scripted judge always says "A": judge="on" so that refinement steps happen
-    summary = _run(_config(tmp_path, method=SMALL.model_copy(update={"judge": "on"})), backend)
+    summary = _run(_config(tmp_path, settings=SMALL.model_copy(update={"judge": "on"})), backend)
     kept = read_records(tmp_path / "out.jsonl")
     rejected = read_records(tmp_path / "out.rejected.jsonl") if summary.rejected else []
     assert summary.kept == len(kept) == 3
@@ -112,3 +112,14 @@ def test_an_environment_that_fails_rejects_its_dialogue_and_the_run_goes_on(
     for r in rejected:
         assert rejection_reason(r) == "environment"
         assert r.meta.error is not None and "the server died while running" in r.meta.error
+
+
+def test_renamed_settings_keep_the_hash_earlier_versions_wrote() -> None:
+    """``method`` was ``generator`` and ``settings`` was ``method``: the hash (and the
+    manifest's settings, which resume compares) keep the old keys, so a run started before
+    the rename resumes after it. The value below was computed by the version before."""
+    from naig.config import MethodSettings
+
+    config = RunConfig(tools=("builtin",), n=1, output=Path("o.jsonl"), seed=3, method="mas",
+                       settings=MethodSettings(refine_steps=2))
+    assert config.config_hash() == "4e06f4758ee46de5"

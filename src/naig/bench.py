@@ -258,7 +258,7 @@ def _kept(record: Record) -> bool:
 
 async def _measure(config: RunConfig, backend: LLM, source: ToolSource, attempts: int,
                    progress: BenchProgress | None) -> MethodResult:
-    method = config.generator
+    method = config.method
     llm = AccountedLLM(stack(backend, concurrency=config.concurrency, cache=False,
                              cache_path=None))
     slots = asyncio.Semaphore(config.concurrency)
@@ -317,7 +317,7 @@ async def bench(config: RunConfig, backend: LLM, source: ToolSource,
             path.unlink(missing_ok=True)
     results = {}
     for name in names:
-        results[name] = await _measure(config.model_copy(update={"generator": name}),
+        results[name] = await _measure(config.model_copy(update={"method": name}),
                                        backend, source, count, progress)
     return BenchReport(model=backend.name, tools=config.tools, seed=config.seed,
                        attempts=count, results=results)

@@ -110,7 +110,7 @@ def _progress(n: int) -> Iterator[Callable[[Summary], None]]:
 def _preflight(config: RunConfig) -> None:
     """What can be refused before any work starts: an unknown method, a bad prices file, an
     output path no run can write to."""
-    methods.get(config.generator)
+    methods.get(config.method)
     load_prices(config.prices)
     check_output(config.output)
 
@@ -148,7 +148,7 @@ def generate(
     repair_rounds: Annotated[int, typer.Option(help="Repair rounds for a dialogue that fails verification, before it is rejected.")] = 1,
     cache: Annotated[bool, typer.Option(help="Use the persistent response cache.")] = True,
     cache_path: Annotated[Path | None, typer.Option(help="Cache file (default: user cache folder).")] = None,
-    generator: Annotated[str, typer.Option("--method", help="Generation method: naig or mas (the baseline).")] = "naig",
+    method: Annotated[str, typer.Option("--method", help="Generation method: naig or mas (the baseline).")] = "naig",
     resume: Annotated[bool, typer.Option(help="Continue the run that wrote -o (also the default when its settings match).")] = False,
     overwrite: Annotated[bool, typer.Option(help="Discard what an earlier run wrote to -o.")] = False,
     max_cost: Annotated[float | None, typer.Option(help="Stop cleanly once new LLM calls cost this many USD.")] = None,
@@ -161,17 +161,17 @@ def generate(
 ) -> None:
     """Generate verified multi-turn tool-use dialogues."""
     try:
-        method = _method(subtasks, steps, injections, refine_steps=refine_steps,
-                         experts=experts, judge=judge, repair_rounds=repair_rounds)
+        settings = _settings(subtasks, steps, injections, refine_steps=refine_steps,
+                             experts=experts, judge=judge, repair_rounds=repair_rounds)
         _check_run_flags(output, n=n, concurrency=concurrency, resume=resume,
                          overwrite=overwrite, engine=engine, ray_address=ray_address,
                          shards=shards)
-        config = RunConfig(tools=tuple(tools), n=n, output=output, model=model, generator=generator,
+        config = RunConfig(tools=tuple(tools), n=n, output=output, model=model, method=method,
                            base_url=",".join(base_url) if base_url else None, seed=seed,
                            max_attempts=max_attempts,
                            concurrency=concurrency, cache=cache, cache_path=cache_path,
                            max_cost=max_cost, max_tokens=max_tokens, prices=prices,
-                           method=method)
+                           settings=settings)
         _preflight(config)
         result = asyncio.run(_generate(config, overwrite=overwrite, dry_run=dry_run,
                                        engine=engine, ray_address=ray_address, shards=shards))
@@ -192,7 +192,7 @@ def generate(
     _exit_for(summary)
 
 
-def _method(subtasks: str, steps: str, injections: str, **settings: object) -> MethodSettings:
+def _settings(subtasks: str, steps: str, injections: str, **settings: object) -> MethodSettings:
     """The settings that shape a dialogue, from the flags' MIN-MAX ranges and the rest."""
     (s_lo, s_hi), (p_lo, p_hi), (i_lo, i_hi) = (
         _range(subtasks, "subtasks"), _range(steps, "steps"), _range(injections, "injections"))
@@ -246,13 +246,13 @@ def bench_command(
     """Compare NAIG with the multi-agent-simulation baseline on the same seeds and model."""
     try:
         (s_lo, s_hi), (p_lo, p_hi) = _range(subtasks, "subtasks"), _range(steps, "steps")
-        method = MethodSettings(subtasks_min=max(1, s_lo), subtasks_max=max(1, s_hi),
-                                steps_min=max(1, p_lo), steps_max=max(1, p_hi),
-                                refine_steps=refine_steps, experts=experts,
-                                judge=judge)
+        settings = MethodSettings(subtasks_min=max(1, s_lo), subtasks_max=max(1, s_hi),
+                                  steps_min=max(1, p_lo), steps_max=max(1, p_hi),
+                                  refine_steps=refine_steps, experts=experts,
+                                  judge=judge)
         config = RunConfig(tools=tuple(tools), n=n, output=output.with_suffix(".jsonl"),
                            model=model, base_url=base_url, seed=seed, concurrency=concurrency,
-                           cache=False, method=method)
+                           cache=False, settings=settings)
 
         async def go() -> BenchReport:
             main_task = asyncio.current_task()

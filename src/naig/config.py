@@ -77,8 +77,9 @@ class RunConfig(BaseModel):
     """Where kept dialogues go (JSONL); rejected ones go beside it."""
     model: str = "local"
     """``local``, ``local:<name>`` or ``openai:<model>``."""
-    generator: str = "naig"
-    """The generation method: ``naig`` (ToolACE-MT) or ``mas`` (the turn-by-turn baseline)."""
+    method: str = "naig"
+    """The generation method (``--method``): ``naig`` (ToolACE-MT) or ``mas`` (the
+    turn-by-turn baseline)."""
     base_url: str | None = None
     """OpenAI-compatible server URL for ``openai:`` models; several, comma-separated, are
     load-balanced."""
@@ -92,7 +93,8 @@ class RunConfig(BaseModel):
     """Use the persistent response cache."""
     cache_path: Path | None = None
     """Cache file (default: the user cache folder)."""
-    method: MethodSettings = MethodSettings()
+    settings: MethodSettings = MethodSettings()
+    """How the method shapes dialogues (sizes, refinement, verification)."""
     max_cost: float | None = Field(None, gt=0)
     """Stop cleanly once the run's new LLM calls cost this many USD."""
     max_tokens: int | None = Field(None, gt=0)
@@ -110,9 +112,10 @@ class RunConfig(BaseModel):
 
     def config_hash(self) -> str:
         """Hash of what shapes the dialogues (not where they go or how fast)."""
+        # the keys are the ones earlier versions hashed (method was "generator", settings
+        # "method"): the same settings keep the same hash, and resume
         shape = {"tools": self.tools, "model": self.model, "seed": self.seed,
-                 "generator": self.generator,
-                 "method": self.method.model_dump()}
+                 "generator": self.method, "method": self.settings.model_dump()}
         blob = json.dumps(shape, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 

@@ -89,7 +89,7 @@ async def attempt(index: int, config: RunConfig, llm: LLM, source: ToolSource,
     rejected record with the reason, not an exception. ``judge`` is the run's record of its
     refinement judge, shared by its dialogues (a fresh one where not given)."""
     seed = derive_seed(config.seed, index)
-    s = config.method
+    s = config.settings
     rng = random.Random(derive_seed(seed, "tools"))
     tools = sample(source.pool, rng, Sampling(s.tools_min, s.tools_max, s.distractors_max))
     env = source.make(tools, llm, seed)
@@ -99,9 +99,9 @@ async def attempt(index: int, config: RunConfig, llm: LLM, source: ToolSource,
     verification: Verification | None = None
     with ledger() as book:
         try:
-            await methods.get(config.generator)(d)
+            await methods.get(config.method)(d)
             verification = await _verify(d, derive_seed(seed, "verify"))
-            if methods.repairs(config.generator):
+            if methods.repairs(config.method):
                 for round_ in range(1, s.repair_rounds + 1):
                     if verification.passed or not await _repaired(d, verification, round_):
                         break
@@ -116,7 +116,7 @@ async def attempt(index: int, config: RunConfig, llm: LLM, source: ToolSource,
             except ToolEnvironmentError as e:
                 error = error or f"{ENVIRONMENT}: {e}"
     usage: Usage = book.usage(price)
-    meta = Meta(method=config.generator, seed=seed, model=llm.name,
+    meta = Meta(method=config.method, seed=seed, model=llm.name,
                 config_hash=config.config_hash(), environment=env.info(), plan=d.plan,
                 injections=d.injections, refinements=d.refinements,
                 verification=verification, usage=usage, error=error)
