@@ -20,10 +20,6 @@ from naig.stages.judge import JudgeMonitor
 from naig.tools import Tool
 from naig.transcript import tool_line
 
-SYSTEM_PROMPT = ("You are a helpful assistant. You can call the tools provided to help the user. "
-                 "Use only values the user gave or that tools returned; ask when information "
-                 "is missing; say so when no tool can do what is asked.")
-
 
 @dataclass
 class Turn:
@@ -60,7 +56,7 @@ class Draft:
         self.rng = random.Random(self.seed)
         if not self.turns:
             extra = self.env.system_prompt()
-            text = SYSTEM_PROMPT + (f"\n\n{extra}" if extra else "")
+            text = render_text("system") + (f"\n\n{extra}" if extra else "")
             self.turns = [Turn(Message(role="system", content=text))]
 
     @property

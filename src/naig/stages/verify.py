@@ -21,25 +21,14 @@ from naig.errors import BudgetExhausted, ModelOutputError, NaigError
 from naig.grounding import scalars, shown
 from naig.llm.base import LLM
 from naig.llm.structured import REASON_CHARS, ask
-from naig.prompts import render
+from naig.prompts import render, render_text
 from naig.stages.checks import RULES, values_wellformed
 from naig.tools import Tool
 from naig.transcript import tool_line, transcript
 
-EXPERTS: dict[str, str] = {
-    "expert_arguments_grounded": (
-        "Is every argument value in every tool call stated by the user, found in the system "
-        "message, or returned by an earlier tool result (nothing invented)?"),
-    "expert_task_completed": (
-        "Does the assistant complete what the user asked, respecting the user's constraints, "
-        "and answer every user message sensibly?"),
-    "expert_results_consistent": (
-        "Is every tool result plausible for its tool's definition and for the call's "
-        "arguments, and do the assistant's replies report the results truthfully?"),
-    "expert_consistency": (
-        "Do names, IDs, numbers and facts stay consistent from turn to turn, with no "
-        "contradictions?"),
-}
+EXPERTS = ("expert_arguments_grounded", "expert_task_completed", "expert_results_consistent",
+           "expert_consistency")
+"""The experts, each a question in ``prompts/expert_question.j2``."""
 
 _VERDICT = {"type": "object", "additionalProperties": False, "required": ["reason", "verdict"],
             "properties": {"reason": {"type": "string", "minLength": 12,
@@ -83,16 +72,8 @@ def question(name: str, messages: list[Message]) -> str:
     """What expert ``name`` is asked about this dialogue. The arguments expert is also told
     what code found: the values no earlier turn shows (to judge closely), or that every
     value is shown (so it checks that each call uses the one the user meant)."""
-    if name != GROUNDED:
-        return EXPERTS[name]
-    left = unshown(messages)
-    if not left:
-        return (EXPERTS[name] + " Every argument value is written somewhere earlier; check "
-                "that each call uses the value the user meant, not another one shown.")
-    return (EXPERTS[name] + " Look hardest at these values, which no earlier turn writes "
-            "as such: " + "; ".join(left) + ". Each must be what the user asked for or an "
-            "earlier result gave, perhaps written differently (two for 2, a date in another "
-            "form), never invented.")
+    return render_text("expert_question", name=name,
+                       unshown=unshown(messages) if name == GROUNDED else [])
 
 
 async def expert(llm: LLM, name: str, messages: list[Message], tools: list[Tool],
