@@ -254,18 +254,6 @@ def test_a_call_that_uses_a_value_never_shown_is_refused_by_both_methods() -> No
     assert '"enum": ["H-1001"]' in json.dumps(schema)
 
 
-def test_the_drawn_step_counts_are_kept() -> None:
-    from naig.stages.plan import plan
-
-    answer = {"task": "Trip", "subtasks": [
-        {"goal": "Cancel booking B-1", "tools": ["book_hotel"]},
-        {"goal": "Weather in Paris, then book H-1", "tools": ["get_weather", "book_hotel"]}]}
-    d = make_draft(ScriptedLLM([answer]), subtasks_min=2, subtasks_max=2, steps_min=3,
-                   steps_max=3)
-    p = asyncio.run(plan(d))
-    assert [s.steps for s in p.subtasks] == [3, 3]
-
-
 def test_a_mas_assistant_that_repeats_a_call_gives_its_reply_instead() -> None:
     weather = {"name": "get_weather", "arguments": {"city": "Paris"}}
     answers: list[Any] = [
@@ -280,26 +268,3 @@ def test_a_mas_assistant_that_repeats_a_call_gives_its_reply_instead() -> None:
     assert used == 2 and len(llm.requests) == 4  # no retries: every answer was valid
     assert [m.role for m in d.messages[-4:]] == ["user", "assistant", "tool", "assistant"]
     assert d.messages[-1].content == "18 degrees in Paris."
-
-
-def test_where_data_flow_is_known_code_chooses_the_tools_and_the_model_the_goals() -> None:
-    from naig.config import MethodSettings
-    from naig.envs.simulated import SimulatedEnvironment
-    from naig.pools import load_builtin
-    from naig.stages.draft import Draft
-    from naig.stages.plan import plan
-
-    shop = load_builtin("shop")
-    llm = ScriptedLLM(respond=schema_example)
-    d = Draft(llm=llm, env=SimulatedEnvironment(shop, llm, 1), tools=shop, seed=1,
-              settings=MethodSettings(subtasks_min=2, subtasks_max=2, steps_min=2,
-                                      steps_max=2))
-    p = asyncio.run(plan(d))
-    sent = llm.requests[0]
-    subtask = sent.schema_["properties"]["subtasks"]["items"]
-    assert list(subtask["properties"]) == ["goal"]  # the model is not asked for tools
-    assert [len(s.tools) for s in p.subtasks] == [2, 2]
-    by_name = {t.name: t for t in shop}
-    for k, s in enumerate(p.subtasks, 1):  # told what the tools do, in words, not names
-        does = "; then ".join(by_name[t].description.split(".")[0].lower() for t in s.tools)
-        assert f"Subtask {k}: {does}." in sent.messages[-1].content

@@ -72,7 +72,7 @@ async def plan(d: Draft) -> Plan:
             if not str(sub["goal"]).strip():
                 raise ValueError("every subtask needs a goal")
             goal = unnamed(str(sub["goal"]), names)
-            why = out_of_voice(goal)
+            why = out_of_voice(goal, names)
             if why:
                 raise ValueError(f"subtask {k + 1}'s goal {why}: say what the user wants")
             if chosen is not None:

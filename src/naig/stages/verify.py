@@ -122,10 +122,11 @@ def _normal(text: str) -> str:
 def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
     """What a caller handles of the experts' failures: a spent budget first (it stops the
     run), else naig's own error; anything else comes out as the group, hiding nothing."""
-    for kind in (BudgetExhausted, NaigError):
-        found = group.subgroup(kind)
-        if found is not None and (kind is BudgetExhausted or found is group):
-            return found.exceptions[0]
+    spent = group.subgroup(BudgetExhausted)
+    if spent is not None:
+        return spent.exceptions[0]
+    if all(isinstance(e, NaigError) for e in group.exceptions):
+        return group.exceptions[0]
     return group
 
 

@@ -1,0 +1,59 @@
+"""Stage 1a, the plan: drawn sizes kept, tools chosen by code along the data flow where it
+is known, goals in the user's words."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from naig.config import MethodSettings
+from naig.envs.simulated import SimulatedEnvironment
+from naig.errors import ModelOutputError
+from naig.pools import load_builtin
+from naig.stages.draft import Draft
+from naig.stages.plan import plan
+from naig.testing import ScriptedLLM, schema_example
+
+from .conftest import make_draft
+
+
+def test_the_drawn_step_counts_are_kept() -> None:
+    answer = {"task": "Trip", "subtasks": [
+        {"goal": "Cancel booking B-1", "tools": ["book_hotel"]},
+        {"goal": "Weather in Paris, then book H-1", "tools": ["get_weather", "book_hotel"]}]}
+    d = make_draft(ScriptedLLM([answer]), subtasks_min=2, subtasks_max=2, steps_min=3,
+                   steps_max=3)
+    p = asyncio.run(plan(d))
+    assert [s.steps for s in p.subtasks] == [3, 3]
+
+
+def test_where_data_flow_is_known_code_chooses_the_tools_and_the_model_the_goals() -> None:
+    shop = load_builtin("shop")
+    llm = ScriptedLLM(respond=schema_example)
+    d = Draft(llm=llm, env=SimulatedEnvironment(shop, llm, 1), tools=shop, seed=1,
+              settings=MethodSettings(subtasks_min=2, subtasks_max=2, steps_min=2,
+                                      steps_max=2))
+    p = asyncio.run(plan(d))
+    sent = llm.requests[0]
+    subtask = sent.schema_["properties"]["subtasks"]["items"]
+    assert list(subtask["properties"]) == ["goal"]  # the model is not asked for tools
+    assert [len(s.tools) for s in p.subtasks] == [2, 2]
+    by_name = {t.name: t for t in shop}
+    for k, s in enumerate(p.subtasks, 1):  # told what the tools do, in words, not names
+        does = "; then ".join(by_name[t].description.split(".")[0].lower() for t in s.tools)
+        assert f"Subtask {k}: {does}." in sent.messages[-1].content
+
+
+def test_a_goal_that_names_a_function_is_asked_again() -> None:
+    bad = {"task": "Trip", "subtasks": [{"goal": "Call the get_weather function for Paris",
+                                         "tools": ["get_weather"]}]}
+    good = {"task": "Trip", "subtasks": [{"goal": "I want the weather in Paris",
+                                          "tools": ["get_weather"]}]}
+    llm = ScriptedLLM([bad, good])
+    d = make_draft(llm, subtasks_min=1, subtasks_max=1, steps_min=1, steps_max=1)
+    p = asyncio.run(plan(d))
+    assert p.subtasks[0].goal == "I want the weather in Paris" and len(llm.requests) == 2
+    assert "speaks of the function 'get_weather'" in llm.requests[1].messages[-1].content
+    with pytest.raises(ModelOutputError):  # a model that never stops is rejected, no crash
+        asyncio.run(plan(make_draft(ScriptedLLM([bad] * 3), subtasks_min=1, subtasks_max=1)))
