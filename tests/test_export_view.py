@@ -436,3 +436,47 @@ def test_a_parquet_export_loads_in_datasets_with_every_call_and_result(
                 return {k: decoded(v, k) for k, v in value.items()}
             return [decoded(v, key) for v in value] if isinstance(value, list) else value
         assert decoded(_no_nulls(got)) == decoded(_no_nulls(row))
+
+
+def test_preference_pairs_export_as_dpo_rows_where_their_context_still_holds(
+        tmp_path: Path) -> None:
+    from naig.dialogue import Pair, Refinement, context_key
+
+    from .conftest import call, result
+
+    m = good_dialogue()
+    worse_call = [call("call_9", "book_hotel", hotel_id="H-1001", nights=3),
+                  result("call_9", error="no room for 3 nights")]
+    pairs = [Pair(at=4, context=context_key(m[:4]), chosen=m[4:6], rejected=worse_call,
+                  evidence="the environment refuses the candidate's call"),
+             Pair(at=6, context=context_key(m[:6]), chosen=[m[6]], evidence="candidate fixes x",
+                  rejected=[Message(role="assistant", content="Booked B-78.")]),
+             Pair(at=6, context="0" * 16, chosen=[m[6]], rejected=[m[6]], evidence="stale")]
+    record = _record("d-000001", m)
+    record.meta.refinements = [Refinement(step=1, masked=[4, 6], kept=["original", "new"],
+                                          pairs=pairs)]
+    src = tmp_path / "in.jsonl"
+    src.write_text(record.to_json() + "\n" + _record("d-000002", _parallel()).to_json() + "\n")
+    p = _naig("export", str(src), "-f", "dpo", "-o", "pairs.jsonl", cwd=tmp_path)
+    assert p.returncode == 0 and "2 preference pairs written" in p.stdout, p.stdout + p.stderr
+    assert "d-000002" in p.stderr  # a dialogue without pairs is named, not an error
+    first, second = (json.loads(x) for x in (tmp_path / "pairs.jsonl").read_text().splitlines())
+    # the call pair: same prompt (the first call and its result), two versions of the call
+    assert [x["role"] for x in first["prompt"]] == ["system", "user", "assistant", "tool"]
+    chosen, rejected = first["chosen"], first["rejected"]
+    assert chosen[0]["tool_calls"][0]["function"]["arguments"] == {"hotel_id": "H-1001",
+                                                                   "nights": 2}
+    assert rejected[0]["tool_calls"][0]["function"]["arguments"]["nights"] == 3
+    assert rejected[1]["tool_call_id"] == rejected[0]["tool_calls"][0]["id"]  # paired
+    prompt_ids = {c["id"] for x in first["prompt"] for c in x.get("tool_calls") or []}
+    assert not prompt_ids & {rejected[0]["tool_calls"][0]["id"]}
+    assert second["chosen"] == [{"role": "assistant", "content": m[6].content}]
+    assert second["rejected"][0]["content"] == "Booked B-78." and first["tools"]
+    # as TRL renders a preference row: prompt + each side through the model's template
+    template = _qwen_template()
+    for side in ("chosen", "rejected"):
+        text = _render(template, {"messages": first["prompt"] + first[side],
+                                  "tools": first["tools"]})
+        nights = first[side][0]["tool_calls"][0]["function"]["arguments"]["nights"]
+        turns = text.split("<|im_end|>", 1)[1]  # after the system turn, which explains tags
+        assert f'"nights": {nights}' in turns and turns.count("<tool_call>") == 2

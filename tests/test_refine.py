@@ -205,6 +205,10 @@ def test_a_candidate_that_breaks_a_rule_never_reaches_the_judge() -> None:
     record = asyncio.run(refine_step(d, 1))
     assert record is not None and record.kept == ["original"]
     assert "claims_grounded" in record.reasons[0]
+    # the refused reply and the original make a preference pair, the original chosen
+    [pair] = record.pairs
+    assert pair.at == 6 and pair.chosen == [before[6]] and "B-78" in (
+        pair.rejected[0].content or "") and pair.evidence.startswith("candidate breaks")
     assert d.messages == before and len(llm.requests) == 1
 
 

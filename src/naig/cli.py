@@ -328,7 +328,7 @@ def verify_command(
 @app.command("export")
 def export_command(
     path: Annotated[Path, typer.Argument(help="A JSONL file of naig records.")],
-    fmt: Annotated[str, typer.Option("--format", "-f", help="openai ({messages, tools}, arguments as JSON strings), hf (arguments as objects: chat templates, TRL), sharegpt (LLaMA-Factory), hermes (<tool_call> tags), swift (ms-swift's agent layout) or bfcl (BFCL multi-turn test entries with ground truth, for dialogues made on bfcl: classes).")] = "openai",
+    fmt: Annotated[str, typer.Option("--format", "-f", help="openai ({messages, tools}, arguments as JSON strings), hf (arguments as objects: chat templates, TRL), sharegpt (LLaMA-Factory), hermes (<tool_call> tags), swift (ms-swift's agent layout), bfcl (BFCL multi-turn test entries with ground truth, for dialogues made on bfcl: classes) or dpo (preference pairs from refinement and repair: prompt, chosen, rejected).")] = "openai",
     output: Annotated[Path, typer.Option("-o", "--output", help="Output JSONL, or a .parquet file (Hugging Face datasets loads it; tools and call arguments as JSON text; pip install 'naig[parquet]'); - for standard output.")] = Path("export.jsonl"),
     include_rejected: Annotated[bool, typer.Option(help="Export rejected dialogues too.")] = False,
     dedup: Annotated[bool, typer.Option(help="Leave out dialogues that nearly repeat an earlier one (MinHash; pip install 'naig[dedup]').")] = False,
@@ -343,7 +343,8 @@ def export_command(
         return
     _say_skipped(skipped)
     say = err if output == STDOUT else out  # the data owns standard output
-    say.print(f"{done.written} dialogues written to {output} ({fmt})", highlight=False)
+    rows = "preference pairs" if fmt == "dpo" else "dialogues"
+    say.print(f"{done.written} {rows} written to {output} ({fmt})", highlight=False)
     if done.duplicates:
         shown = ", ".join(f"{k} (repeats {v})" for k, v in list(done.duplicates.items())[:3])
         err.print(f"left out {len(done.duplicates)} near-duplicate dialogue(s): {shown}"

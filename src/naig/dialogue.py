@@ -7,6 +7,7 @@ under ``meta``. Every model here forbids unknown fields and round-trips through 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any, Literal, NamedTuple
 
@@ -113,6 +114,30 @@ class Injection(_Model):
     """How many turns the injection added."""
 
 
+def context_key(messages: list[Message]) -> str:
+    """What a preference pair's context is, call ids aside (they are renumbered at the end):
+    a short hash of each message's role, text and calls."""
+    shown = [[m.role, m.content, [[c.function.name, c.function.arguments]
+                                  for c in m.tool_calls or []]] for m in messages]
+    return hashlib.sha256(json.dumps(shown).encode()).hexdigest()[:16]
+
+
+class Pair(_Model):
+    """Two versions of one assistant turn in the same context, ranked by evidence (a check
+    the rewrite fixed or broke, an expert asked again, the judge in both orders): data for
+    preference tuning (``naig export -f dpo``)."""
+
+    at: int
+    """The turn's index in the dialogue as it was when decided."""
+    context: str
+    """``context_key`` of the turns before it then: the pair is exported only where the
+    final dialogue still opens the same way."""
+    chosen: list[Message]
+    rejected: list[Message]
+    """Each: the assistant turn, with its calls' results where it made calls."""
+    evidence: str
+
+
 class Refinement(_Model):
     step: int
     masked: list[int]
@@ -122,6 +147,8 @@ class Refinement(_Model):
     broke, the judge's verdict (in both orders where it was asked twice), or why none."""
     repair: bool = False
     """A repair round after a failed verification, aimed at the turns its checks blamed."""
+    pairs: list[Pair] = Field(default_factory=list)
+    """The assistant turns of this step decided on evidence, as preference pairs."""
 
 
 class Check(_Model):

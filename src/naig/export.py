@@ -41,7 +41,7 @@ from typing import Any
 
 from naig.contamination import benchmark_runs, copied
 from naig.dedup import NearDuplicates
-from naig.dialogue import Message, Record, ToolCall
+from naig.dialogue import Message, Record, ToolCall, context_key
 from naig.envs import bfcl
 from naig.errors import ConfigError
 from naig.store import IMPORTED
@@ -271,9 +271,44 @@ def _text_beside_calls(record: Record) -> bool:
     return any(m.content and m.tool_calls for m in record.messages)
 
 
+def to_dpo(record: Record) -> list[dict[str, Any]]:
+    """The record's preference pairs (``meta.refinements[].pairs``) as TRL's conversational
+    preference rows: ``prompt`` (the turns before), ``chosen`` and ``rejected`` (the two
+    versions of the assistant turn, with their calls' results), ``tools``; arguments as
+    objects. A pair whose context the dialogue no longer opens with (a later step rewrote
+    an earlier turn) is left out."""
+    rows = []
+    for step in record.meta.refinements:
+        for pair in step.pairs:
+            prompt = record.messages[:pair.at]
+            if len(prompt) != pair.at or context_key(prompt) != pair.context:
+                continue
+            chosen, rejected = (_continued(record, prompt, side)
+                                for side in (pair.chosen, pair.rejected))
+            rows.append({"prompt": chosen[:pair.at], "chosen": chosen[pair.at:],
+                         "rejected": rejected[pair.at:], "tools": record.tools})
+    return rows
+
+
+def _continued(record: Record, prompt: list[Message], turn: list[Message]
+               ) -> list[dict[str, Any]]:
+    """``prompt`` and one version of the turn after it, in the ``hf`` layout; the turn's
+    call ids renamed first so they cannot meet the prompt's (the same export ids for the
+    prompt on both sides)."""
+    names = {c.id: f"pair_{k}" for k, c in enumerate(
+        c for m in turn for c in m.tool_calls or [])}
+    renamed = [m.model_copy(update={
+        "tool_calls": [c.model_copy(update={"id": names[c.id]}) for c in m.tool_calls]
+        if m.tool_calls else None,
+        "tool_call_id": names.get(m.tool_call_id or "", m.tool_call_id)}) for m in turn]
+    return _messages(record.model_copy(update={"messages": [*prompt, *renamed]}),
+                     objects=True)
+
+
 @dataclass(frozen=True)
 class Format:
-    convert: Callable[[Record], dict[str, Any]]
+    convert: Callable[[Record], dict[str, Any] | list[dict[str, Any]]]
+    """One row per record, or several (none: the record is skipped)."""
     about: str
     loses: Callable[[Record], bool] | None = None
     """Whether the format drops part of a record it still writes (named in the summary)."""
@@ -288,6 +323,8 @@ FORMATS: dict[str, Format] = {
     "swift": Format(to_swift, "ms-swift's agent layout"),
     "bfcl": Format(to_bfcl, "BFCL multi-turn test entries with their ground truth (made on "
                    "BFCL's classes)"),
+    "dpo": Format(to_dpo, "preference pairs from refinement and repair (TRL's DPO rows: "
+                  "prompt, chosen, rejected)"),
 }
 
 
@@ -366,9 +403,13 @@ def _rows(records: Iterable[Record], form: Format, done: Exported,
             done.rejected += 1
             continue
         try:
-            row = form.convert(record)
+            out = form.convert(record)
         except Unexportable as e:
             done.skipped[record.id] = str(e)
+            continue
+        rows = out if isinstance(out, list) else [out]
+        if not rows:
+            done.skipped[record.id] = "it holds nothing this format writes"
             continue
         if twins is not None and (first := twins.earlier(record)) is not None:
             done.duplicates[record.id] = first
@@ -377,8 +418,8 @@ def _rows(records: Iterable[Record], form: Format, done: Exported,
             done.lossy.append(record.id)
         if (run := copied(record)) is not None:
             done.copied[record.id] = run
-        done.written += 1
-        yield row
+        done.written += len(rows)
+        yield from rows
 
 
 FREE_FORM = ("tools", "arguments", "initial_config")
@@ -410,4 +451,5 @@ def _write_parquet(rows: Iterable[dict[str, Any]], path: Path) -> None:
 
 __all__ = ["CALL_ID_CHARS", "FORMATS", "FREE_FORM", "Exported", "Format", "Unexportable",
            "call_ids", "call_string", "converter", "export", "kept", "parquet_value", "to_bfcl",
+           "to_dpo",
            "to_hermes", "to_hf", "to_openai", "to_sharegpt", "to_swift"]

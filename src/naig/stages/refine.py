@@ -26,7 +26,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
-from naig.dialogue import Check, Message, Refinement
+from naig.dialogue import Check, Message, Pair, Refinement, context_key
 from naig.errors import ModelOutputError
 from naig.llm.structured import ask
 from naig.prompts import instructions, render
@@ -211,11 +211,13 @@ async def _decide(d: Draft, at: int, candidate: list[Message], experts: list[str
 
 async def _rewrite(d: Draft, masked: list[int], problems: dict[int, str],
                    experts: Sequence[str] = ()
-                   ) -> tuple[list[Literal["new", "original"]], list[str]]:
+                   ) -> tuple[list[Literal["new", "original"]], list[str], list[Pair]]:
     """Rewrite each masked turn (from the end, so earlier indices hold) and keep the
-    better version; what was kept and why, in the order of ``masked``."""
+    better version; what was kept and why, in the order of ``masked``, and the assistant
+    turns decided on evidence as preference pairs."""
     kept: dict[int, Literal["new", "original"]] = {}
     reasons: dict[int, str] = {}
+    pairs: list[Pair] = []
     for at in sorted(masked, reverse=True):
         d.turns[at].selections += 1
         try:
@@ -223,13 +225,35 @@ async def _rewrite(d: Draft, masked: list[int], problems: dict[int, str],
         except ModelOutputError as e:  # no usable rewrite: the original stays
             kept[at], reasons[at] = "original", f"no valid candidate: {e}"
             continue
+        original = [t.message for t in d.turns[at:at + 1 + d.results_after(at)]]
+        context = context_key(d.messages[:at])
         better, reasons[at] = await _decide(d, at, candidate, list(experts))
         kept[at] = "new" if better else "original"
+        pair = _pair(at, context, original, candidate, better, reasons[at])
+        pairs += [pair] if pair else []
         if better:
             d.replace(at, 1 + d.results_after(at), candidate, keep=0)
         if candidate[0].tool_calls:
             await replay(d)  # rebuild every result in order, from the version kept
-    return [kept[i] for i in masked], [reasons[i] for i in masked]
+    return [kept[i] for i in masked], [reasons[i] for i in masked], pairs
+
+
+_BETTER = ("candidate fixes", "judge preferred the candidate in both orders")
+_WORSE = ("candidate breaks", "the environment refuses the candidate's call")
+
+
+def _pair(at: int, context: str, original: list[Message], candidate: list[Message],
+          better: bool, why: str) -> Pair | None:
+    """An assistant turn decided on evidence (a check fixed or broken, the environment's
+    refusal, an expert asked again, the judge in both orders) as a preference pair; None
+    for a user turn or a decision without evidence."""
+    if original[0].role != "assistant":
+        return None
+    if better and why.startswith(_BETTER):
+        return Pair(at=at, context=context, chosen=candidate, rejected=original, evidence=why)
+    if not better and why.startswith(_WORSE):
+        return Pair(at=at, context=context, chosen=original, rejected=candidate, evidence=why)
+    return None
 
 
 async def refine_step(d: Draft, step: int) -> Refinement | None:
@@ -244,8 +268,8 @@ async def refine_step(d: Draft, step: int) -> Refinement | None:
     weights = {i: d.settings.decay ** d.turns[i].selections
                * (d.settings.flag_boost if i in problems else 1.0) for i in candidates}
     masked = choose_masks(weights, count, d.rng)
-    kept, reasons = await _rewrite(d, masked, problems)
-    record = Refinement(step=step, masked=masked, kept=kept, reasons=reasons)
+    kept, reasons, pairs = await _rewrite(d, masked, problems)
+    record = Refinement(step=step, masked=masked, kept=kept, reasons=reasons, pairs=pairs)
     d.refinements.append(record)
     return record
 
@@ -283,8 +307,9 @@ async def repair(d: Draft, failed: list[Check], round_: int) -> Refinement | Non
     if not problems:
         return None
     masked = choose_masks({i: 1.0 for i in problems}, d.settings.masks_per_step, d.rng)
-    kept, reasons = await _rewrite(d, masked, problems, experts)
-    record = Refinement(step=round_, masked=masked, kept=kept, reasons=reasons, repair=True)
+    kept, reasons, pairs = await _rewrite(d, masked, problems, experts)
+    record = Refinement(step=round_, masked=masked, kept=kept, reasons=reasons, repair=True,
+                        pairs=pairs)
     d.refinements.append(record)
     return record
 
