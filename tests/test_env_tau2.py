@@ -199,3 +199,23 @@ def test_a_missing_package_names_the_install_command(monkeypatch: pytest.MonkeyP
             naig_tau2.load("retail")
     finally:
         naig_tau2._module.cache_clear()
+
+
+def test_a_tool_named_for_a_status_takes_only_records_in_that_status() -> None:
+    """cancel_pending_order on a delivered order is refused by tau2 ("Non-pending order
+    cannot be cancelled"): the call's grounded order IDs are narrowed to pending ones."""
+    source = resolve("tau2:retail")
+    env = source.make(source.pool, ScriptedLLM(), 1)
+    orders = env.tau2_env.tools.db.orders  # type: ignore[attr-defined]
+    pending = [k for k, o in orders.items() if o.status == "pending"][:2]
+    delivered = [k for k, o in orders.items() if o.status == "delivered"][:2]
+    cancel = next(t for t in source.pool if t.name == "cancel_pending_order")
+
+    def offered(tool: str, ids: list[str]) -> list[str] | None:
+        props = {**cancel.parameters["properties"], "order_id": {"enum": ids}}
+        out = env.narrow(tool, {**cancel.parameters, "properties": props})
+        return None if out is None else out["properties"]["order_id"]["enum"]
+    assert offered("cancel_pending_order", pending + delivered) == pending
+    assert offered("cancel_pending_order", delivered) is None  # not callable now
+    assert offered("return_delivered_order_items", pending + delivered) == delivered
+    assert offered("get_order_details", pending + delivered) == pending + delivered

@@ -10,6 +10,7 @@ state is the shipped database, so ``{"domain": ...}`` is all a record needs to r
 from __future__ import annotations
 
 import asyncio
+import copy
 import functools
 import importlib
 import json
@@ -146,6 +147,29 @@ class Tau2Environment(Environment):
     def vocabulary(self) -> Vocabulary:
         return _vocabulary(self.domain)
 
+    def narrow(self, tool: str, parameters: dict[str, Any]) -> dict[str, Any] | None:
+        """A tool named for the status its record must be in (``cancel_pending_order``,
+        ``return_delivered_order_items``) takes, of the records its grounded arguments
+        offer, only those in that status now: tau2 refuses the rest ("Non-pending order
+        cannot be cancelled"). The statuses are read from the database, not listed here."""
+        words = set(tool.lower().split("_"))
+        props = parameters.get("properties") or {}
+        out = copy.deepcopy(parameters)
+        for table in _tables(self._env.tools.db):
+            wanted = words & {str(getattr(r, "status", "")) for r in table.values()}
+            if not wanted:
+                continue
+            for name, schema in props.items():
+                options = schema.get("enum") if isinstance(schema, dict) else None
+                if not options or not any(v in table for v in options):
+                    continue
+                kept = [v for v in options if v in table
+                        and str(getattr(table[v], "status", "")) in wanted]
+                if not kept and name in (parameters.get("required") or []):
+                    return None
+                out["properties"][name] = {**schema, "enum": kept} if kept else schema
+        return out
+
     def state_summary(self) -> str:
         db = self._env.tools.db
         rng = random.Random(self._seed)
@@ -171,6 +195,12 @@ class Tau2Environment(Environment):
         except Exception as e:  # get_response catches the tool's own errors; this is the rest
             return error_result(f"{type(e).__name__}: {e}")
         return to_result(message.content, bool(message.error))
+
+
+def _tables(db: Any) -> list[dict[str, Any]]:
+    """The database's tables of records that have a status (orders, reservations)."""
+    return [v for v in vars(db).values() if isinstance(v, dict) and v
+            and hasattr(next(iter(v.values())), "status")]
 
 
 def to_result(content: str, error: bool) -> ToolResult:
