@@ -364,3 +364,13 @@ def test_a_reply_that_reports_the_call_instead_of_the_result_is_out_of_voice() -
     assert out_of_voice(said) is not None
     assert out_of_voice("{'cart_id': 'C12345'}") is not None  # a Python dict, as code
     assert out_of_voice("Your cart C12345 holds 2 laptops, $397 in all.") is None
+
+
+def test_tools_narrated_and_a_user_who_says_youre_welcome_are_out_of_place() -> None:
+    from naig.stages.checks import out_of_voice, swapped
+
+    tools = ["find_user_id_by_email", "get_order_details"]
+    assert out_of_voice("I will now call find user id by email with the same email.", tools)
+    assert out_of_voice("The tool found that the order status is delivered.", tools)
+    assert out_of_voice("Your order #W1 was delivered on May 2.", tools) is None
+    assert swapped("You're welcome!", user=True) and not swapped("You're welcome!", user=False)

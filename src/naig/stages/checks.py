@@ -138,7 +138,8 @@ _NARRATION = re.compile(
     r"was|has|had|provides|provided|gives|gave|selects|selected|requests|requested|would|"
     r"will|can|could|should|must)\b|\b(told|informed|asked|notified|reminded|suggested to|"
     r"let) the user\b|\b(was|were) called with\b|\bthe (tool|function) (was|is|has been) "
-    r"called\b", re.IGNORECASE)
+    r"called\b|\bthe (tool|function|system) (also )?(found|returned|shows|showed|says|said|"
+    r"reported|gave)\b", re.IGNORECASE)
 """Talk about the dialogue's parties ("The assistant confirms", "the user wants"); a
 domain's own words ("the user ID") are not narration."""
 
@@ -161,7 +162,8 @@ def out_of_voice(text: str, tools: Iterable[str] = ()) -> str | None:
     if named:
         return f"names the tool {named!r}; say what is wanted or done instead"
     spoken = next((t for t in tools if "_" in t and re.search(
-        rf"\b{re.escape(t.replace('_', ' '))}\s+(function|tool|api|endpoint)\b", text,
+        rf"\b{re.escape(t.replace('_', ' '))}\s+(function|tool|api|endpoint)\b|"
+        rf"\bcall(s|ing|ed)?\s+(the\s+)?{re.escape(t.replace('_', ' '))}\b", text,
         re.IGNORECASE)), None)
     if spoken:  # "as inputs to the find user id by name zip function"
         return f"speaks of the function {spoken!r}; say what is wanted or done instead"
@@ -199,7 +201,8 @@ _SERVICE = re.compile(
     r"\bhow (can|may|could) i (help|assist) you\b|\bfeel free to ask\b|"
     r"\bis there anything else (i|you)\b|\b(do|did) you have any (other|more|further) "
     r"questions\b|\bneed (any )?(further|more|other) (help|assistance)\b|"
-    r"\bglad (i|we) could help\b|\bhappy to help\b|\bhappy to assist\b",
+    r"\bglad (i|we) could help\b|\bhappy to help\b|\bhappy to assist\b|"
+    r"\byou'?re (very |most )?welcome\b",
     re.IGNORECASE)
 """What only the assistant says: a user who says it has swapped roles."""
 _CLIENT = re.compile(
