@@ -53,6 +53,13 @@ def _broken_echo() -> list[Message]:
     return m
 
 
+def _broken_action() -> list[Message]:
+    m = good_dialogue()  # the weather only, then a booking claimed that no call made
+    m[6] = m[6].model_copy(update={"content": "It is sunny in Paris, and I have booked "
+                                              "your hotel."})
+    return m[:4] + m[6:]
+
+
 def _broken_claim() -> list[Message]:
     m = good_dialogue()
     m[6] = m[6].model_copy(update={"content": "Done: your booking number is B-78."})
@@ -97,6 +104,7 @@ BROKEN = {
     "no_repetition": _broken_repetition,
     "grounded_ids": _broken_grounding,
     "claims_grounded": _broken_claim,
+    "actions_grounded": _broken_action,
     "errors_acknowledged": _broken_acknowledgement,
     "no_instruction_echo": _broken_echo,
 }
@@ -374,3 +382,16 @@ def test_tools_narrated_and_a_user_who_says_youre_welcome_are_out_of_place() -> 
     assert out_of_voice("The tool found that the order status is delivered.", tools)
     assert out_of_voice("Your order #W1 was delivered on May 2.", tools) is None
     assert swapped("You're welcome!", user=True) and not swapped("You're welcome!", user=False)
+
+
+def test_an_action_is_grounded_by_a_call_that_did_it_or_a_result_that_reports_it() -> None:
+    from naig.stages.checks import actions_grounded
+
+    assert actions_grounded(good_dialogue(), TOOLS).passed  # "is booked" after book_hotel
+    m = good_dialogue()[:4] + [Message(role="assistant", content="Order #W1 was cancelled.")]
+    m[3] = result("call_1", status="cancelled")  # reported by a result, not claimed
+    assert actions_grounded(m, TOOLS).passed
+    refused = good_dialogue()
+    refused[5] = result("call_2", error="no room")
+    check = actions_grounded(refused, TOOLS)  # the booking failed: "is booked" is false
+    assert not check.passed and check.detail.startswith("[6]")

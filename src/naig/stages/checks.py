@@ -360,6 +360,50 @@ def claims_grounded(messages: list[Message], tools: list[Tool]) -> Check:
     return _ok("claims_grounded")
 
 
+_DONE_BY: dict[str, tuple[str, ...]] = {
+    "removed": ("remove", "delete", "rm", "rmdir", "cancel", "unfollow"),
+    "deleted": ("delete", "remove", "rm", "rmdir"),
+    "cancelled": ("cancel",), "canceled": ("cancel",),
+    "booked": ("book", "reserve"), "reserved": ("book", "reserve"),
+    "added": ("add", "create", "post", "place"), "created": ("create", "add", "mkdir", "touch"),
+    "placed": ("place", "order"), "ordered": ("place", "order"),
+    "updated": ("update", "modify", "edit", "set", "change"),
+    "modified": ("update", "modify", "edit", "set", "change"),
+    "changed": ("update", "modify", "edit", "set", "change"),
+    "sent": ("send", "post"), "posted": ("post", "send"), "scheduled": ("schedule", "create"),
+    "moved": ("mv", "move"), "copied": ("cp", "copy"), "renamed": ("mv", "rename"),
+    "returned": ("return",), "exchanged": ("exchange",), "transferred": ("transfer",)}
+"""An action a reply may claim, and the verbs a tool's name starts with that do it."""
+_CLAIM = re.compile(r"\b(?:has been|have been|is now|was|were|is|are|i've|i have|i)\s+"
+                    r"(?:successfully\s+|now\s+|also\s+|just\s+)?(" + "|".join(_DONE_BY)
+                    + r")\b", re.IGNORECASE)
+
+
+def actions_grounded(messages: list[Message], tools: list[Tool]) -> Check:
+    """A reply claims only actions a call since the request did ("I have cancelled your
+    booking" after a cancel call that succeeded), or that a result since then reports (a
+    status ``cancelled``, ``"deleted": true``): seen in kept data, "I confirmed that the
+    event has been removed" after no call that removes anything."""
+    opened = 0
+    for i, m in enumerate(messages):
+        if m.role == "user":
+            opened = i
+        if m.role != "assistant" or m.tool_calls or not m.content:
+            continue
+        since = messages[opened:i]
+        failed = {x.tool_call_id for x in since if x.is_error}
+        verbs = {re.split(r"[_\-\s]|(?<=[a-z])(?=[A-Z])", c.function.name)[0].lower()
+                 for x in since for c in x.tool_calls or [] if c.id not in failed}
+        results = " ".join((x.content or "").lower() for x in since
+                           if x.role == "tool" and not x.is_error)
+        for hit in _CLAIM.finditer(m.content):
+            action = hit.group(1).lower()
+            if not verbs & set(_DONE_BY[action]) and action not in results:
+                return _fail("actions_grounded", f"[{i}] the reply says {hit.group(0)!r}, "
+                                                 "but no call since the request did that")
+    return _ok("actions_grounded")
+
+
 ECHO_WORDS = ("subtask", "tool-calling step", "user's message", '"recovery"')
 """The prompts' own vocabulary, which no speaker of a dialogue uses (a test keeps each in
 the prompt text naig sends); with the templates' placeholders, the echo check's words."""
@@ -383,5 +427,5 @@ def no_instruction_echo(messages: list[Message], tools: list[Tool]) -> Check:
 RULES: tuple[Rule, ...] = (roles_in_order, turns_nonempty, tool_results_match_calls,
                            call_names_known, schema_valid_arguments, values_wellformed,
                            turns_in_voice, no_repetition,
-                           grounded_ids, claims_grounded, errors_acknowledged,
-                           no_instruction_echo)
+                           grounded_ids, claims_grounded, actions_grounded,
+                           errors_acknowledged, no_instruction_echo)
