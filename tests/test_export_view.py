@@ -480,3 +480,19 @@ def test_preference_pairs_export_as_dpo_rows_where_their_context_still_holds(
         nights = first[side][0]["tool_calls"][0]["function"]["arguments"]["nights"]
         turns = text.split("<|im_end|>", 1)[1]  # after the system turn, which explains tags
         assert f'"nights": {nights}' in turns and turns.count("<tool_call>") == 2
+
+
+def test_weights_leave_out_the_turns_a_failed_check_blames(tmp_path: Path) -> None:
+    bad = _record("d-000002", good_dialogue(), passed=False)
+    bad.meta.verification.checks[1].detail = "[6] the reply names 'B-78'"  # type: ignore[union-attr]
+    src = tmp_path / "in.jsonl"
+    src.write_text(_record("d-000001", good_dialogue()).to_json() + "\n" + bad.to_json() + "\n")
+    p = _naig("export", str(src), "--include-rejected", "--weights", "-o", "w.jsonl",
+              cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    rows = [json.loads(x) for x in (tmp_path / "w.jsonl").read_text().splitlines()]
+    weights = [[m.get("weight") for m in r["messages"]] for r in rows]
+    assert weights[0] == [None, None, 1, None, 1, None, 1]  # assistant turns only, all 1
+    assert weights[1] == [None, None, 1, None, 1, None, 0]  # the blamed reply: 0
+    p = _naig("export", str(src), "--weights", "-f", "sharegpt", "-o", "x.jsonl", cwd=tmp_path)
+    assert p.returncode == 2 and "--weights goes with --format openai or hf" in p.stderr

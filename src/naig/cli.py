@@ -331,13 +331,14 @@ def export_command(
     fmt: Annotated[str, typer.Option("--format", "-f", help="openai ({messages, tools}, arguments as JSON strings), hf (arguments as objects: chat templates, TRL), sharegpt (LLaMA-Factory), hermes (<tool_call> tags), swift (ms-swift's agent layout), bfcl (BFCL multi-turn test entries with ground truth, for dialogues made on bfcl: classes) or dpo (preference pairs from refinement and repair: prompt, chosen, rejected).")] = "openai",
     output: Annotated[Path, typer.Option("-o", "--output", help="Output JSONL, or a .parquet file (Hugging Face datasets loads it; tools and call arguments as JSON text; pip install 'naig[parquet]'); - for standard output.")] = Path("export.jsonl"),
     include_rejected: Annotated[bool, typer.Option(help="Export rejected dialogues too.")] = False,
+    weights: Annotated[bool, typer.Option(help="openai and hf: a training weight on each assistant turn, 0 where a failed check blames it (OpenAI's fine-tuning weight; Axolotl: message_field_training: weight). Useful with --include-rejected.")] = False,
     dedup: Annotated[bool, typer.Option(help="Leave out dialogues that nearly repeat an earlier one (MinHash; pip install 'naig[dedup]').")] = False,
 ) -> None:
     """Convert dialogues into a fine-tuning framework's format."""
     skipped: list[str] = []
     try:
         done = export(iter_records(path, skipped), fmt, output,
-                      include_rejected=include_rejected, dedup=dedup)
+                      include_rejected=include_rejected, dedup=dedup, weights=weights)
     except BaseException as e:  # noqa: BLE001
         _fail(e)
         return

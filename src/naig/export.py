@@ -361,18 +361,48 @@ def kept(record: Record) -> bool:
     return (v is not None and v.passed) or record.meta.method == IMPORTED
 
 
+WEIGHTED = ("openai", "hf")
+"""The formats that can carry a per-turn training weight (OpenAI's fine-tuning ``weight``;
+Axolotl reads it with ``message_field_training: weight``)."""
+_CITED = re.compile(r"\[(\d+)\]|\bturns? (\d+)\b", re.IGNORECASE)
+
+
+def blamed(record: Record) -> set[int]:
+    """The turns the record's failed checks blame (``[i]`` in a rule's detail, "turn i"
+    in an expert's reason)."""
+    v = record.meta.verification
+    return {int(hit.group(1) or hit.group(2)) for c in (v.failed if v else [])
+            for hit in _CITED.finditer(c.detail)}
+
+
+def with_weights(row: dict[str, Any], record: Record) -> dict[str, Any]:
+    """``row`` (openai or hf) with ``"weight"`` on each assistant message: 0 where a failed
+    check blames the turn (it is not trained on), else 1."""
+    flagged = blamed(record)
+    messages = [m | {"weight": int(i not in flagged)} if m["role"] == "assistant" else m
+                for i, m in enumerate(row["messages"])]
+    return row | {"messages": messages}
+
+
 def export(records: Iterable[Record], fmt: str, output: Path, *,
-           include_rejected: bool = False, dedup: bool = False) -> Exported:
+           include_rejected: bool = False, dedup: bool = False,
+           weights: bool = False) -> Exported:
     """Write ``records`` in format ``fmt`` as JSONL (as Parquet where ``output`` ends in
     ``.parquet``), skipping (and naming) those the format cannot express; rejected
     dialogues are left out (and counted) unless ``include_rejected``; with ``dedup``, a
     dialogue that nearly repeats one written before it is left out too (and named with the
-    one it repeats).
+    one it repeats); with ``weights``, each assistant turn carries a training weight
+    (``with_weights``).
 
     The file is written beside ``output`` and moved into place at the end, so a bad
     record half-way leaves no half-written export behind; ``-`` streams to standard output.
     """
     form = converter(fmt)
+    if weights and fmt not in WEIGHTED:
+        raise ConfigError(f"--weights goes with --format {' or '.join(WEIGHTED)}, not {fmt}")
+    if weights:
+        form = Format(lambda r: with_weights(to_hf(r) if fmt == "hf" else to_openai(r), r),
+                      form.about, form.loses)
     done = Exported(benchmarks=benchmark_runs()[1])
     rows = _rows(records, form, done, NearDuplicates() if dedup else None, include_rejected)
     if output == Path("-"):
@@ -449,7 +479,7 @@ def _write_parquet(rows: Iterable[dict[str, Any]], path: Path) -> None:
     pq.write_table(pa.Table.from_pylist([parquet_value(r) for r in rows]), path)
 
 
-__all__ = ["CALL_ID_CHARS", "FORMATS", "FREE_FORM", "Exported", "Format", "Unexportable",
-           "call_ids", "call_string", "converter", "export", "kept", "parquet_value", "to_bfcl",
-           "to_dpo",
-           "to_hermes", "to_hf", "to_openai", "to_sharegpt", "to_swift"]
+__all__ = ["CALL_ID_CHARS", "FORMATS", "FREE_FORM", "WEIGHTED", "Exported", "Format",
+           "Unexportable", "blamed", "call_ids", "call_string", "converter", "export", "kept",
+           "parquet_value", "to_bfcl", "to_dpo", "to_hermes", "to_hf", "to_openai",
+           "to_sharegpt", "to_swift", "with_weights"]
