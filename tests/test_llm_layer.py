@@ -45,7 +45,7 @@ def test_an_answer_of_the_wrong_shape_is_retried_not_a_crash() -> None:
     llm = ScriptedLLM(['["a list"]', {"m": 1}, {"n": []}, {"n": [4]}])
     got = asyncio.run(ask(llm, messages(("user", "count")), SCHEMA, strict, stage="plan",
                           seed=0, template_hash="h", attempts=4))
-    assert got == 4 and "missing 'n'" in llm.requests[2].messages[-1].content
+    assert got == 4 and "the answer has no 'n'" in llm.requests[2].messages[-1].content
 
 
 def test_a_model_that_never_answers_well_raises_with_the_raw_text() -> None:
@@ -167,3 +167,13 @@ def test_the_copy_report_is_the_same_in_every_process() -> None:
                            env={"PYTHONHASHSEED": str(seed), "PATH": ""}).stdout
             for seed in range(6)}
     assert outs == {"one two three four five six\n"}
+
+
+def test_an_answer_without_a_required_key_is_retried_not_passed_on() -> None:
+    schema = {"type": "object", "required": ["calls", "user"],
+              "properties": {"calls": {"type": "array"}, "user": {"type": "string"}}}
+    llm = ScriptedLLM([{"calls": [1]}, {"calls": [1], "user": "Hi"}])
+    got = asyncio.run(ask(llm, messages(("user", "go")), schema, lambda v: v, stage="t",
+                          seed=1, template_hash="h"))
+    assert got == {"calls": [1], "user": "Hi"} and len(llm.requests) == 2
+    assert "the answer has no 'user'" in llm.requests[1].messages[-1].content

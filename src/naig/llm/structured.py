@@ -83,6 +83,7 @@ async def ask(llm: LLM, messages: tuple[ChatMessage, ...], schema: dict[str, Any
             break
         try:
             value = _json_in(raw)
+            _has_required(value, schema)
             echo = copied(value, instructions) if instructions else None
             if echo:
                 raise ValueError(f"it copies the instructions ('{echo}'); write new content")
@@ -97,6 +98,16 @@ async def ask(llm: LLM, messages: tuple[ChatMessage, ...], schema: dict[str, Any
         history = (*messages, *render("retry", problem=problem)[0])
     raise ModelOutputError(f"{stage}: no valid answer after {attempt + 1} attempts: {problem}",
                            raw=raw)
+
+
+def _has_required(value: Any, schema: dict[str, Any]) -> None:
+    """An object answer must hold the keys its schema requires: a grammar enforces them,
+    but an answer read out of prose or a cut-off one may not (a skeleton step without its
+    "user" text crashed a benchmark)."""
+    if schema.get("type") == "object" and isinstance(value, dict):
+        missing = [k for k in schema.get("required") or [] if k not in value]
+        if missing:
+            raise ValueError(f"the answer has no {', '.join(repr(k) for k in missing)}")
 
 
 _FENCED = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
