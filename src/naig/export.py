@@ -44,6 +44,7 @@ from naig.dedup import NearDuplicates
 from naig.dialogue import Message, Record, ToolCall, context_key
 from naig.envs import bfcl
 from naig.errors import ConfigError
+from naig.stages.checks import cited_turns
 from naig.store import IMPORTED
 
 CALL_ID_CHARS = 9
@@ -364,15 +365,13 @@ def kept(record: Record) -> bool:
 WEIGHTED = ("openai", "hf")
 """The formats that can carry a per-turn training weight (OpenAI's fine-tuning ``weight``;
 Axolotl reads it with ``message_field_training: weight``)."""
-_CITED = re.compile(r"\[(\d+)\]|\bturns? (\d+)\b", re.IGNORECASE)
 
 
 def blamed(record: Record) -> set[int]:
     """The turns the record's failed checks blame (``[i]`` in a rule's detail, "turn i"
     in an expert's reason)."""
     v = record.meta.verification
-    return {int(hit.group(1) or hit.group(2)) for c in (v.failed if v else [])
-            for hit in _CITED.finditer(c.detail)}
+    return {at for c in (v.failed if v else []) for at in cited_turns(c.detail)}
 
 
 def with_weights(row: dict[str, Any], record: Record) -> dict[str, Any]:

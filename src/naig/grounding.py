@@ -327,9 +327,10 @@ _UNDOES = frozenset({"cancel", "delete", "discard", "drop", "erase", "remove", "
                      "rmdir", "unbook", "undo", "unfollow", "unsubscribe", "void"})
 
 
-def _verb(tool: Tool) -> str:
-    """The first word of a tool's name: ``book`` for ``book_hotel`` and ``bookHotel``."""
-    return re.split(r"[_\-\s]|(?<=[a-z])(?=[A-Z])", tool.name)[0].lower()
+def verb(name: str) -> str:
+    """The first word of a tool's name, lower case: ``book`` for ``book_hotel`` and
+    ``bookHotel``."""
+    return re.split(r"[_\-\s]|(?<=[a-z])(?=[A-Z])", name)[0].lower()
 
 
 def undoes(producer: Tool, consumer: Tool) -> bool:
@@ -337,7 +338,7 @@ def undoes(producer: Tool, consumer: Tool) -> bool:
     ``book_hotel``, ``rmdir`` after ``mkdir``), by the verbs their names start with. Such a
     consumer takes what the user brings (a booking made before the dialogue), never what
     the dialogue just made: a task that books and at once cancels teaches nothing."""
-    return _verb(producer) in _CREATES and _verb(consumer) in _UNDOES
+    return verb(producer.name) in _CREATES and verb(consumer.name) in _UNDOES
 
 
 def feeds(producer: Tool, consumer: Tool) -> set[str]:

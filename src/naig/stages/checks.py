@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 
 from naig.dialogue import Check, Message, made_calls
-from naig.grounding import id_like, ungrounded
+from naig.grounding import id_like, ungrounded, verb
 from naig.prompts import placeholders
 from naig.tools import Tool, degenerate, parse_arguments
 
@@ -25,6 +25,15 @@ def _ok(name: str) -> Check:
 
 def _fail(name: str, detail: str) -> Check:
     return Check(name=name, passed=False, detail=detail)
+
+
+_CITED = re.compile(r"\[(\d+)\]|\bturns? (\d+)\b", re.IGNORECASE)
+
+
+def cited_turns(detail: str) -> list[int]:
+    """The turns a check's detail blames: a rule names its turn as ``[i]``, an expert
+    cites turns in its reason ("[4]", "turn 4")."""
+    return [int(hit.group(1) or hit.group(2)) for hit in _CITED.finditer(detail)]
 
 
 def roles_in_order(messages: list[Message], tools: list[Tool]) -> Check:
@@ -392,7 +401,7 @@ def actions_grounded(messages: list[Message], tools: list[Tool]) -> Check:
             continue
         since = messages[opened:i]
         failed = {x.tool_call_id for x in since if x.is_error}
-        verbs = {re.split(r"[_\-\s]|(?<=[a-z])(?=[A-Z])", c.function.name)[0].lower()
+        verbs = {verb(c.function.name)
                  for x in since for c in x.tool_calls or [] if c.id not in failed}
         results = " ".join((x.content or "").lower() for x in since
                            if x.role == "tool" and not x.is_error)

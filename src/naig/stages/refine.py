@@ -39,7 +39,7 @@ from naig.stages.calls import (
     to_model_calls,
     values_before,
 )
-from naig.stages.checks import RULES, unnamed, unsayable
+from naig.stages.checks import RULES, cited_turns, unnamed, unsayable
 from naig.stages.draft import Draft
 from naig.stages.judge import judge, trusted
 from naig.stages.verify import EXPERTS, expert
@@ -274,9 +274,6 @@ async def refine_step(d: Draft, step: int) -> Refinement | None:
     return record
 
 
-_CITED = re.compile(r"\[(\d+)\]|\bturns? (\d+)\b", re.IGNORECASE)
-
-
 def blamed(d: Draft, failed: list[Check]) -> dict[int, str]:
     """The turns failed checks blame, with the reason: a rule names its turn as ``[i]``;
     an expert cites turns in its reason ("[4]", "turn 4"). Only turns refinement can
@@ -284,8 +281,7 @@ def blamed(d: Draft, failed: list[Check]) -> dict[int, str]:
     out: dict[int, str] = {}
     rewritable = set(maskable(d))
     for check in failed:
-        for hit in _CITED.finditer(check.detail):
-            at = int(hit.group(1) or hit.group(2))
+        for at in cited_turns(check.detail):
             if at in rewritable:
                 out.setdefault(at, f"{check.name}: {_strip_index(check.detail)}")
     return out
