@@ -93,6 +93,12 @@ def _broken_voice() -> list[Message]:
     return m
 
 
+def _broken_foreknowledge() -> list[Message]:
+    m = good_dialogue()  # the user knows the booking number before the booking
+    m[1] = m[1].model_copy(update={"content": m[1].content + " My booking will be B-77."})
+    return m
+
+
 BROKEN = {
     "roles_in_order": _broken_roles,
     "turns_nonempty": _broken_empty,
@@ -105,6 +111,7 @@ BROKEN = {
     "grounded_ids": _broken_grounding,
     "claims_grounded": _broken_claim,
     "actions_grounded": _broken_action,
+    "users_know_no_results": _broken_foreknowledge,
     "errors_acknowledged": _broken_acknowledgement,
     "no_instruction_echo": _broken_echo,
 }
@@ -295,6 +302,18 @@ def test_the_arguments_expert_is_always_asked_and_told_what_code_could_not_find(
     assert v.passed and len(llm.requests) == 4  # all four experts, every time
 
 
+def test_the_task_expert_is_told_which_replies_answer_without_a_call() -> None:
+    from naig.stages.verify import question, untooled
+
+    m = good_dialogue() + [Message(role="user", content="Can you also rent me a car?"),
+                           Message(role="assistant", content="I can't rent cars, sorry.")]
+    assert untooled(good_dialogue()) == [] and untooled(m) == [f"[{len(m) - 1}]"]
+    asked = question("expert_task_completed", m)
+    assert f"answers [{len(m) - 1}] without calling a tool" in asked
+    assert "saying so is the right answer" in asked
+    assert "without calling a tool" not in question("expert_task_completed", good_dialogue())
+
+
 def test_results_an_environment_returned_are_not_judged_as_junk() -> None:
     """A real file's JSON text, read by ``cat`` on BFCL's file system, is what the file
     holds; the rule is for results a model wrote."""
@@ -395,3 +414,5 @@ def test_an_action_is_grounded_by_a_call_that_did_it_or_a_result_that_reports_it
     refused[5] = result("call_2", error="no room")
     check = actions_grounded(refused, TOOLS)  # the booking failed: "is booked" is false
     assert not check.passed and check.detail.startswith("[6]")
+    told = good_dialogue()[:4] + [Message(role="assistant", content="You also added 3 units.")]
+    assert not actions_grounded(told, TOOLS).passed  # said of the user: no call added any

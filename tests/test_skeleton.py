@@ -56,6 +56,39 @@ def test_simulated_tools_write_calls_with_results_and_the_last_step_carries_the_
     assert branch["properties"]["arguments"]["properties"]["hotel_id"]["enum"] == ["H-1"]
 
 
+def test_a_reply_out_of_voice_beside_good_calls_is_asked_again_alone() -> None:
+    llm = ScriptedLLM([{"calls": [WEATHER], "user": "What is the weather in Paris?",
+                        "reply": "The assistant has found that it is 18 degrees."},
+                       {"reply": "It is 18 degrees in Paris."}])
+    d = make_draft(llm)
+    _plan(d, ("weather", ["get_weather"], 1))
+    asyncio.run(skeleton(d))
+    assert [m.role for m in d.messages[1:]] == ["user", "assistant", "tool", "assistant"]
+    assert d.messages[-1].content == "It is 18 degrees in Paris."  # the calls stood
+    assert list(llm.requests[1].schema_["properties"]) == ["reply"]  # the reply, alone
+    narrates = "The assistant has found that it is 18 degrees."
+    llm = ScriptedLLM([{"calls": [WEATHER], "user": "What is the weather in Paris?",
+                        "reply": narrates}] + [{"reply": f"{narrates} {n}"} for n in range(3)])
+    d = make_draft(llm)
+    _plan(d, ("weather", ["get_weather"], 1))
+    with pytest.raises(ModelOutputError, match="narrates"):  # alone, it is refused
+        asyncio.run(skeleton(d))
+
+
+def test_an_opening_whose_user_states_what_only_the_result_gives_is_asked_again() -> None:
+    book = {"name": "book_hotel", "arguments": {"hotel_id": "H-1", "nights": 2},
+            "result": {"booking_id": "B-7", "total_usd": 398.5}}
+    llm = ScriptedLLM([{"calls": [book], "user": "Book H-1 for 2 nights, $398.5 in all.",
+                        "reply": "Booked: B-7."},
+                       {"calls": [book], "user": "Book H-1 for 2 nights.",
+                        "reply": "Booked: B-7, $398.5."}])
+    d = make_draft(llm)
+    _plan(d, ("hotel", ["book_hotel"], 1))
+    asyncio.run(skeleton(d))
+    assert d.messages[1].content == "Book H-1 for 2 nights."
+    assert "'398.5', which only the result gives" in llm.requests[1].messages[-1].content
+
+
 def test_a_reply_is_written_with_earlier_replies_hidden_and_its_request_pointed_at() -> None:
     hotel = {"name": "book_hotel", "arguments": {"hotel_id": "H-1", "nights": 2},
              "result": {"booking_id": "B-7"}}

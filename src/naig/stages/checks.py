@@ -10,9 +10,10 @@ import json
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from naig.dialogue import Check, Message, made_calls
-from naig.grounding import id_like, ungrounded, verb
+from naig.grounding import id_like, scalars, shown, ungrounded, verb
 from naig.prompts import placeholders
 from naig.tools import Tool, degenerate, parse_arguments
 
@@ -383,7 +384,8 @@ _DONE_BY: dict[str, tuple[str, ...]] = {
     "moved": ("mv", "move"), "copied": ("cp", "copy"), "renamed": ("mv", "rename"),
     "returned": ("return",), "exchanged": ("exchange",), "transferred": ("transfer",)}
 """An action a reply may claim, and the verbs a tool's name starts with that do it."""
-_CLAIM = re.compile(r"\b(?:has been|have been|is now|was|were|is|are|i've|i have|i)\s+"
+_CLAIM = re.compile(r"\b(?:has been|have been|is now|was|were|is|are|i've|i have|i|you've|"
+                    r"you have|you|we've|we have|we)\s+"
                     r"(?:successfully\s+|now\s+|also\s+|just\s+)?(" + "|".join(_DONE_BY)
                     + r")\b", re.IGNORECASE)
 
@@ -413,6 +415,49 @@ def actions_grounded(messages: list[Message], tools: list[Tool]) -> Check:
     return _ok("actions_grounded")
 
 
+_SPECIFIC = re.compile(r"^-?\d+\.\d+$|\d{3,}")
+
+
+def foreknown(user: str, before: str, calls: Iterable[tuple[Any, Any]]) -> str | None:
+    """A value a user's message states that only the results of the calls answering it
+    give (a cart total, an order ID the assistant is yet to create), and that neither an
+    earlier turn (``before``) nor those calls' arguments show: words written after the
+    results, which no user could know. ``calls`` are (arguments, result) pairs; only IDs
+    and specific numbers count (a decimal, three digits or more)."""
+    passed = " ".join(str(v) for arguments, _ in calls for v in scalars(arguments))
+    for _, output in calls:
+        for value in scalars(output):
+            if (id_like(value) or _SPECIFIC.search(value)) and shown(value, user) \
+                    and not shown(value, before) and not shown(value, passed):
+                return value
+    return None
+
+
+def users_know_no_results(messages: list[Message], tools: list[Tool]) -> Check:
+    """A user states nothing that only a later result of the same request gives (seen in
+    kept data: a user asking to check out "a cart with a total of $2999.97" before the
+    cart was filled)."""
+    users = [i for i, m in enumerate(messages) if m.role == "user"] + [len(messages)]
+    for at, end in zip(users, users[1:], strict=False):
+        results = {m.tool_call_id: _json(m.content) for m in messages[at:end]
+                   if m.role == "tool"}
+        calls = [(_json(c.function.arguments), results.get(c.id))
+                 for m in messages[at:end] for c in m.tool_calls or []]
+        before = "\n".join(m.content or "" for m in messages[:at])
+        value = foreknown(messages[at].content or "", before, calls)
+        if value is not None:
+            return _fail("users_know_no_results",
+                         f"[{at}] the user states {value!r}, which only a later result gives")
+    return _ok("users_know_no_results")
+
+
+def _json(text: str | None) -> Any:
+    try:
+        return json.loads(text or "")
+    except ValueError:
+        return text
+
+
 ECHO_WORDS = ("subtask", "tool-calling step", "user's message", '"recovery"')
 """The prompts' own vocabulary, which no speaker of a dialogue uses (a test keeps each in
 the prompt text naig sends); with the templates' placeholders, the echo check's words."""
@@ -437,4 +482,5 @@ RULES: tuple[Rule, ...] = (roles_in_order, turns_nonempty, tool_results_match_ca
                            call_names_known, schema_valid_arguments, values_wellformed,
                            turns_in_voice, no_repetition,
                            grounded_ids, claims_grounded, actions_grounded,
+                           users_know_no_results,
                            errors_acknowledged, no_instruction_echo)

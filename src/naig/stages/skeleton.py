@@ -41,7 +41,7 @@ from naig.stages.calls import (
     require_new,
     values_before,
 )
-from naig.stages.checks import unnamed, unsayable
+from naig.stages.checks import foreknown, unnamed, unsayable
 from naig.stages.draft import Draft
 from naig.tools import Tool
 from naig.transcript import describe, transcript
@@ -64,19 +64,28 @@ def _schema(part: Part, tools: list[Tool], params: Parameters | None, *, results
             "properties": props}
 
 
-def _spoken(d: Draft, answer: Any) -> dict[str, Any]:
+def _spoken(d: Draft, answer: Any, *, alone: bool) -> dict[str, Any]:
     """The answer with its texts (``user``, ``reply``) in voice: tool names written as
-    words, then nothing empty, out of voice or said before (``unsayable``)."""
+    words, then nothing empty, out of voice or said before (``unsayable``).
+
+    A reply that fails this beside calls (not ``alone``) is dropped, not the answer: the
+    calls stand, and the reply is asked for on its own (``_subtask``). A small model that
+    narrates ("The assistant has booked ...") in a long answer mostly speaks in a short
+    one, and refusing the whole answer threw away good calls, and after three tries the
+    dialogue."""
     if not isinstance(answer, dict):
         raise ValueError("expected a JSON object")
     names = [t.name for t in d.tools]
     raw: dict[str, Any] = {k: unnamed(v, names) if k in ("user", "reply") and
                            isinstance(v, str) else v for k, v in answer.items()}
     for key in ("user", "reply"):
-        if key in raw and not str(raw[key]).strip():
-            raise ValueError(f"'{key}' must not be empty")
-        why = unsayable(str(raw.get(key, "")), names, d.messages, user=key == "user")
-        if why:
+        if key not in raw:
+            continue
+        why = "must not be empty" if not str(raw[key]).strip() else \
+            unsayable(str(raw[key]), names, d.messages, user=key == "user")
+        if why and key == "reply" and not alone:
+            del raw[key]
+        elif why:
             raise ValueError(f"'{key}' {why}: write only what is said")
     return raw
 
@@ -117,7 +126,7 @@ def _validate(d: Draft, part: Part, tools: list[Tool], repeated: list[str]
     by_name = {t.name: t for t in tools}
 
     def check(answer: Any) -> dict[str, Any] | None:
-        raw = _spoken(d, answer)
+        raw = _spoken(d, answer, alone=part == "reply")
         if part == "reply":
             return raw
         calls = raw.get("calls")
@@ -125,6 +134,12 @@ def _validate(d: Draft, part: Part, tools: list[Tool], repeated: list[str]
                                                                 for c in calls):
             raise ValueError('"calls" must be a list of {"name": ..., "arguments": {...}}')
         raw, said = _stated(d, part, raw, by_name)
+        if part == "open":
+            value = foreknown(str(raw["user"]), "\n".join(m.content or "" for m in d.messages),
+                              [(c.get("arguments"), c.get("result")) for c in calls])
+            if value is not None:
+                raise ValueError(f"'user' states {value!r}, which only the result gives: the "
+                                 "user cannot know it before the call")
         now = str(raw.get("user") or raw.get("_says") or "")
         values: list[Seen] = values_before(d, extra=[Message(role="user", content=now)]
                                            if now else [])

@@ -49,6 +49,7 @@ def _verdict(raw: Any) -> dict[str, Any]:
 
 
 GROUNDED = "expert_arguments_grounded"
+TASK = "expert_task_completed"
 
 
 def unshown(messages: list[Message]) -> list[str]:
@@ -68,12 +69,24 @@ def unshown(messages: list[Message]) -> list[str]:
     return out
 
 
+def untooled(messages: list[Message]) -> list[str]:
+    """The replies that answer a user message with no call between, as ``[i]``: a request
+    declined, a question asked back, thanks answered."""
+    return [f"[{i}]" for i in range(2, len(messages)) if messages[i].role == "assistant"
+            and not messages[i].tool_calls and messages[i - 1].role == "user"]
+
+
 def question(name: str, messages: list[Message]) -> str:
     """What expert ``name`` is asked about this dialogue. The arguments expert is also told
     what code found: the values no earlier turn shows (to judge closely), or that every
-    value is shown (so it checks that each call uses the one the user meant)."""
+    value is shown (so it checks that each call uses the one the user meant). The task
+    expert is told which replies answer without a call: a small model asked whether the
+    user got what was asked fails a dialogue whose assistant rightly declines what no tool
+    can do (every tool-awareness dialogue of a benchmark, read by hand), so it is asked
+    whether a tool could have done it."""
     return render_text("expert_question", name=name,
-                       unshown=unshown(messages) if name == GROUNDED else [])
+                       unshown=unshown(messages) if name == GROUNDED else [],
+                       untooled=untooled(messages) if name == TASK else [])
 
 
 async def expert(llm: LLM, name: str, messages: list[Message], tools: list[Tool],
