@@ -51,8 +51,8 @@ def test_simulated_tools_write_calls_with_results_and_the_last_step_carries_the_
     assert list(first.schema_["properties"]) == ["calls", "user"]  # the call, then the words
     assert list(second.schema_["properties"]) == ["calls", "reply"]
     # the second step can only name the hotel the user stated
-    branch = next(b for b in second.schema_["properties"]["calls"]["items"]["anyOf"]
-                  if b["properties"]["name"]["const"] == "book_hotel")
+    branch = second.schema_["properties"]["calls"]["items"]  # the plan's second tool only
+    assert branch["properties"]["name"]["const"] == "book_hotel"
     assert branch["properties"]["arguments"]["properties"]["hotel_id"]["enum"] == ["H-1"]
 
 
@@ -109,15 +109,21 @@ def test_a_reply_is_written_with_earlier_replies_hidden_and_its_request_pointed_
 def test_a_step_that_repeats_a_call_is_asked_again_without_that_tool() -> None:
     book = {"name": "book_hotel", "arguments": {"hotel_id": "H-1", "nights": 2},
             "result": {"booking_id": "B-7"}}
-    llm = ScriptedLLM([{"calls": [WEATHER], "user": "Weather in Paris? Then book H-1, 2 nights."},
+    again = {"name": "book_hotel", "arguments": {"hotel_id": "H-1", "nights": 3},
+             "result": {"booking_id": "B-8"}}
+    llm = ScriptedLLM([{"calls": [WEATHER], "user": "Weather in Paris? Then book H-1, 2 nights, "
+                                                    "and 3 nights too."},
+                       {"calls": [book]},
                        {"calls": [WEATHER], "reply": "r"},  # the same call again
-                       {"calls": [book], "reply": "18 degrees; booked B-7."}])
+                       {"calls": [again], "reply": "18 degrees; booked B-7 and B-8."}])
     d = make_draft(llm)
-    _plan(d, ("weather then hotel", ["get_weather", "book_hotel"], 2))
+    _plan(d, ("weather then hotel", ["get_weather", "book_hotel"], 3))
     asyncio.run(skeleton(d))
-    assert _offered(llm.requests[1]) == ["get_weather", "book_hotel"]
-    assert _offered(llm.requests[2]) == ["book_hotel"]
-    assert sum(bool(m.tool_calls) for m in d.messages) == 2
+    # each step of the plan offers its tool; the step beyond them, every one
+    assert [_offered(r) for r in llm.requests[:3]] == [["get_weather"], ["book_hotel"],
+                                                       ["get_weather", "book_hotel"]]
+    assert _offered(llm.requests[3]) == ["book_hotel"]
+    assert sum(bool(m.tool_calls) for m in d.messages) == 3
 
 
 def test_an_opening_whose_id_the_user_never_states_gets_a_sentence_that_states_it() -> None:

@@ -275,13 +275,21 @@ async def _step(d: Draft, task: str, sub: Subtask, part: Part, k: int, *, reply:
                 ) -> dict[str, Any] | None:
     """One part with calls, executed; None when no tool can be called any more.
 
+    Step ``k`` offers the plan's ``k``-th tool (the plan orders a subtask's tools along
+    the data that flows between them, and its goal asks for what they do in that order);
+    a step beyond them, or one whose tool only repeats a call, the environment refused or
+    cannot be called yet, offers every tool of the subtask. A small model offered them all at once started
+    with the wrong one: asked to find a contact, it listed events and deleted one.
+
     A call the environment refuses is undone (the dialogue is replayed from the start
     state) and the part asked again with the refusal shown, up to the attempts allowed."""
     listed = [t for t in (d.tool(n) for n in sub.tools) if t is not None]
+    planned = listed[k - 1:k]  # the plan's tool for this step, in its data-flow order
     failed: list[str] = []
     repeated: list[str] = []
     for _ in range(d.settings.attempts_per_output):
-        tools = [t for t in listed if t.name not in repeated] or \
+        tools = [t for t in planned if t.name not in repeated and not failed] or \
+            [t for t in listed if t.name not in repeated] or \
             [t for t in d.tools if t.name not in repeated]
         params = existing(d, _opening(d, tools) if part == "open" else grounded(d, tools),
                            tools)
