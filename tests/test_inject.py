@@ -68,6 +68,9 @@ def test_a_value_is_left_out_with_its_quotes_and_leading_word() -> None:
         "Book a room, for 4 people."
     assert without("Cancel order #W123 now.", "#W123") == "Cancel order now."
     assert without("Book H-1.", "H-1") is None  # too little left to be a request
+    assert without("Find a hotel, $500 a night, in Paris.", "500") == \
+        "Find a hotel, a night, in Paris."  # the currency goes with its amount
+    assert without("Find a hotel for less than $500 a night.", "500") is None  # "than a"
     assert without("Book a room.", "H-1") is None
 
 

@@ -97,15 +97,17 @@ _PREPOSITION = r"(?:\s+(?:for|on|in|at|to|from|with|of|by|as|number|id|ID))?"
 _STATED = re.compile(r"(The [\w ]+ is [^\s]+\.|Details: [^\n]*\.)$")
 """The sentences code adds to a request to state a value (``skeleton.unstated``): a value
 there is not left out (nothing would remain of the sentence)."""
-_DANGLING = re.compile(r"\b(between|from|to|and|or|of|for|in|at|on|with)\s+(and|or|to|[,.;:!?]|$)",
-                       re.IGNORECASE)
+_DANGLING = re.compile(r"\b(between|from|to|and|or|of|for|in|at|on|with|is|are)\s+"
+                       r"(and|or|to|[,.;:!?]|$)|\b(than|under|below|above|most|least)\s*"
+                       r"(?![\s$€£#\d])", re.IGNORECASE)
 
 
 def without(text: str, value: str) -> str | None:
     """``text`` with ``value`` left out (with its quotes and the small word that led to it:
     "book a room for 'Next Week'." becomes "book a room."), or None where it does not
     appear, or where too little would be left to read as a request."""
-    pattern = _PREPOSITION + r"\s*['\"]?(?<![\w-])" + re.escape(value) + r"(?![\w-])['\"]?"
+    pattern = _PREPOSITION + r"\s*['\"]?[$€£#]?(?<![\w-])" + re.escape(value) + \
+        r"(?![\w-])['\"]?"
     stated = _STATED.search(text)
     said = text[:stated.start()] if stated else text
     if not re.search(pattern, said) or (stated and re.search(pattern, stated.group(0))):
