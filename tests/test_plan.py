@@ -4,12 +4,14 @@ is known, goals in the user's words."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
 from naig.config import MethodSettings
 from naig.envs.simulated import SimulatedEnvironment
 from naig.errors import ModelOutputError
+from naig.llm.base import Request
 from naig.pools import load_builtin
 from naig.stages.draft import Draft
 from naig.stages.plan import plan
@@ -30,12 +32,22 @@ def test_the_drawn_step_counts_are_kept() -> None:
 
 def test_where_data_flow_is_known_code_chooses_the_tools_and_the_model_the_goals() -> None:
     shop = load_builtin("shop")
-    llm = ScriptedLLM(respond=schema_example)
+    first: list[bool] = []
+
+    def off_then_example(request: Request) -> Any:  # first goals that speak of no tool
+        if not first:
+            first.append(True)
+            return {"task": "Shop", "subtasks": [{"goal": "I want a nice day"}] * 2}
+        return schema_example(request)
+
+    llm = ScriptedLLM(respond=off_then_example)
     d = Draft(llm=llm, env=SimulatedEnvironment(shop, llm, 1), tools=shop, seed=1,
               settings=MethodSettings(subtasks_min=2, subtasks_max=2, steps_min=2,
                                       steps_max=2))
     p = asyncio.run(plan(d))
-    sent = llm.requests[0]
+    sent = llm.requests[0]  # its goals speak of no tool: asked again, told what they do
+    assert "subtask 1's goal must ask for what its own tools do: search the store " \
+        "catalogue" in llm.requests[1].messages[-1].content
     subtask = sent.schema_["properties"]["subtasks"]["items"]
     assert list(subtask["properties"]) == ["goal"]  # the model is not asked for tools
     assert [len(s.tools) for s in p.subtasks] == [2, 2]

@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import itertools
 import json
+import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -115,5 +116,12 @@ def schema_example(request: Request) -> Any:
             and isinstance(value.get("calls"), list):
         stated = [v for c in value["calls"] for v in scalars(c.get("arguments"))]
         value["user"] = " ".join([value["user"], *stated])
+    if isinstance(value, dict) and isinstance(value.get("subtasks"), list):
+        # a plan's goals ask for what the prompt says each subtask's tools do
+        prompt = "\n".join(m.content for m in request.messages)
+        does = re.findall(r"^- Subtask \d+: (.+)\.$", prompt, re.M)
+        for sub, says in zip(value["subtasks"], does, strict=False):
+            if isinstance(sub, dict) and "goal" in sub:
+                sub["goal"] = f"I want to {says} ({sub['goal']})"
     return value
 

@@ -55,6 +55,29 @@ def _does(tool: Tool) -> str:
     return (first[:1].lower() + first[1:]) if first else tool.name.replace("_", " ")
 
 
+_GENERIC = frozenset({"the", "and", "for", "from", "with", "into", "that", "this", "its",
+                      "their", "your", "given", "get", "find", "list", "user", "users",
+                      "details", "information", "info", "data", "new", "one", "all", "by",
+                      "id", "ids", "of", "to", "in", "on", "or", "an", "is", "are", "it"})
+
+
+def _stems(text: str) -> set[str]:
+    """The telling words of a text, cut to four letters (book, booking, booked) and split
+    at case changes and underscores (``send_certificate``, ``getUserTweets``)."""
+    spaced = re.sub(r"(?<=[a-z])(?=[A-Z])|_", " ", text)
+    return {w[:4] for w in re.findall(r"[a-z]+", spaced.lower())
+            if len(w) > 2 and w not in _GENERIC}
+
+
+def about(goal: str, tools: list[Tool]) -> bool:
+    """Whether a goal speaks of what at least one of its tools does (a word of a tool's
+    name or of its description's first sentence). A small model asked for one goal per
+    subtask wrote them one tool off ("send a certificate to the user who owns it" for
+    the subtask that books and cancels), and the skeleton could not write such a subtask
+    in order."""
+    return bool(_stems(goal) & {w for t in tools for w in _stems(f"{t.name} {_does(t)}")})
+
+
 async def plan(d: Draft) -> Plan:
     s = d.settings
     m = d.rng.randint(s.subtasks_min, max(s.subtasks_min, s.subtasks_max))
@@ -76,6 +99,10 @@ async def plan(d: Draft) -> Plan:
             if why:
                 raise ValueError(f"subtask {k + 1}'s goal {why}: say what the user wants")
             if chosen is not None:
+                own = [by_name[t] for t in chosen[k]]
+                if not about(goal, own):
+                    raise ValueError(f"subtask {k + 1}'s goal must ask for what its own "
+                                     f"tools do: {'; then '.join(_does(t) for t in own)}")
                 out.append(Subtask(goal=goal, tools=chosen[k], steps=n))
                 continue
             unknown = [t for t in sub["tools"] if t not in names]
