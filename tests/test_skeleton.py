@@ -89,6 +89,18 @@ def test_an_opening_whose_user_states_what_only_the_result_gives_is_asked_again(
     assert "'398.5', which only the result gives" in llm.requests[1].messages[-1].content
 
 
+def test_a_reply_claiming_what_no_call_did_is_asked_again_alone_and_told_why() -> None:
+    llm = ScriptedLLM([{"calls": [WEATHER], "user": "What is the weather in Paris?",
+                        "reply": "It is 18 degrees, and I have booked your hotel."},
+                       {"reply": "Your booking is B-99."},  # an ID nothing returned
+                       {"reply": "It is 18 degrees in Paris."}])
+    d = make_draft(llm)
+    _plan(d, ("weather", ["get_weather"], 1))
+    asyncio.run(skeleton(d))
+    assert d.messages[-1].content == "It is 18 degrees in Paris."
+    assert "'reply' names 'B-99', which no earlier turn" in llm.requests[2].messages[-1].content
+
+
 def test_a_reply_is_written_with_earlier_replies_hidden_and_its_request_pointed_at() -> None:
     hotel = {"name": "book_hotel", "arguments": {"hotel_id": "H-1", "nights": 2},
              "result": {"booking_id": "B-7"}}

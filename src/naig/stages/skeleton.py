@@ -41,7 +41,13 @@ from naig.stages.calls import (
     require_new,
     values_before,
 )
-from naig.stages.checks import foreknown, unnamed, unsayable
+from naig.stages.checks import (
+    actions_grounded,
+    claims_grounded,
+    foreknown,
+    unnamed,
+    unsayable,
+)
 from naig.stages.draft import Draft
 from naig.tools import Tool
 from naig.transcript import describe, transcript
@@ -128,6 +134,9 @@ def _validate(d: Draft, part: Part, tools: list[Tool], repeated: list[str]
     def check(answer: Any) -> dict[str, Any] | None:
         raw = _spoken(d, answer, alone=part == "reply")
         if part == "reply":
+            why = unfounded_reply(d, str(raw["reply"]))
+            if why:
+                raise ValueError(f"'reply' {why}: report only what the calls did and returned")
             return raw
         calls = raw.get("calls")
         if not isinstance(calls, list) or not calls or not all(isinstance(c, dict)
@@ -184,6 +193,19 @@ async def _ask_part(d: Draft, task: str, sub: Subtask, part: Part, k: int, *,
         attempts=d.settings.attempts_per_output,
         instructions=instructions(messages, history, task, sub.goal, *failed))
     return raw
+
+
+def unfounded_reply(d: Draft, reply: str) -> str | None:
+    """Why ``reply``, said next, claims what the dialogue does not show: an action no call
+    since the request did, or an ID no turn holds (the rules ``actions_grounded`` and
+    ``claims_grounded``, applied as the reply is written)."""
+    messages = [*d.messages, Message(role="assistant", content=reply)]
+    at = f"[{len(messages) - 1}] "
+    for rule in (actions_grounded, claims_grounded):
+        check = rule(messages, d.tools)
+        if not check.passed and check.detail.startswith(at):
+            return check.detail.removeprefix(at).replace("the reply ", "", 1)
+    return None
 
 
 def _earlier_replies(d: Draft, opener: int) -> dict[int, str]:
@@ -333,7 +355,7 @@ async def _subtask(d: Draft, task: str, sub: Subtask) -> None:
         if step is None:
             break
         raw = step
-    if raw is None or "reply" not in raw:
+    if raw is None or "reply" not in raw or unfounded_reply(d, str(raw["reply"])):
         tools = [t for t in (d.tool(n) for n in sub.tools) if t is not None]
         raw = await _ask_part(d, task, sub, "reply", 0, tools=tools, params=None, reply=True,
                               failed=[])
