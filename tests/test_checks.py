@@ -302,16 +302,29 @@ def test_the_arguments_expert_is_always_asked_and_told_what_code_could_not_find(
     assert v.passed and len(llm.requests) == 4  # all four experts, every time
 
 
-def test_the_task_expert_is_told_which_replies_answer_without_a_call() -> None:
-    from naig.stages.verify import question, untooled
+def test_the_task_expert_judges_each_aside_on_its_own() -> None:
+    """A request declined that no tool can do is judged from its own two turns; the rest
+    of the dialogue with the aside marked out; a clarification question is no aside."""
+    import asyncio
 
-    m = good_dialogue() + [Message(role="user", content="Can you also rent me a car?"),
-                           Message(role="assistant", content="I can't rent cars, sorry.")]
-    assert untooled(good_dialogue()) == [] and untooled(m) == [f"[{len(m) - 1}]"]
-    asked = question("expert_task_completed", m)
-    assert f"answers [{len(m) - 1}] without calling a tool" in asked
-    assert "saying so is the right answer" in asked
-    assert "without calling a tool" not in question("expert_task_completed", good_dialogue())
+    from naig.stages.verify import ASIDE, asides, expert
+    from naig.testing import ScriptedLLM
+
+    asked = Message(role="assistant", content="Which city?")
+    declined = [Message(role="user", content="Can you also rent me a car?"),
+                Message(role="assistant", content="I can't rent cars, sorry.")]
+    m = good_dialogue() + declined
+    assert asides(good_dialogue()) == [] and asides(m) == [8]
+    assert asides(good_dialogue()[:2] + [asked] + good_dialogue()[1:]) == []
+    verdicts = iter([{"reason": "the hotel is booked as asked", "verdict": "pass"},
+                     {"reason": "no tool rents cars; [8] says so", "verdict": "fail"}])
+    llm = ScriptedLLM(respond=lambda r: next(verdicts))
+    check = asyncio.run(expert(llm, "expert_task_completed", m, TOOLS, seed=1))
+    whole, aside = (r.messages[-1].content for r in llm.requests)
+    assert f"[7] {ASIDE}" in whole and f"[8] {ASIDE}" in whole and "rent" not in whole
+    assert "answers the user's message [7] at [8] without calling a tool" in aside
+    assert "rent me a car" in aside
+    assert not check.passed and check.detail.startswith("[8] no tool rents cars")
 
 
 def test_results_an_environment_returned_are_not_judged_as_junk() -> None:

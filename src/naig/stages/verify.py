@@ -69,37 +69,56 @@ def unshown(messages: list[Message]) -> list[str]:
     return out
 
 
-def untooled(messages: list[Message]) -> list[str]:
-    """The replies that answer a user message with no call between, as ``[i]``: a request
-    declined, a question asked back, thanks answered."""
-    return [f"[{i}]" for i in range(2, len(messages)) if messages[i].role == "assistant"
-            and not messages[i].tool_calls and messages[i - 1].role == "user"]
+def asides(messages: list[Message]) -> list[int]:
+    """The replies that answer a user message on their own: no call between, not a
+    question back (a clarification, answered later), and followed by the next request or
+    the end (a request declined that no tool can do, thanks answered)."""
+    return [r for r in range(2, len(messages)) if messages[r].role == "assistant"
+            and not messages[r].tool_calls and messages[r - 1].role == "user"
+            and not (messages[r].content or "").rstrip().endswith("?")
+            and (r + 1 == len(messages) or messages[r + 1].role == "user")]
+
+
+ASIDE = "(an aside, judged on its own)"
+"""What the task expert reads in place of an aside's two turns."""
 
 
 def question(name: str, messages: list[Message]) -> str:
     """What expert ``name`` is asked about this dialogue. The arguments expert is also told
     what code found: the values no earlier turn shows (to judge closely), or that every
-    value is shown (so it checks that each call uses the one the user meant). The task
-    expert is told which replies answer without a call: a small model asked whether the
-    user got what was asked fails a dialogue whose assistant rightly declines what no tool
-    can do (every tool-awareness dialogue of a benchmark, read by hand), so it is asked
-    whether a tool could have done it."""
+    value is shown (so it checks that each call uses the one the user meant)."""
     return render_text("expert_question", name=name,
-                       unshown=unshown(messages) if name == GROUNDED else [],
-                       untooled=untooled(messages) if name == TASK else [])
+                       unshown=unshown(messages) if name == GROUNDED else [])
 
 
 async def expert(llm: LLM, name: str, messages: list[Message], tools: list[Tool],
                  seed: int) -> Check:
-    """The verdict of expert ``name`` (a key of ``EXPERTS``) on a dialogue."""
-    return await _expert(llm, name, question(name, messages), messages, tools, seed)
+    """The verdict of expert ``name`` (a key of ``EXPERTS``) on a dialogue.
+
+    The task expert judges each aside on its own, from the turns up to it with the other
+    asides marked out, and the rest of the dialogue with every aside marked out
+    (``ASIDE``): a small model asked whether the user got what was asked failed every
+    dialogue whose assistant rightly declines what no tool can do (read by hand in two
+    benchmarks, also when the question said that declining is right)."""
+    if name != TASK:
+        return await _expert(llm, name, question(name, messages), messages, tools, seed)
+    apart = asides(messages)
+    check = await _expert(llm, name, question(name, messages), messages, tools, seed,
+                          {i: ASIDE for r in apart for i in (r - 1, r)})
+    for r in apart if check.passed else []:
+        alone = await _expert(llm, name, render_text("expert_question", name="aside", at=r),
+                              messages[:r + 1], tools, seed + r,
+                              {i: ASIDE for x in apart if x < r for i in (x - 1, x)})
+        if not alone.passed:
+            return alone.model_copy(update={"detail": f"[{r}] {alone.detail}"})
+    return check
 
 
 async def _expert(llm: LLM, name: str, question: str, messages: list[Message],
-                  tools: list[Tool], seed: int) -> Check:
+                  tools: list[Tool], seed: int, marks: dict[int, str] | None = None) -> Check:
     prompt, digest = render("expert", system=messages[0].content if messages else "",
                             tools=[tool_line(t) for t in tools],
-                            transcript=transcript(messages), question=question)
+                            transcript=transcript(messages, marks), question=question)
     try:
         raw = await ask(llm, prompt, _VERDICT, _verdict, stage="verify", seed=seed,
                         template_hash=digest, temperature=0.0, max_tokens=300)
