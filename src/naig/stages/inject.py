@@ -17,7 +17,7 @@ from naig.dialogue import FunctionCall, Injection, Message, call_key, made_calls
 from naig.envs.base import error_result
 from naig.envs.simulated import SimulatedEnvironment
 from naig.errors import ModelOutputError
-from naig.grounding import candidates, entity_values
+from naig.grounding import candidates, entity_values, shown
 from naig.llm.structured import ask
 from naig.prompts import instructions, render
 from naig.stages.calls import encode, make_calls, replay, stated_values, values_before
@@ -232,7 +232,21 @@ async def _error_simulation(d: Draft, at: int) -> int:
     else:
         return 0
     names = ("recovery",) if error else ("error", "recovery")
-    raw = await _ask(d, "error_simulation", _text(*names), at=at, name=call.name,
+    tools, before = [t.name for t in d.tools], d.messages
+
+    def check(answer: Any) -> dict[str, Any]:
+        """An error that names the value and says why (a small model wrote "the reason
+        67890 is refused"); a recovery that acts, not asks: the retry follows at once."""
+        out = _nonempty(answer, tools, before)
+        said = str(out.get("error", value))
+        if not shown(value, said) or re.search(r"\breason\b", said, re.IGNORECASE):
+            raise ValueError(f"'error' must name {value} and say why it is refused")
+        if str(out["recovery"]).rstrip().endswith("?"):
+            raise ValueError("'recovery' must say what the assistant does now, not ask: "
+                             "the retry follows at once")
+        return out
+
+    raw = await _ask(d, "error_simulation", _text(*names), check, at=at, name=call.name,
                      failing=encode(failing), arguments=call.arguments, value=value,
                      error=error)
     if not error and isinstance(d.env, SimulatedEnvironment):
