@@ -212,6 +212,10 @@ async def _refused(d: Draft, at: int, name: str, variants: list[tuple[dict[str, 
     return None
 
 
+_MISSING = re.compile(r"not (be )?found|not exist|doesn't exist|no such|invalid|unknown",
+                      re.IGNORECASE)
+
+
 async def _error_simulation(d: Draft, at: int) -> int:
     """Before the call at ``at``, the assistant makes a valid call with a wrong value that
     the dialogue has shown; the tool refuses it (where tools execute, really: the variant
@@ -233,14 +237,20 @@ async def _error_simulation(d: Draft, at: int) -> int:
         return 0
     names = ("recovery",) if error else ("error", "recovery")
     tools, before = [t.name for t in d.tools], d.messages
+    stale = any(shown(value, m.content or "") for m in d.messages[:at] if m.role == "tool")
 
     def check(answer: Any) -> dict[str, Any]:
         """An error that names the value and says why (a small model wrote "the reason
-        67890 is refused"); a recovery that acts, not asks: the retry follows at once."""
+        67890 is refused"), which for a value an earlier result gave is never that it does
+        not exist (the experts rightly fail that); a recovery that acts, not asks: the
+        retry follows at once."""
         out = _nonempty(answer, tools, before)
         said = str(out.get("error", value))
         if not shown(value, said) or re.search(r"\breason\b", said, re.IGNORECASE):
             raise ValueError(f"'error' must name {value} and say why it is refused")
+        if stale and "error" in out and _MISSING.search(said):
+            raise ValueError(f"'error' must not say {value} does not exist: an earlier "
+                             "result showed it")
         if str(out["recovery"]).rstrip().endswith("?"):
             raise ValueError("'recovery' must say what the assistant does now, not ask: "
                              "the retry follows at once")
@@ -248,7 +258,7 @@ async def _error_simulation(d: Draft, at: int) -> int:
 
     raw = await _ask(d, "error_simulation", _text(*names), check, at=at, name=call.name,
                      failing=encode(failing), arguments=call.arguments, value=value,
-                     error=error)
+                     error=error, stale=stale)
     if not error and isinstance(d.env, SimulatedEnvironment):
         d.env.suggest(FunctionCall(name=call.name, arguments=encode(failing)),
                       error_result(raw["error"].strip()))
