@@ -317,14 +317,20 @@ def test_the_task_expert_judges_each_aside_on_its_own() -> None:
     assert asides(good_dialogue()) == [] and asides(m) == [8]
     assert asides(good_dialogue()[:2] + [asked] + good_dialogue()[1:]) == []
     verdicts = iter([{"reason": "the hotel is booked as asked", "verdict": "pass"},
-                     {"reason": "no tool rents cars; [8] says so", "verdict": "fail"}])
+                     {"reason": "[7] asks to book a room", "tool": "book_hotel"},
+                     {"reason": "the hotel is booked as asked", "verdict": "pass"},
+                     {"reason": "no tool rents cars, as [8] says", "tool": "none"}])
     llm = ScriptedLLM(respond=lambda r: next(verdicts))
     check = asyncio.run(expert(llm, "expert_task_completed", m, TOOLS, seed=1))
     whole, aside = (r.messages[-1].content for r in llm.requests)
     assert f"[7] {ASIDE}" in whole and f"[8] {ASIDE}" in whole and "rent" not in whole
-    assert "answers the user's message [7] at [8] without calling a tool" in aside
-    assert "rent me a car" in aside
-    assert not check.passed and check.detail.startswith("[8] no tool rents cars")
+    assert "which of the assistant's tools does what the user's message [7] asks" in \
+        aside.lower() and "rent me a car" in aside
+    enum = llm.requests[1].schema_["properties"]["tool"]["enum"]
+    assert enum == [t.name for t in TOOLS] + ["none"]  # a tool is picked, not a verdict
+    assert not check.passed and check.detail.startswith("[8] the assistant answers without "
+                                                        "a tool, but book_hotel does")
+    assert asyncio.run(expert(llm, "expert_task_completed", m, TOOLS, seed=1)).passed
 
 
 def test_results_an_environment_returned_are_not_judged_as_junk() -> None:

@@ -30,16 +30,18 @@ EXPERTS = ("expert_arguments_grounded", "expert_task_completed", "expert_results
            "expert_consistency")
 """The experts, each a question in ``prompts/expert_question.j2``."""
 
-_VERDICT = {"type": "object", "additionalProperties": False, "required": ["reason", "verdict"],
-            "properties": {"reason": {"type": "string", "minLength": 12,
-                                      "maxLength": REASON_CHARS},
-                           "verdict": {"enum": ["pass", "fail"]}}}
+_REASON = {"type": "string", "minLength": 12, "maxLength": REASON_CHARS}
+_VERDICT: dict[str, Any] = {"type": "object", "additionalProperties": False,
+                            "required": ["reason", "verdict"],
+                            "properties": {"reason": _REASON,
+                                           "verdict": {"enum": ["pass", "fail"]}}}
 
 
 def _verdict(raw: Any) -> dict[str, Any]:
     """A verdict with a reason that is one: a small model sometimes writes only "pass" as
     its reason and then "fail" as its verdict."""
-    if not isinstance(raw, dict) or raw.get("verdict") not in ("pass", "fail"):
+    if not isinstance(raw, dict) or (raw.get("verdict") not in ("pass", "fail")
+                                     and not isinstance(raw.get("tool"), str)):
         raise ValueError("'verdict' must be \"pass\" or \"fail\"")
     reason = str(raw.get("reason", ""))
     words = len(reason.split())
@@ -106,25 +108,42 @@ async def expert(llm: LLM, name: str, messages: list[Message], tools: list[Tool]
     check = await _expert(llm, name, question(name, messages), messages, tools, seed,
                           {i: ASIDE for r in apart for i in (r - 1, r)})
     for r in apart if check.passed else []:
+        names = [t.name for t in tools]
+        schema = {**_VERDICT, "required": ["reason", "tool"], "properties": {
+            "reason": _REASON, "tool": {"enum": [*names, "none"]}}}
         alone = await _expert(llm, name, render_text("expert_question", name="aside", at=r),
                               messages[:r + 1], tools, seed + r,
-                              {i: ASIDE for x in apart if x < r for i in (x - 1, x)})
+                              {i: ASIDE for x in apart if x < r for i in (x - 1, x)},
+                              schema=schema, then='"tool": its name, or "none"')
         if not alone.passed:
             return alone.model_copy(update={"detail": f"[{r}] {alone.detail}"})
     return check
 
 
 async def _expert(llm: LLM, name: str, question: str, messages: list[Message],
-                  tools: list[Tool], seed: int, marks: dict[int, str] | None = None) -> Check:
+                  tools: list[Tool], seed: int, marks: dict[int, str] | None = None, *,
+                  schema: dict[str, Any] = _VERDICT, then: str = 'the verdict "pass" or "fail"'
+                  ) -> Check:
+    """One expert call. With ``schema`` asking for a ``tool`` instead of a verdict (an
+    aside's question: which tool does what the user asks there), it passes on "none": a
+    small model judged an aside's decline wrong by naming any tool it could think of
+    ("create_event to remove an event"), and picks from a list far better."""
     prompt, digest = render("expert", system=messages[0].content if messages else "",
                             tools=[tool_line(t) for t in tools],
-                            transcript=transcript(messages, marks), question=question)
+                            transcript=transcript(messages, marks), question=question,
+                            then=then)
     try:
-        raw = await ask(llm, prompt, _VERDICT, _verdict, stage="verify", seed=seed,
+        raw = await ask(llm, prompt, schema, _verdict, stage="verify", seed=seed,
                         template_hash=digest, temperature=0.0, max_tokens=300)
     except ModelOutputError as e:
         return Check(name=name, passed=False, detail=f"no usable verdict: {e}")
-    return Check(name=name, passed=raw["verdict"] == "pass", detail=str(raw["reason"]).strip())
+    reason = str(raw["reason"]).strip()
+    if "tool" in raw:
+        return Check(name=name, passed=raw["tool"] == "none",
+                     detail=reason if raw["tool"] == "none" else
+                     f"the assistant answers without a tool, but {raw['tool']} does what was "
+                     f"asked: {reason}")
+    return Check(name=name, passed=raw["verdict"] == "pass", detail=reason)
 
 
 async def replay_check(messages: list[Message], env: Environment) -> Check:
