@@ -420,6 +420,8 @@ def test_tools_narrated_and_a_user_who_says_youre_welcome_are_out_of_place() -> 
     assert out_of_voice("The tool found that the order status is delivered.", tools)
     assert out_of_voice("Your order #W1 was delivered on May 2.", tools) is None
     assert swapped("You're welcome!", user=True) and not swapped("You're welcome!", user=False)
+    refusing = "I'm sorry, but I can't assist with that request at the moment."
+    assert swapped(refusing, user=True) and not swapped(refusing, user=False)
 
 
 def test_an_action_is_grounded_by_a_call_that_did_it_or_a_result_that_reports_it() -> None:
