@@ -99,6 +99,12 @@ def _broken_foreknowledge() -> list[Message]:
     return m
 
 
+def _broken_denial() -> list[Message]:
+    m = good_dialogue()  # the booking came back, and the reply says nothing was found
+    m[6] = m[6].model_copy(update={"content": "Sorry, I couldn't find a room in Paris."})
+    return m
+
+
 BROKEN = {
     "roles_in_order": _broken_roles,
     "turns_nonempty": _broken_empty,
@@ -112,6 +118,7 @@ BROKEN = {
     "claims_grounded": _broken_claim,
     "actions_grounded": _broken_action,
     "users_know_no_results": _broken_foreknowledge,
+    "denials_grounded": _broken_denial,
     "errors_acknowledged": _broken_acknowledgement,
     "no_instruction_echo": _broken_echo,
 }
@@ -437,3 +444,12 @@ def test_an_action_is_grounded_by_a_call_that_did_it_or_a_result_that_reports_it
     assert not check.passed and check.detail.startswith("[6]")
     told = good_dialogue()[:4] + [Message(role="assistant", content="You also added 3 units.")]
     assert not actions_grounded(told, TOOLS).passed  # said of the user: no call added any
+
+
+def test_a_denial_after_an_empty_or_failed_result_is_true() -> None:
+    m = good_dialogue()
+    m[5] = result("call_2", rooms=[])  # nothing came back: "couldn't find" is the truth
+    m[6] = m[6].model_copy(update={"content": "Sorry, I couldn't find a room in Paris."})
+    assert checks.denials_grounded(m, TOOLS).passed
+    m[5] = result("call_2", error="Hotel H-1001 is full")
+    assert checks.denials_grounded(m, TOOLS).passed

@@ -416,6 +416,33 @@ def actions_grounded(messages: list[Message], tools: list[Tool]) -> Check:
     return _ok("actions_grounded")
 
 
+_DENIAL = re.compile(r"\b(couldn'?t|could not|did not|didn'?t|was unable to|unable to|"
+                     r"cannot|can'?t) find\b|\bnot found\b|\bno (\w+ )?(results|matches)\b",
+                     re.IGNORECASE)
+_EMPTY = re.compile(r"\[\s*\]|\{\s*\}|\bnull\b|\bfalse\b|\bnot found\b|:\s*0\b|\"\"",
+                    re.IGNORECASE)
+
+
+def denials_grounded(messages: list[Message], tools: list[Tool]) -> Check:
+    """A reply says nothing was found only where a result since the request came back
+    empty or failed: seen in kept data, "I did not find Mia Santos's user id" right after
+    the call that found it, and a repair that answered a placed order with "I couldn't
+    find any products"."""
+    opened = 0
+    for i, m in enumerate(messages):
+        if m.role == "user":
+            opened = i
+        if m.role != "assistant" or m.tool_calls or not m.content:
+            continue
+        results = [x for x in messages[opened:i] if x.role == "tool"]
+        denial = _DENIAL.search(m.content)
+        if denial and results and not any(x.is_error or _EMPTY.search(x.content or "")
+                                           for x in results):
+            return _fail("denials_grounded", f"[{i}] the reply says {denial.group(0)!r}, but "
+                                             "every result since the request found something")
+    return _ok("denials_grounded")
+
+
 _SPECIFIC = re.compile(r"^-?\d+\.\d+$|\d{3,}")
 
 
@@ -483,5 +510,5 @@ RULES: tuple[Rule, ...] = (roles_in_order, turns_nonempty, tool_results_match_ca
                            call_names_known, schema_valid_arguments, values_wellformed,
                            turns_in_voice, no_repetition,
                            grounded_ids, claims_grounded, actions_grounded,
-                           users_know_no_results,
+                           users_know_no_results, denials_grounded,
                            errors_acknowledged, no_instruction_echo)
