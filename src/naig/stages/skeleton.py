@@ -44,6 +44,7 @@ from naig.stages.calls import (
 from naig.stages.checks import (
     actions_grounded,
     claims_grounded,
+    denials_grounded,
     foreknown,
     unnamed,
     unsayable,
@@ -197,11 +198,12 @@ async def _ask_part(d: Draft, task: str, sub: Subtask, part: Part, k: int, *,
 
 def unfounded_reply(d: Draft, reply: str) -> str | None:
     """Why ``reply``, said next, claims what the dialogue does not show: an action no call
-    since the request did, or an ID no turn holds (the rules ``actions_grounded`` and
-    ``claims_grounded``, applied as the reply is written)."""
+    since the request did, an ID no turn holds, nothing found where results found
+    something (the rules ``actions_grounded``, ``claims_grounded`` and
+    ``denials_grounded``, applied as the reply is written)."""
     messages = [*d.messages, Message(role="assistant", content=reply)]
     at = f"[{len(messages) - 1}] "
-    for rule in (actions_grounded, claims_grounded):
+    for rule in (actions_grounded, claims_grounded, denials_grounded):
         check = rule(messages, d.tools)
         if not check.passed and check.detail.startswith(at):
             return check.detail.removeprefix(at).replace("the reply ", "", 1)
