@@ -194,6 +194,8 @@ def test_where_tools_execute_results_are_real_and_a_refused_call_is_tried_again(
     # the transfer was refused (EUR to USD): it is not in the dialogue, and the second
     # request was told why; the reply was asked after the real result
     assert "A-1 is in EUR, A-2 in USD" in llm.requests[1].messages[-1].content
+    assert _offered(llm.requests[0]) == ["transfer"]  # the plan's first tool
+    assert set(_offered(llm.requests[1])) == {t.name for t in d.tools}  # refused: any
     assert [m.role for m in d.messages[1:]] == ["user", "assistant", "tool", "assistant"]
     assert json.loads(d.messages[3].content) == 100.0
     assert not any(m.is_error for m in d.messages)

@@ -301,8 +301,8 @@ async def _step(d: Draft, task: str, sub: Subtask, part: Part, k: int, *, reply:
 
     Step ``k`` offers the plan's ``k``-th tool (the plan orders a subtask's tools along
     the data that flows between them, and its goal asks for what they do in that order);
-    a step beyond them, or one whose tool only repeats a call, the environment refused or
-    cannot be called yet, offers every tool of the subtask. A small model offered them
+    a step beyond them, or one whose tool only repeats a call or cannot be called yet,
+    offers every tool of the subtask; one the environment refused, every tool. A small model offered them
     all at once started with the wrong one: asked to find a contact, it listed events and
     deleted one.
 
@@ -313,9 +313,12 @@ async def _step(d: Draft, task: str, sub: Subtask, part: Part, k: int, *, reply:
     failed: list[str] = []
     repeated: list[str] = []
     for _ in range(d.settings.attempts_per_output):
+        # after a refusal, any tool: what the environment asks for first ("authenticate
+        # before posting") is often no tool of the plan's
         tools = [t for t in planned if t.name not in repeated and not failed] or \
-            [t for t in listed if t.name not in repeated] or \
-            [t for t in d.tools if t.name not in repeated]
+            [t for t in listed if t.name not in repeated and not failed] or \
+            [t for t in [*listed, *d.tools] if t.name not in repeated]
+        tools = list({t.name: t for t in tools}.values())
         params = existing(d, _opening(d, tools) if part == "open" else grounded(d, tools),
                            tools)
         if params is not None and not params:  # none of this subtask's: any tool that can
