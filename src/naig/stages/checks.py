@@ -386,7 +386,7 @@ _DONE_BY: dict[str, tuple[str, ...]] = {
     "returned": ("return",), "exchanged": ("exchange",), "transferred": ("transfer",)}
 """An action a reply may claim, and the verbs a tool's name starts with that do it."""
 _CLAIM = re.compile(r"\b(?:has been|have been|is now|was|were|is|are|i've|i have|i|you've|"
-                    r"you have|you|we've|we have|we)\s+"
+                    r"you have|you|we've|we have|we|and)\s+"
                     r"(?:successfully\s+|now\s+|also\s+|just\s+)?(" + "|".join(_DONE_BY)
                     + r")\b", re.IGNORECASE)
 
