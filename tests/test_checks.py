@@ -334,10 +334,15 @@ def test_the_task_expert_judges_each_aside_on_its_own() -> None:
     assert "which of the assistant's tools does what the user's message [7] asks" in \
         aside.lower() and "rent me a car" in aside
     enum = llm.requests[1].schema_["properties"]["tool"]["enum"]
-    assert enum == [t.name for t in TOOLS] + ["none"]  # a tool is picked, not a verdict
+    assert enum == ["none"] + [t.name for t in TOOLS]  # a tool is picked, not a verdict
     assert not check.passed and check.detail.startswith("[8] the assistant answers without "
                                                         "a tool, but book_hotel does")
     assert asyncio.run(expert(llm, "expert_task_completed", m, TOOLS, seed=1)).passed
+    thanks = good_dialogue() + [Message(role="user", content="Thanks, that's great."),
+                                Message(role="assistant", content="Glad it worked out.")]
+    llm = ScriptedLLM([{"reason": "the hotel is booked as asked", "verdict": "pass"}])
+    assert asyncio.run(expert(llm, "expert_task_completed", thanks, TOOLS, seed=1)).passed
+    assert len(llm.requests) == 1  # no tool does what thanks asks: nothing to ask
 
 
 def test_results_an_environment_returned_are_not_judged_as_junk() -> None:

@@ -46,8 +46,8 @@ def test_where_data_flow_is_known_code_chooses_the_tools_and_the_model_the_goals
                                       steps_max=2))
     p = asyncio.run(plan(d))
     sent = llm.requests[0]  # its goals speak of no tool: asked again, told what they do
-    assert "subtask 1's goal must ask for what its own tools do: search the store " \
-        "catalogue" in llm.requests[1].messages[-1].content
+    assert "subtask 1's goal speaks of none of its tools: it must ask for what its own " \
+        "tools do: search the store catalogue" in llm.requests[1].messages[-1].content
     subtask = sent.schema_["properties"]["subtasks"]["items"]
     assert list(subtask["properties"]) == ["goal"]  # the model is not asked for tools
     assert [len(s.tools) for s in p.subtasks] == [2, 2]
@@ -69,3 +69,14 @@ def test_a_goal_that_names_a_function_is_asked_again() -> None:
     assert "speaks of the function 'get_weather'" in llm.requests[1].messages[-1].content
     with pytest.raises(ModelOutputError):  # a model that never stops is rejected, no crash
         asyncio.run(plan(make_draft(ScriptedLLM([bad] * 3), subtasks_min=1, subtasks_max=1)))
+
+
+def test_a_goal_that_asks_for_what_another_subtask_does_is_asked_again() -> None:
+    from naig.stages.plan import about
+
+    shop = {t.name: t for t in load_builtin("shop")}
+    search, cart = [shop["search_products"]], [shop["add_to_cart"]]
+    assert about("I want to search the store for a lamp", search, cart) is None
+    assert about("I want a nice day", search, cart) == "speaks of none of its tools"
+    why = about("Search the store for a lamp and add two to my cart", search, cart)
+    assert why is not None and "another subtask" in why and "cart" in why

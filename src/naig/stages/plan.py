@@ -17,6 +17,7 @@ produces it (``with_sources``), making sure the subtask has a step for it.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from naig.dialogue import Plan, Subtask
@@ -69,13 +70,23 @@ def _stems(text: str) -> set[str]:
             if len(w) > 2 and w not in _GENERIC}
 
 
-def about(goal: str, tools: list[Tool]) -> bool:
-    """Whether a goal speaks of what at least one of its tools does (a word of a tool's
-    name or of its description's first sentence). A small model asked for one goal per
-    subtask wrote them one tool off ("send a certificate to the user who owns it" for
-    the subtask that books and cancels), and the skeleton could not write such a subtask
-    in order."""
-    return bool(_stems(goal) & {w for t in tools for w in _stems(f"{t.name} {_does(t)}")})
+def _told(tools: Iterable[Tool]) -> set[str]:
+    return {w for t in tools for w in _stems(f"{t.name} {_does(t)}")}
+
+
+def about(goal: str, tools: Iterable[Tool], others: Iterable[Tool] = ()) -> str | None:
+    """Why a goal does not ask for what its own tools do, if it does not: it speaks of none
+    of them (no word of a tool's name or of its description's first sentence), or of what
+    only another subtask's tools do. A small model asked for one goal per subtask wrote
+    them one tool off ("send a certificate to the user who owns it" for the subtask that
+    books and cancels) or put the whole task in the first ("search ... and add to my
+    cart" for a search alone, whose reply then claimed the adding): the skeleton cannot
+    write such a subtask."""
+    own, words = _told(tools), _stems(goal)
+    if not words & own:
+        return "speaks of none of its tools"
+    elsewhere = sorted(words & (_told(others) - own))
+    return f"asks for what another subtask does ({', '.join(elsewhere)})" if elsewhere else None
 
 
 async def plan(d: Draft) -> Plan:
@@ -100,9 +111,11 @@ async def plan(d: Draft) -> Plan:
                 raise ValueError(f"subtask {k + 1}'s goal {why}: say what the user wants")
             if chosen is not None:
                 own = [by_name[t] for t in chosen[k]]
-                if not about(goal, own):
-                    raise ValueError(f"subtask {k + 1}'s goal must ask for what its own "
-                                     f"tools do: {'; then '.join(_does(t) for t in own)}")
+                others = [by_name[t] for j, c in enumerate(chosen) if j != k for t in c]
+                why = about(goal, own, others)
+                if why:
+                    raise ValueError(f"subtask {k + 1}'s goal {why}: it must ask for what "
+                                     f"its own tools do: {'; then '.join(_does(t) for t in own)}")
                 out.append(Subtask(goal=goal, tools=chosen[k], steps=n))
                 continue
             unknown = [t for t in sub["tools"] if t not in names]

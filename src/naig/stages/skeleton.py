@@ -302,9 +302,9 @@ async def _step(d: Draft, task: str, sub: Subtask, part: Part, k: int, *, reply:
     Step ``k`` offers the plan's ``k``-th tool (the plan orders a subtask's tools along
     the data that flows between them, and its goal asks for what they do in that order);
     a step beyond them, or one whose tool only repeats a call or cannot be called yet,
-    offers every tool of the subtask; one the environment refused, every tool. A small model offered them
-    all at once started with the wrong one: asked to find a contact, it listed events and
-    deleted one.
+    offers every tool of the subtask; one the environment refused, every tool. A small
+    model offered them all at once started with the wrong one: asked to find a contact,
+    it listed events and deleted one.
 
     A call the environment refuses is undone (the dialogue is replayed from the start
     state) and the part asked again with the refusal shown, up to the attempts allowed."""

@@ -81,6 +81,9 @@ def asides(messages: list[Message]) -> list[int]:
             and (r + 1 == len(messages) or messages[r + 1].role == "user")]
 
 
+_THANKS = re.compile(r"\W*(thanks|thank you|many thanks|i appreciate|much appreciated|"
+                     r"great|perfect|awesome|wonderful)\b", re.IGNORECASE)
+"""A user message that opens with thanks or praise: an aside no tool can serve."""
 ASIDE = "(an aside, judged on its own)"
 """What the task expert reads in place of an aside's two turns."""
 
@@ -108,9 +111,11 @@ async def expert(llm: LLM, name: str, messages: list[Message], tools: list[Tool]
     check = await _expert(llm, name, question(name, messages), messages, tools, seed,
                           {i: ASIDE for r in apart for i in (r - 1, r)})
     for r in apart if check.passed else []:
+        if _THANKS.match(messages[r - 1].content or ""):
+            continue  # no tool does what thanks asks: code knows, the model guessed one
         names = [t.name for t in tools]
         schema = {**_VERDICT, "required": ["reason", "tool"], "properties": {
-            "reason": _REASON, "tool": {"enum": [*names, "none"]}}}
+            "reason": _REASON, "tool": {"enum": ["none", *names]}}}
         alone = await _expert(llm, name, render_text("expert_question", name="aside", at=r),
                               messages[:r + 1], tools, seed + r,
                               {i: ASIDE for x in apart if x < r for i in (x - 1, x)},
