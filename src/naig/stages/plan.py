@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from naig.dialogue import Plan, Subtask
-from naig.grounding import chains, dependency_order, with_sources
+from naig.grounding import chains, dependency_order, verb, with_sources
 from naig.llm.structured import ask
 from naig.prompts import render
 from naig.stages.checks import out_of_voice, unnamed
@@ -76,8 +76,9 @@ def _told(tools: Iterable[Tool]) -> set[str]:
 
 def about(goal: str, tools: Iterable[Tool], others: Iterable[Tool] = ()) -> str | None:
     """Why a goal does not ask for what its own tools do, if it does not: it speaks of none
-    of them (no word of a tool's name or of its description's first sentence), or of what
-    only another subtask's tools do. A small model asked for one goal per subtask wrote
+    of them (no word of a tool's name or of its description's first sentence), or asks
+    for what only a later subtask's tools do (the verbs their names start with; an
+    earlier subtask's may be recalled). A small model asked for one goal per subtask wrote
     them one tool off ("send a certificate to the user who owns it" for the subtask that
     books and cancels) or put the whole task in the first ("search ... and add to my
     cart" for a search alone, whose reply then claimed the adding): the skeleton cannot
@@ -85,8 +86,8 @@ def about(goal: str, tools: Iterable[Tool], others: Iterable[Tool] = ()) -> str 
     own, words = _told(tools), _stems(goal)
     if not words & own:
         return "speaks of none of its tools"
-    elsewhere = sorted(words & (_told(others) - own))
-    return f"asks for what another subtask does ({', '.join(elsewhere)})" if elsewhere else None
+    elsewhere = sorted(words & ({w for t in others for w in _stems(verb(t.name))} - own))
+    return f"asks for what a later subtask does ({', '.join(elsewhere)})" if elsewhere else None
 
 
 async def plan(d: Draft) -> Plan:
@@ -111,7 +112,7 @@ async def plan(d: Draft) -> Plan:
                 raise ValueError(f"subtask {k + 1}'s goal {why}: say what the user wants")
             if chosen is not None:
                 own = [by_name[t] for t in chosen[k]]
-                others = [by_name[t] for j, c in enumerate(chosen) if j != k for t in c]
+                others = [by_name[t] for c in chosen[k + 1:] for t in c]
                 why = about(goal, own, others)
                 if why:
                     raise ValueError(f"subtask {k + 1}'s goal {why}: it must ask for what "
