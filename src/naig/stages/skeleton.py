@@ -302,8 +302,7 @@ async def _step(d: Draft, task: str, sub: Subtask, part: Part, k: int, *, reply:
     Step ``k`` offers the plan's ``k``-th tool (the plan orders a subtask's tools along
     the data that flows between them, and its goal asks for what they do in that order);
     a step beyond them, or one whose tool only repeats a call or cannot be called yet,
-    offers every tool of the subtask, and so does one where no valid call of the plan's
-    tool was written ('..' for cd); one the environment refused, every tool. A small
+    offers every tool of the subtask; one the environment refused, every tool. A small
     model offered them all at once started with the wrong one: asked to find a contact,
     it listed events and deleted one.
 
@@ -328,14 +327,8 @@ async def _step(d: Draft, task: str, sub: Subtask, part: Part, k: int, *, reply:
                               grounded(d, tools), tools)
         if not tools or (params is not None and not params):
             break
-        try:
-            raw = await _ask_part(d, task, sub, part, k, tools=tools, params=params,
-                                  reply=reply, failed=failed, repeated=repeated)
-        except ModelOutputError:
-            if [t.name for t in tools] != [t.name for t in planned] or len(listed) < 2:
-                raise
-            planned = []  # no valid call of the plan's tool: any tool of the subtask
-            continue
+        raw = await _ask_part(d, task, sub, part, k, tools=tools, params=params,
+                              reply=reply, failed=failed, repeated=repeated)
         if raw is None:
             continue  # it only repeated a call: ask without that tool
         done = await make_calls(d, raw["calls"])
