@@ -299,24 +299,20 @@ async def _step(d: Draft, task: str, sub: Subtask, part: Part, k: int, *, reply:
                 ) -> dict[str, Any] | None:
     """One part with calls, executed; None when no tool can be called any more.
 
-    Step ``k`` offers the plan's ``k``-th tool (the plan orders a subtask's tools along
-    the data that flows between them, and its goal asks for what they do in that order);
-    a step beyond them, or one whose tool only repeats a call or cannot be called yet,
-    offers every tool of the subtask; one the environment refused, every tool. A small
-    model offered them all at once started with the wrong one: asked to find a contact,
-    it listed events and deleted one.
+    A step offers the subtask's tools; one the environment refused, every tool (what it
+    asks for first, like authenticating, is often no tool of the plan's). Offering only
+    the plan's k-th tool at step k was measured and taken out: on GorillaFileSystem the
+    small model then wrote '..' for cd and '/' for find, and the end-to-end run kept none.
 
     A call the environment refuses is undone (the dialogue is replayed from the start
     state) and the part asked again with the refusal shown, up to the attempts allowed."""
     listed = [t for t in (d.tool(n) for n in sub.tools) if t is not None]
-    planned = listed[k - 1:k]  # the plan's tool for this step, in its data-flow order
     failed: list[str] = []
     repeated: list[str] = []
     for _ in range(d.settings.attempts_per_output):
         # after a refusal, any tool: what the environment asks for first ("authenticate
         # before posting") is often no tool of the plan's
-        tools = [t for t in planned if t.name not in repeated and not failed] or \
-            [t for t in listed if t.name not in repeated and not failed] or \
+        tools = [t for t in listed if t.name not in repeated and not failed] or \
             [t for t in [*listed, *d.tools] if t.name not in repeated]
         tools = list({t.name: t for t in tools}.values())
         params = existing(d, _opening(d, tools) if part == "open" else grounded(d, tools),
