@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from naig.dialogue import Check, Message, made_calls
@@ -391,24 +391,29 @@ _CLAIM = re.compile(r"\b(?:has been|have been|is now|was|were|is|are|i've|i have
                     + r")\b", re.IGNORECASE)
 
 
+def _replies(messages: list[Message]) -> Iterator[tuple[int, Message, list[Message]]]:
+    """Each text reply of the assistant, with its index and the messages since the user
+    message it answers (that message included)."""
+    opened = 0
+    for i, m in enumerate(messages):
+        if m.role == "user":
+            opened = i
+        elif m.role == "assistant" and not m.tool_calls and m.content:
+            yield i, m, messages[opened:i]
+
+
 def actions_grounded(messages: list[Message], tools: list[Tool]) -> Check:
     """A reply claims only actions a call since the request did ("I have cancelled your
     booking" after a cancel call that succeeded), or that a result since then reports (a
     status ``cancelled``, ``"deleted": true``): seen in kept data, "I confirmed that the
     event has been removed" after no call that removes anything."""
-    opened = 0
-    for i, m in enumerate(messages):
-        if m.role == "user":
-            opened = i
-        if m.role != "assistant" or m.tool_calls or not m.content:
-            continue
-        since = messages[opened:i]
+    for i, m, since in _replies(messages):
         failed = {x.tool_call_id for x in since if x.is_error}
         verbs = {verb(c.function.name)
                  for x in since for c in x.tool_calls or [] if c.id not in failed}
         results = " ".join((x.content or "").lower() for x in since
                            if x.role == "tool" and not x.is_error)
-        for hit in _CLAIM.finditer(m.content):
+        for hit in _CLAIM.finditer(m.content or ""):
             action = hit.group(1).lower()
             if not verbs & set(_DONE_BY[action]) and action not in results:
                 return _fail("actions_grounded", f"[{i}] the reply says {hit.group(0)!r}, "
@@ -428,14 +433,9 @@ def denials_grounded(messages: list[Message], tools: list[Tool]) -> Check:
     empty or failed: seen in kept data, "I did not find Mia Santos's user id" right after
     the call that found it, and a repair that answered a placed order with "I couldn't
     find any products"."""
-    opened = 0
-    for i, m in enumerate(messages):
-        if m.role == "user":
-            opened = i
-        if m.role != "assistant" or m.tool_calls or not m.content:
-            continue
-        results = [x for x in messages[opened:i] if x.role == "tool"]
-        denial = _DENIAL.search(m.content)
+    for i, m, since in _replies(messages):
+        results = [x for x in since if x.role == "tool"]
+        denial = _DENIAL.search(m.content or "")
         if denial and results and not any(x.is_error or _EMPTY.search(x.content or "")
                                            for x in results):
             return _fail("denials_grounded", f"[{i}] the reply says {denial.group(0)!r}, but "

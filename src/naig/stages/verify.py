@@ -13,6 +13,7 @@ import asyncio
 import functools
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 from naig.dialogue import Check, Message, Verification
@@ -40,8 +41,7 @@ _VERDICT: dict[str, Any] = {"type": "object", "additionalProperties": False,
 def _verdict(raw: Any) -> dict[str, Any]:
     """A verdict with a reason that is one: a small model sometimes writes only "pass" as
     its reason and then "fail" as its verdict."""
-    if not isinstance(raw, dict) or (raw.get("verdict") not in ("pass", "fail")
-                                     and not isinstance(raw.get("tool"), str)):
+    if not isinstance(raw, dict) or raw.get("verdict") not in ("pass", "fail"):
         raise ValueError("'verdict' must be \"pass\" or \"fail\"")
     reason = str(raw.get("reason", ""))
     words = len(reason.split())
@@ -113,42 +113,64 @@ async def expert(llm: LLM, name: str, messages: list[Message], tools: list[Tool]
     for r in apart if check.passed else []:
         if _THANKS.match(messages[r - 1].content or ""):
             continue  # no tool does what thanks asks: code knows, the model guessed one
-        names = [t.name for t in tools]
-        schema = {**_VERDICT, "required": ["reason", "tool"], "properties": {
-            "reason": _REASON, "tool": {"enum": ["none", *names]}}}
-        alone = await _expert(llm, name, render_text("expert_question", name="aside", at=r),
-                              messages[:r + 1], tools, seed + r,
-                              {i: ASIDE for x in apart if x < r for i in (x - 1, x)},
-                              schema=schema, then='"tool": its name, or "none"')
+        alone = await _aside(llm, messages[:r + 1], tools, seed + r,
+                             {i: ASIDE for x in apart if x < r for i in (x - 1, x)})
         if not alone.passed:
-            return alone.model_copy(update={"detail": f"[{r}] {alone.detail}"})
+            return alone
     return check
 
 
+async def _aside(llm: LLM, messages: list[Message], tools: list[Tool], seed: int,
+                 marks: dict[int, str]) -> Check:
+    """The task expert on the aside that ends ``messages``: which tool does what the user
+    asked there, picked from a list that starts with "none"; it passes on "none". Asked
+    for a verdict, a small model judged a decline wrong by naming any tool it could think
+    of ("create_event to remove an event"); it picks from a list far better."""
+    at = len(messages) - 1
+    names = ["none", *(t.name for t in tools)]
+    schema = {**_VERDICT, "required": ["reason", "tool"],
+              "properties": {"reason": _REASON, "tool": {"enum": names}}}
+
+    def picked(raw: Any) -> dict[str, Any]:
+        if not isinstance(raw, dict) or raw.get("tool") not in names:
+            raise ValueError(f"'tool' must be one of {names}")
+        return _verdict(raw | {"verdict": "pass" if raw["tool"] == "none" else "fail"})
+
+    try:
+        raw = await _ask_expert(llm, render_text("expert_question", name="aside", at=at),
+                                messages, tools, seed, marks, schema, picked,
+                                then='"tool": its name, or "none"')
+    except ModelOutputError as e:
+        return Check(name=TASK, passed=False, detail=f"[{at}] no usable answer: {e}")
+    if raw["tool"] == "none":
+        return Check(name=TASK, passed=True, detail=str(raw["reason"]).strip())
+    return Check(name=TASK, passed=False,
+                 detail=f"[{at}] the assistant answers without a tool, but {raw['tool']} does "
+                        f"what was asked: {str(raw['reason']).strip()}")
+
+
 async def _expert(llm: LLM, name: str, question: str, messages: list[Message],
-                  tools: list[Tool], seed: int, marks: dict[int, str] | None = None, *,
-                  schema: dict[str, Any] = _VERDICT, then: str = 'the verdict "pass" or "fail"'
+                  tools: list[Tool], seed: int, marks: dict[int, str] | None = None
                   ) -> Check:
-    """One expert call. With ``schema`` asking for a ``tool`` instead of a verdict (an
-    aside's question: which tool does what the user asks there), it passes on "none": a
-    small model judged an aside's decline wrong by naming any tool it could think of
-    ("create_event to remove an event"), and picks from a list far better."""
+    try:
+        raw = await _ask_expert(llm, question, messages, tools, seed, marks, _VERDICT,
+                                _verdict, then='the verdict "pass" or "fail"')
+    except ModelOutputError as e:
+        return Check(name=name, passed=False, detail=f"no usable verdict: {e}")
+    return Check(name=name, passed=raw["verdict"] == "pass", detail=str(raw["reason"]).strip())
+
+
+async def _ask_expert(llm: LLM, question: str, messages: list[Message], tools: list[Tool],
+                      seed: int, marks: dict[int, str] | None, schema: dict[str, Any],
+                      validate: Callable[[Any], dict[str, Any]], *, then: str
+                      ) -> dict[str, Any]:
+    """One expert call under ``schema``, its answer checked by ``validate``."""
     prompt, digest = render("expert", system=messages[0].content if messages else "",
                             tools=[tool_line(t) for t in tools],
                             transcript=transcript(messages, marks), question=question,
                             then=then)
-    try:
-        raw = await ask(llm, prompt, schema, _verdict, stage="verify", seed=seed,
-                        template_hash=digest, temperature=0.0, max_tokens=300)
-    except ModelOutputError as e:
-        return Check(name=name, passed=False, detail=f"no usable verdict: {e}")
-    reason = str(raw["reason"]).strip()
-    if "tool" in raw:
-        return Check(name=name, passed=raw["tool"] == "none",
-                     detail=reason if raw["tool"] == "none" else
-                     f"the assistant answers without a tool, but {raw['tool']} does what was "
-                     f"asked: {reason}")
-    return Check(name=name, passed=raw["verdict"] == "pass", detail=reason)
+    return await ask(llm, prompt, schema, validate, stage="verify", seed=seed,
+                     template_hash=digest, temperature=0.0, max_tokens=300)
 
 
 async def replay_check(messages: list[Message], env: Environment) -> Check:
