@@ -268,6 +268,8 @@ def test_a_user_who_speaks_as_the_assistant_has_swapped_roles() -> None:
              "assistance?"),
     ("user", "I'm glad I could help! Is there anything else you can?"),
     ("user", "Sure, I'd be happy to help with that! Please provide the following details."),
+    ("user", "I cannot modify the shipping address of a pending order with the tools "
+             "provided. I can only help you to view the details of your orders."),  # tau2
     ("assistant", "No, that's all I need."),
     ("assistant", "Thank you for your help, you've been very helpful."),
 ])

@@ -44,10 +44,13 @@ async def _independent_replay(record: Record) -> None:
 
 @pytest.mark.parametrize("spec", ["bfcl:GorillaFileSystem", "tau2:retail"])
 def test_generate_on_a_real_environment(tmp_path: Path, spec: str) -> None:
+    # the run stops at its first kept dialogue; on tau2:retail at seed 2 that is the 6th
+    # attempt (the 1.5B model keeps about one in six at these settings, with an injection
+    # in every dialogue): the test asks that one is kept, not a kept rate
     out = tmp_path / "out.jsonl"
     p = subprocess.run(
         [sys.executable, "-m", "naig.cli", "generate", "--tools", spec, "-n", "1",
-         "--max-attempts", "3", "--seed", "2", "--subtasks", "2", "--steps", "1-2",
+         "--max-attempts", "8", "--seed", "2", "--subtasks", "2", "--steps", "1-2",
          "--refine-steps", "1", "--injections", "1-1",
          "-o", str(out), "--cache-path", str(tmp_path / "c.sqlite")],
         text=True, capture_output=True, timeout=2400)

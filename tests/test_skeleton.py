@@ -201,6 +201,28 @@ def test_where_tools_execute_results_are_real_and_a_refused_call_is_tried_again(
     assert "calls" not in llm.requests[2].schema_["properties"]
 
 
+def test_an_executed_call_that_returns_what_the_same_call_returned_is_a_repeat() -> None:
+    balance = {"name": "get_balance", "arguments": {"account_id": "A-1"}}
+    grace = {"name": "open_account", "arguments": {"owner": "Grace Hopper"}}
+    other = {"name": "get_balance", "arguments": {"account_id": "A-2"}}
+    llm = ScriptedLLM([{"calls": [balance], "user": "What do A-1 and A-2 hold?"},
+                       {"calls": [other]},
+                       {"reply": "A-1 holds 100, A-2 20."},
+                       {"calls": [balance], "user": "Check A-1 again, then open one."},
+                       {"calls": [grace], "user": "Open an account for Grace Hopper."},
+                       {"reply": "Opened A-3 for Grace Hopper."}])
+    d = _bank(llm)
+    _plan(d, ("balances", ["get_balance"], 2), ("open", ["get_balance", "open_account"], 1))
+    asyncio.run(skeleton(d))
+    # the second subtask's lookup of A-1 (not right after the first) ran, told nothing
+    # new, and was undone; it was asked again without that tool
+    assert "get_balance" in _offered(llm.requests[3])
+    assert "get_balance" not in _offered(llm.requests[4])
+    calls = [c.function.arguments for m in d.messages for c in m.tool_calls or []]
+    assert calls == ['{"account_id": "A-1"}', '{"account_id": "A-2"}', '{"owner": "Grace Hopper"}']
+    assert d.messages[-4].content == "Open an account for Grace Hopper."
+
+
 def test_an_executing_step_that_is_always_refused_fails_the_dialogue() -> None:
     broke = {"name": "transfer", "arguments": {"order": {"source": "A-1", "target": "A-2",
                                                          "amount": 5}}}

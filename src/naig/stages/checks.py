@@ -213,7 +213,8 @@ _SERVICE = re.compile(
     r"questions\b|\bneed (any )?(further|more|other) (help|assistance)\b|"
     r"\bglad (i|we) could help\b|\bhappy to help\b|\bhappy to assist\b|"
     r"\byou'?re (very |most )?welcome\b|\bi (can'?t|cannot|am unable to) (help|assist) "
-    r"(you )?with (that|this|your)\b",
+    r"(you )?with (that|this|your)\b|\bi can only (help|assist)\b|"
+    r"\bwith (the|my) (available )?tools( (provided|available|i have))?\b",
     re.IGNORECASE)
 """What only the assistant says: a user who says it has swapped roles."""
 _CLIENT = re.compile(

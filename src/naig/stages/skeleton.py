@@ -23,7 +23,7 @@ import re
 from collections.abc import Callable
 from typing import Any, Literal
 
-from naig.dialogue import Message, Subtask
+from naig.dialogue import Message, Subtask, made_calls
 from naig.errors import ModelOutputError
 from naig.grounding import Seen, entity_values, fresh, id_like, shown
 from naig.llm.structured import ask
@@ -329,6 +329,11 @@ async def _step(d: Draft, task: str, sub: Subtask, part: Part, k: int, *, reply:
             continue  # it only repeated a call: ask without that tool
         done = await make_calls(d, raw["calls"])
         refused = [m for m in done[1:] if m.is_error]
+        again = None if refused else same_again(d.messages, done)
+        if again is not None:  # executed, it only told what the dialogue already shows
+            repeated.append(again)
+            await replay(d)
+            continue
         if not refused:
             if part == "open":
                 d.append(Message(role="user", content=str(raw["user"]).strip()))
@@ -343,6 +348,21 @@ async def _step(d: Draft, task: str, sub: Subtask, part: Part, k: int, *, reply:
     why = failed[-1] if failed else f"it only repeated calls already made ({repeated})" \
         if repeated else "no tool can be called in this state"
     raise ModelOutputError(f"skeleton: no try at a step worked: {why}")
+
+
+def same_again(messages: list[Message], done: list[Message]) -> str | None:
+    """The tool of a call in ``done`` that an earlier call made with the same arguments
+    and the same result (the rule ``no_repetition``): on executing tools a call made
+    again is allowed before it runs, since the state may have changed since; once its
+    result is in and shows nothing new, the call is a repeat after all (a later subtask
+    looking the user up again)."""
+    calls = made_calls([*messages, *done])
+    before = calls[:len(calls) - len(done[0].tool_calls or [])]
+    for c in calls[len(before):]:
+        if c.result is not None and any(e.key == c.key and e.result == c.result
+                                        for e in before):
+            return c.key[0]
+    return None
 
 
 async def _subtask(d: Draft, task: str, sub: Subtask) -> None:
