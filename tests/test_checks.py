@@ -255,6 +255,15 @@ def test_an_expert_verdict_needs_a_reason_that_is_not_a_verdict() -> None:
     assert _verdict({"reason": "[4] uses an ID nobody gave", "verdict": "fail"})
 
 
+def test_a_user_may_state_a_record_that_exists_in_the_start_state() -> None:
+    # tau2's users know their zip code and order IDs: a value the environment's start
+    # state holds is theirs to say, not a result they could not know
+    m = _broken_foreknowledge()
+    assert not checks.users_know_no_results(m, TOOLS).passed
+    assert checks.users_know_no_results(m, TOOLS, known={"B-77": frozenset({"id"})}).passed
+    assert not checks.users_know_no_results(m, TOOLS, known={"B-78": frozenset({"id"})}).passed
+
+
 def test_a_user_who_speaks_as_the_assistant_has_swapped_roles() -> None:
     m = good_dialogue()
     m.insert(7, Message(role="user", content="You're welcome! How can I assist you today?"))
@@ -270,6 +279,7 @@ def test_a_user_who_speaks_as_the_assistant_has_swapped_roles() -> None:
     ("user", "Sure, I'd be happy to help with that! Please provide the following details."),
     ("user", "I cannot modify the shipping address of a pending order with the tools "
              "provided. I can only help you to view the details of your orders."),  # tau2
+    ("user", "Thank you for providing your order details. I'm glad to help with that."),
     ("assistant", "No, that's all I need."),
     ("assistant", "Thank you for your help, you've been very helpful."),
 ])

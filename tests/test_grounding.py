@@ -79,6 +79,24 @@ def test_where_the_state_is_known_words_must_name_what_exists() -> None:
     assert candidates("user_id", "string", found) == ["mia_li_3668"]
 
 
+def test_values_the_dialogue_showed_come_before_what_exists_elsewhere_in_the_state() -> None:
+    # two customers' orders exist; once the first customer's are listed, an order ID
+    # takes one of those, not the other customer's (seen in kept tau2:retail data)
+    orders = {"type": "object", "required": ["order_id"],
+              "properties": {"order_id": {"type": "string"}}}
+    cancel = tool_from_dict({"name": "cancel_pending_order", "parameters": orders}, "t")
+    state = {"users": {"juan_kim_6026": {"orders": ["#W2002172"]},
+                       "fatima_muller_6713": {"orders": ["#W9962383"]}}}
+    known = vocabulary(state)
+    everything = seen([Message(role="system", content=json.dumps(state))], known)
+    shown = seen([_result({"user_id": "juan_kim_6026", "orders": ["#W2002172"]})], known)
+    schema = ground(cancel, [cancel], everything + shown, prefer=shown)
+    assert schema is not None and schema["properties"]["order_id"]["enum"] == ["#W2002172"]
+    schema = ground(cancel, [cancel], everything, prefer=[])  # nothing shown yet: the state
+    assert schema is not None
+    assert set(schema["properties"]["order_id"]["enum"]) == {"#W2002172", "#W9962383"}
+
+
 def test_errors_and_the_assistants_words_ground_nothing() -> None:
     found = seen([_result({"error": "Hotel H-99 not found"}),
                   Message(role="assistant", content="Your hotel is H-55.")])

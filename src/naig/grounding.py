@@ -254,10 +254,14 @@ def _restrict(props: dict[str, Any], name: str, options: list[str | int]) -> boo
     return True
 
 
-def ground(tool: Tool, tools: Iterable[Tool], values: list[Seen]) -> dict[str, Any] | None:
+def ground(tool: Tool, tools: Iterable[Tool], values: list[Seen],
+           prefer: list[Seen] | None = None) -> dict[str, Any] | None:
     """``tool``'s parameter schema with every entity argument an ``enum`` of the values it
     may take now; None when a required entity argument has none (it cannot be called yet).
-    An optional entity argument with no value is left out."""
+    An optional entity argument with no value is left out. Where ``prefer`` (what the
+    dialogue has shown) has values for an argument, it takes only those, and ``values``
+    (with what exists in the state) only where it has none: once a user's orders are
+    listed, the next request names one of them, not another customer's."""
     others = [t.name for t in tools if t.name != tool.name]
 
     def walk(node: dict[str, Any]) -> bool:
@@ -270,7 +274,9 @@ def ground(tool: Tool, tools: Iterable[Tool], values: list[Seen]) -> dict[str, A
                 continue
             if is_entity(name, sub, others):
                 kind = _entity_kind(sub)
-                ok = _restrict(props, name, candidates(name, kind or "string", values))
+                shown_ = candidates(name, kind or "string", prefer) if prefer else []
+                ok = _restrict(props, name,
+                               shown_ or candidates(name, kind or "string", values))
             else:
                 ok = walk(_inner(sub))
             if not ok:

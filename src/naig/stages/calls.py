@@ -106,14 +106,15 @@ def values_before(d: Draft, at: int | None = None, extra: Iterable[Message] = ()
     return seen([*d.messages[:at], *extra], d.env.vocabulary())
 
 
-def grounded(d: Draft, tools: list[Tool], values: list[Seen] | None = None) -> Parameters:
+def grounded(d: Draft, tools: list[Tool], values: list[Seen] | None = None,
+             prefer: list[Seen] | None = None) -> Parameters:
     """The ``tools`` that can be called now, each with its parameter schema grounded in the
-    values the dialogue has shown (``naig.grounding.ground``); tools whose required entity
-    argument has no value yet are left out."""
+    values the dialogue has shown (``naig.grounding.ground``, ``prefer`` first); tools
+    whose required entity argument has no value yet are left out."""
     values = values_before(d) if values is None else values
     out = {}
     for t in tools:
-        schema = ground(t, d.tools, values)
+        schema = ground(t, d.tools, values, prefer)
         if schema is not None:
             out[t.name] = schema
     return out

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from naig.dialogue import Check, Message, made_calls
-from naig.grounding import id_like, scalars, shown, ungrounded, verb
+from naig.grounding import Vocabulary, id_like, scalars, shown, ungrounded, verb
 from naig.prompts import placeholders
 from naig.tools import Tool, degenerate, parse_arguments
 
@@ -211,7 +211,7 @@ _SERVICE = re.compile(
     r"\bhow (can|may|could) i (help|assist) you\b|\bfeel free to ask\b|"
     r"\bis there anything else (i|you)\b|\b(do|did) you have any (other|more|further) "
     r"questions\b|\bneed (any )?(further|more|other) (help|assistance)\b|"
-    r"\bglad (i|we) could help\b|\bhappy to help\b|\bhappy to assist\b|"
+    r"\bglad (i|we) could help\b|\bglad to (help|assist)\b|\bhappy to help\b|\bhappy to assist\b|"
     r"\byou'?re (very |most )?welcome\b|\bi (can'?t|cannot|am unable to) (help|assist) "
     r"(you )?with (that|this|your)\b|\bi can only (help|assist)\b|"
     r"\bwith (the|my) (available )?tools( (provided|available|i have))?\b",
@@ -447,25 +447,30 @@ def denials_grounded(messages: list[Message], tools: list[Tool]) -> Check:
 _SPECIFIC = re.compile(r"^-?\d+\.\d+$|\d{3,}")
 
 
-def foreknown(user: str, before: str, calls: Iterable[tuple[Any, Any]]) -> str | None:
+def foreknown(user: str, before: str, calls: Iterable[tuple[Any, Any]],
+              known: Vocabulary | None = None) -> str | None:
     """A value a user's message states that only the results of the calls answering it
     give (a cart total, an order ID the assistant is yet to create), and that neither an
     earlier turn (``before``) nor those calls' arguments show: words written after the
     results, which no user could know. ``calls`` are (arguments, result) pairs; only IDs
-    and specific numbers count (a decimal, three digits or more)."""
+    and specific numbers count (a decimal, three digits or more). A value that exists in
+    the start state (``known``, where an environment's state is known) is a record the
+    user may hold, as tau2's users know their zip code and order IDs."""
     passed = " ".join(str(v) for arguments, _ in calls for v in scalars(arguments))
     for _, output in calls:
         for value in scalars(output):
             if (id_like(value) or _SPECIFIC.search(value)) and shown(value, user) \
-                    and not shown(value, before) and not shown(value, passed):
+                    and not shown(value, before) and not shown(value, passed) \
+                    and (known is None or value not in known):
                 return value
     return None
 
 
-def users_know_no_results(messages: list[Message], tools: list[Tool]) -> Check:
+def users_know_no_results(messages: list[Message], tools: list[Tool], *,
+                          known: Vocabulary | None = None) -> Check:
     """A user states nothing that only a later result of the same request gives (seen in
     kept data: a user asking to check out "a cart with a total of $2999.97" before the
-    cart was filled)."""
+    cart was filled); what exists in the start state (``known``) the user may know."""
     users = [i for i, m in enumerate(messages) if m.role == "user"] + [len(messages)]
     for at, end in zip(users, users[1:], strict=False):
         results = {m.tool_call_id: _json(m.content) for m in messages[at:end]
@@ -473,7 +478,7 @@ def users_know_no_results(messages: list[Message], tools: list[Tool]) -> Check:
         calls = [(_json(c.function.arguments), results.get(c.id))
                  for m in messages[at:end] for c in m.tool_calls or []]
         before = "\n".join(m.content or "" for m in messages[:at])
-        value = foreknown(messages[at].content or "", before, calls)
+        value = foreknown(messages[at].content or "", before, calls, known)
         if value is not None:
             return _fail("users_know_no_results",
                          f"[{at}] the user states {value!r}, which only a later result gives")

@@ -39,10 +39,10 @@ from naig.stages.calls import (
     to_model_calls,
     values_before,
 )
-from naig.stages.checks import RULES, cited_turns, unnamed, unsayable
+from naig.stages.checks import cited_turns, unnamed, unsayable
 from naig.stages.draft import Draft
 from naig.stages.judge import judge, trusted
-from naig.stages.verify import EXPERTS, expert
+from naig.stages.verify import EXPERTS, expert, rules
 from naig.transcript import transcript
 
 
@@ -75,7 +75,7 @@ def flagged(d: Draft) -> dict[int, str]:
     """
     out: dict[int, str] = {}
     msgs = d.messages
-    for rule in RULES:
+    for rule in rules(d.env):
         check = rule(msgs, d.tools)
         hit = _TURN.match(check.detail) if not check.passed else None
         if hit is None or int(hit.group(1)) >= len(msgs):
@@ -165,7 +165,7 @@ def _same(d: Draft, at: int, candidate: list[Message]) -> bool:
 
 
 def _failing(messages: list[Message], d: Draft) -> dict[str, str]:
-    return {c.name: c.detail for r in RULES if not (c := r(messages, d.tools)).passed}
+    return {c.name: c.detail for r in rules(d.env) if not (c := r(messages, d.tools)).passed}
 
 
 def _rule_change(d: Draft, at: int, candidate: list[Message]) -> tuple[list[str], list[str]]:

@@ -146,7 +146,8 @@ def _validate(d: Draft, part: Part, tools: list[Tool], repeated: list[str]
         raw, said = _stated(d, part, raw, by_name)
         if part == "open":
             value = foreknown(str(raw["user"]), "\n".join(m.content or "" for m in d.messages),
-                              [(c.get("arguments"), c.get("result")) for c in calls])
+                              [(c.get("arguments"), c.get("result")) for c in calls],
+                              d.env.vocabulary())
             if value is not None:
                 raise ValueError(f"'user' states {value!r}, which only the result gives: the "
                                  "user cannot know it before the call")
@@ -283,12 +284,15 @@ def _opening(d: Draft, tools: list[Tool]) -> Parameters | None:
     dialogue has shown, or new ones the user brings, which the user's message must then
     state (``_validate`` sees to it). Where the environment's state is known, those are
     what exists in the start state as the planner saw it (the user knows their own
-    records); where tools are simulated, a fresh ID per argument (``fresh``); where tools
-    execute on a state nobody described, the arguments are free (a refused call is asked
-    again); so are they where no tool could be grounded."""
+    records), for an argument the dialogue has shown no value of yet (once a user's
+    orders are listed, the next request names one of them); where tools are simulated, a
+    fresh ID per argument (``fresh``); where tools execute on a state nobody described,
+    the arguments are free (a refused call is asked again); so are they where no tool
+    could be grounded."""
     if d.env.vocabulary() is not None:
         known = [Message(role="system", content=d.start_state)]
-        return grounded(d, tools, values_before(d, extra=known)) or None
+        return grounded(d, tools, values_before(d, extra=known), prefer=values_before(d)) \
+            or None
     if d.env.executes:
         return None
     new = [v for t in tools for v in fresh(t, d.tools, d.rng)]

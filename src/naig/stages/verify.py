@@ -23,7 +23,7 @@ from naig.grounding import scalars, shown
 from naig.llm.base import LLM
 from naig.llm.structured import REASON_CHARS, ask
 from naig.prompts import render, render_text
-from naig.stages.checks import RULES, values_wellformed
+from naig.stages.checks import RULES, Rule, users_know_no_results, values_wellformed
 from naig.tools import Tool
 from naig.transcript import tool_line, transcript
 
@@ -208,11 +208,20 @@ def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
     return group
 
 
+def rules(env: Environment) -> list[Rule]:
+    """``RULES`` as they apply on ``env``: where tools execute, their results are the
+    environment's (not checked for well-formed values); where its start state is known,
+    what exists there the user may know."""
+    own: dict[Rule, Rule] = {
+        users_know_no_results: functools.partial(users_know_no_results, known=env.vocabulary())}
+    if env.executes:
+        own[values_wellformed] = functools.partial(values_wellformed, results=False)
+    return [own.get(rule, rule) for rule in RULES]
+
+
 async def verify(llm: LLM, messages: list[Message], tools: list[Tool], env: Environment,
                  *, seed: int, experts: bool = True) -> Verification:
-    real = functools.partial(values_wellformed, results=False)  # results are the env's
-    checks = [(real if rule is values_wellformed and env.executes else rule)(messages, tools)
-              for rule in RULES]
+    checks = [rule(messages, tools) for rule in rules(env)]
     checks.append(await replay_check(messages, env))
     if experts and all(c.passed for c in checks):
         try:
