@@ -115,6 +115,18 @@ def test_an_empty_or_cut_off_answer_is_retried_saying_what_went_wrong(bad: str, 
     assert said in llm.requests[1].messages[-1].content
 
 
+def test_an_answer_cut_off_at_the_length_limit_is_asked_again_with_more_room() -> None:
+    cut = '{"n": 4, "note": "a long answer that the length cap cut'
+    llm = ScriptedLLM([cut, cut + " again", cut + " once more", '{"n": 2}'])
+    assert asyncio.run(ask(llm, messages(("user", "n?")), SCHEMA, _n, stage="t", seed=0,
+                           template_hash="h", max_tokens=100, attempts=4)) == 2
+    assert [r.max_tokens for r in llm.requests] == [100, 200, 400, 400]
+    llm = ScriptedLLM(["no JSON here at all", '{"n": 2}'])  # other failures: the same room
+    asyncio.run(ask(llm, messages(("user", "n?")), SCHEMA, _n, stage="t", seed=0,
+                    template_hash="h", max_tokens=100))
+    assert [r.max_tokens for r in llm.requests] == [100, 100]
+
+
 def test_a_cache_file_that_is_no_database_is_a_config_error(tmp_path: Path) -> None:
     (tmp_path / "c.sqlite").write_bytes(b"not a database, just bytes " * 100)
     with pytest.raises(ConfigError, match=r"cannot use the response cache .*--no-cache"):

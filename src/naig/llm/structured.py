@@ -69,13 +69,14 @@ async def ask(llm: LLM, messages: tuple[ChatMessage, ...], schema: dict[str, Any
     raw = ""
     problem = ""
     refused: set[str] = set()
+    limit = max_tokens
     for attempt in range(attempts):
         # a sampled answer that failed may fail again the same way: sample hotter on
         # retries; a greedy one (a judge's, an expert's) stays greedy, the error in view
         heat = max(temperature, RETRY_TEMPERATURE) if attempt and temperature > 0 \
             else temperature
         request = Request(messages=history, schema=schema, temperature=heat,
-                          max_tokens=max_tokens, seed=seed + attempt,
+                          max_tokens=limit, seed=seed + attempt,
                           template_hash=template_hash, stage=stage)
         raw = (await llm.complete(request)).text
         if _form(raw) in refused:
@@ -92,6 +93,8 @@ async def ask(llm: LLM, messages: tuple[ChatMessage, ...], schema: dict[str, Any
         # validator reading an answer of the wrong shape: all are the model's, and retried
         except (ValueError, TypeError, KeyError, IndexError, AttributeError) as e:
             problem = _short(str(e) if not isinstance(e, KeyError) else f"missing {e}")
+            if isinstance(e, CutOff):  # what is asked may need more room (a passenger list)
+                limit = min(2 * limit, 4 * max_tokens)
         refused.add(_form(raw))
         # the refused answer is described, not shown: a small model shown its own answer
         # writes it again
@@ -130,9 +133,13 @@ def _json_in(raw: str) -> Any:
             if inner.strip():
                 return json.loads(inner, strict=False)
     if _unclosed(raw):
-        raise ValueError("the answer stops before its JSON ends (cut off at the length "
-                         "limit?); write a shorter answer")
+        raise CutOff("the answer stops before its JSON ends (cut off at the length "
+                     "limit?); write a shorter answer")
     raise first
+
+
+class CutOff(ValueError):
+    """An answer that opens JSON it never closes: the length limit cut it."""
 
 
 def _unclosed(raw: str) -> bool:
