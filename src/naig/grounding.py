@@ -274,9 +274,8 @@ def ground(tool: Tool, tools: Iterable[Tool], values: list[Seen],
                 continue
             if is_entity(name, sub, others):
                 kind = _entity_kind(sub)
-                shown_ = candidates(name, kind or "string", prefer) if prefer else []
-                ok = _restrict(props, name,
-                               shown_ or candidates(name, kind or "string", values))
+                first = candidates(name, kind or "string", prefer) if prefer else []
+                ok = _restrict(props, name, first or candidates(name, kind or "string", values))
             else:
                 ok = walk(_inner(sub))
             if not ok:

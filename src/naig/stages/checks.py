@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from naig.dialogue import Check, Message, made_calls
+from naig.dialogue import Check, MadeCall, Message, made_calls
 from naig.grounding import Vocabulary, id_like, scalars, shown, ungrounded, verb
 from naig.prompts import placeholders
 from naig.tools import Tool, degenerate, parse_arguments
@@ -288,17 +288,27 @@ def no_repetition(messages: list[Message], tools: list[Tool]) -> Check:
             if count >= 3 and count * 4 > len(words) * 0.3:
                 return _fail(name, f"[{i}] loops on {' '.join(gram)!r} ({count} times)")
     calls = made_calls(messages)
-    for n, (i, key, result) in enumerate(calls):
-        for back, (j, earlier, earlier_result) in enumerate(reversed(calls[:n]), 1):
-            if earlier != key:
-                continue
-            if j == i:
-                return _fail(name, f"[{i}] the same call twice in one turn: {key[0]}")
-            if earlier_result is not None and (back == 1 or earlier_result == result):
-                why = "right after it" if back == 1 else "with the same result"
-                return _fail(name, f"[{i}] repeats the call {key[0]} made at [{j}], which "
-                                   f"succeeded ({why})")
+    for n in range(len(calls)):
+        why = repeated_call(calls, n)
+        if why:
+            return _fail(name, f"[{calls[n].at}] {why}")
     return _ok(name)
+
+
+def repeated_call(calls: list[MadeCall], n: int) -> str | None:
+    """Why ``calls[n]`` repeats an earlier call with the same arguments, if it does: in
+    the same turn, right after that call succeeded, or later with the same result (a call
+    repeated after the state changed, ``ls`` after ``mkdir``, gets a new result)."""
+    at, key, result = calls[n]
+    for back, (j, earlier, earlier_result) in enumerate(reversed(calls[:n]), 1):
+        if earlier != key:
+            continue
+        if j == at:
+            return f"the same call twice in one turn: {key[0]}"
+        if earlier_result is not None and (back == 1 or earlier_result == result):
+            why = "right after it" if back == 1 else "with the same result"
+            return f"repeats the call {key[0]} made at [{j}], which succeeded ({why})"
+    return None
 
 
 def grounded_ids(messages: list[Message], tools: list[Tool]) -> Check:

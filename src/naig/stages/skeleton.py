@@ -46,6 +46,7 @@ from naig.stages.checks import (
     claims_grounded,
     denials_grounded,
     foreknown,
+    repeated_call,
     unnamed,
     unsayable,
 )
@@ -146,8 +147,7 @@ def _validate(d: Draft, part: Part, tools: list[Tool], repeated: list[str]
         raw, said = _stated(d, part, raw, by_name)
         if part == "open":
             value = foreknown(str(raw["user"]), "\n".join(m.content or "" for m in d.messages),
-                              [(c.get("arguments"), c.get("result")) for c in calls],
-                              d.env.vocabulary())
+                              [(c.get("arguments"), c.get("result")) for c in calls])
             if value is not None:
                 raise ValueError(f"'user' states {value!r}, which only the result gives: the "
                                  "user cannot know it before the call")
@@ -355,18 +355,14 @@ async def _step(d: Draft, task: str, sub: Subtask, part: Part, k: int, *, reply:
 
 
 def same_again(messages: list[Message], done: list[Message]) -> str | None:
-    """The tool of a call in ``done`` that an earlier call made with the same arguments
-    and the same result (the rule ``no_repetition``): on executing tools a call made
+    """The tool of a call in ``done`` that repeats an earlier one (``repeated_call``, the
+    rule ``no_repetition`` applied as the calls are made): on executing tools a call made
     again is allowed before it runs, since the state may have changed since; once its
     result is in and shows nothing new, the call is a repeat after all (a later subtask
     looking the user up again)."""
     calls = made_calls([*messages, *done])
-    before = calls[:len(calls) - len(done[0].tool_calls or [])]
-    for c in calls[len(before):]:
-        if c.result is not None and any(e.key == c.key and e.result == c.result
-                                        for e in before):
-            return c.key[0]
-    return None
+    new = range(len(calls) - len(done[0].tool_calls or []), len(calls))
+    return next((calls[n].key[0] for n in new if repeated_call(calls, n)), None)
 
 
 async def _subtask(d: Draft, task: str, sub: Subtask) -> None:
