@@ -237,6 +237,15 @@ def test_narration_is_talk_about_the_parties_not_a_domains_words() -> None:
     assert out_of_voice("Your user ID is omar_4830.") is None
 
 
+def test_a_turn_that_stops_at_a_colon_announces_what_never_comes() -> None:
+    m = good_dialogue()
+    m[6] = m[6].model_copy(update={"content": "The hotels in Paris are:"})
+    check = checks.turns_in_voice(m, TOOLS)
+    assert not check.passed and "colon" in check.detail
+    m[6] = m[6].model_copy(update={"content": "The hotels in Paris: H-1001 and H-1002."})
+    assert checks.turns_in_voice(m, TOOLS).passed
+
+
 def test_a_turn_that_names_a_tool_is_not_speech() -> None:
     m = good_dialogue()
     m[1] = m[1].model_copy(update={"content": "Use book_hotel to book H-1001, and check the "

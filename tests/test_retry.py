@@ -156,7 +156,7 @@ def test_a_dialogue_whose_prompt_outgrew_the_model_is_rejected_and_the_run_goes_
         tmp_path: Path) -> None:
     from naig.config import MethodSettings, RunConfig
     from naig.envs.registry import resolve
-    from naig.errors import ModelOutputError
+    from naig.errors import PromptTooLong
     from naig.runner import run
     from naig.store import read_records
     from naig.testing import ScriptedLLM, schema_example
@@ -175,8 +175,8 @@ def test_a_dialogue_whose_prompt_outgrew_the_model_is_rejected_and_the_run_goes_
             if request.stage == "skeleton":
                 self.skeletons += 1
                 if self.skeletons == 1:
-                    raise ModelOutputError("scripted: the prompt is longer than the model's "
-                                           "context window")
+                    raise PromptTooLong("scripted: the prompt is longer than the model's "
+                                        "context window")
             return await self.inner.complete(request)
 
     config = RunConfig(tools=("builtin",), n=2, max_attempts=3, output=tmp_path / "o.jsonl",

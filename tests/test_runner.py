@@ -123,3 +123,14 @@ def test_renamed_settings_keep_the_hash_earlier_versions_wrote() -> None:
     config = RunConfig(tools=("builtin",), n=1, output=Path("o.jsonl"), seed=3, method="mas",
                        settings=MethodSettings(refine_steps=2))
     assert config.config_hash() == "4e06f4758ee46de5"
+
+
+def test_a_setting_added_later_is_hashed_only_away_from_its_default() -> None:
+    from naig.config import MethodSettings
+
+    def hashed(**settings: Any) -> str:
+        return RunConfig(tools=("builtin",), n=1, output=Path("o.jsonl"),
+                         settings=MethodSettings(**settings)).config_hash()
+
+    assert hashed() == hashed(subtask_tries=2)  # the default: as before it existed
+    assert hashed(subtask_tries=1) != hashed()

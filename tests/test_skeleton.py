@@ -69,7 +69,7 @@ def test_a_reply_out_of_voice_beside_good_calls_is_asked_again_alone() -> None:
     narrates = "The assistant has found that it is 18 degrees."
     llm = ScriptedLLM([{"calls": [WEATHER], "user": "What is the weather in Paris?",
                         "reply": narrates}] + [{"reply": f"{narrates} {n}"} for n in range(3)])
-    d = make_draft(llm)
+    d = make_draft(llm, subtask_tries=1)
     _plan(d, ("weather", ["get_weather"], 1))
     with pytest.raises(ModelOutputError, match="narrates"):  # alone, it is refused
         asyncio.run(skeleton(d))
@@ -231,7 +231,28 @@ def test_an_executing_step_that_is_always_refused_fails_the_dialogue() -> None:
     _plan(d, ("move", ["transfer"], 1))
     with pytest.raises(ModelOutputError, match="EUR"):
         asyncio.run(skeleton(d))
-    assert len(llm.requests) == d.settings.attempts_per_output
+    # every try of every part, in each try at the subtask
+    assert len(llm.requests) == d.settings.attempts_per_output * d.settings.subtask_tries
+
+
+def test_a_subtask_that_finds_no_valid_part_is_undone_and_written_again() -> None:
+    balance = {"name": "get_balance", "arguments": {"account_id": "A-1"}}
+    grace = {"name": "open_account", "arguments": {"owner": "Grace Hopper"}}
+    llm = ScriptedLLM([{"calls": [balance], "user": "What does A-1 hold?"},
+                       {"reply": "A-1 holds 100."},
+                       {"calls": [grace], "user": "Open an account for Grace Hopper."},
+                       *[{"reply": f"The user has an account now ({n})."} for n in range(3)],
+                       {"calls": [grace], "user": "Please open one for Grace Hopper."},
+                       {"reply": "Opened A-3 for Grace Hopper."}])
+    d = _bank(llm)
+    _plan(d, ("balance", ["get_balance"], 1), ("open", ["open_account"], 1))
+    asyncio.run(skeleton(d))
+    # the first subtask stands; the second's first try (an account opened, a reply out of
+    # voice three times) is gone from the dialogue and from the state
+    assert [m.content for m in d.messages if m.role == "user"] == \
+        ["What does A-1 hold?", "Please open one for Grace Hopper."]
+    assert json.loads(d.messages[-2].content)["id"] == "A-3"  # not A-4: undone
+    assert d.messages[-1].content == "Opened A-3 for Grace Hopper."
 
 
 def test_each_steps_calls_are_one_by_default() -> None:

@@ -5,9 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+ADDED_LATER = ("subtask_tries",)
+"""Settings added after runs were made with a version that did not have them."""
 
 
 class MethodSettings(BaseModel):
@@ -60,10 +63,23 @@ class MethodSettings(BaseModel):
     """Sampling temperature of generation calls (judges and experts use 0)."""
     attempts_per_output: int = Field(3, ge=1)
     """Tries for one structured output, the validation error fed back each time."""
+    subtask_tries: int = Field(2, ge=1)
+    """[ours] Tries at one subtask's skeleton: a subtask one of whose parts finds no valid
+    answer is undone (on executing tools, replayed away) and written again from its
+    request, rather than the whole attempt lost with the plan and the subtasks before it
+    (most skeleton failures on executing tools came in a second subtask)."""
     mas_max_turns: int | None = Field(None, ge=2)
     """[ours] MAS baseline only: most assistant actions (a call or a reply) per subtask;
     by default the subtask's planned steps plus its reply, as NAIG gets. The last one
     allowed must be a reply, so a runaway subtask still ends on the assistant."""
+
+    def as_written(self) -> dict[str, Any]:
+        """The settings as run manifests and the configuration hash record them: one added
+        after runs were made (``ADDED_LATER``) only where it is not at its default, so the
+        same settings keep the hash an earlier version wrote, and its runs resume."""
+        dump = self.model_dump()
+        return {k: v for k, v in dump.items()
+                if k not in ADDED_LATER or v != type(self).model_fields[k].default}
 
 
 class RunConfig(BaseModel):
@@ -115,7 +131,7 @@ class RunConfig(BaseModel):
         # the keys are the ones earlier versions hashed (method was "generator", settings
         # "method"): the same settings keep the same hash, and resume
         shape = {"tools": self.tools, "model": self.model, "seed": self.seed,
-                 "generator": self.method, "method": self.settings.model_dump()}
+                 "generator": self.method, "method": self.settings.as_written()}
         blob = json.dumps(shape, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 

@@ -7,6 +7,7 @@
   up on the backend) are kinds of it.
 * ``ModelOutputError``: the model answered, but not in the shape asked for. Carries the
   raw text. Inside the pipeline this becomes a rejected dialogue, never a crash.
+  ``PromptTooLong`` (the prompt outgrew the model's context window) is a kind of it.
 * ``ToolEnvironmentError``: a tool environment could not be built or driven.
 * ``BudgetExhausted``: the run reached its cost or token limit. Exit code 5.
 * ``OutputError``: the run's output can no longer be written (a full disk, a removed
@@ -58,6 +59,11 @@ class ModelOutputError(NaigError):
     def __init__(self, message: str, *, raw: str = ""):
         super().__init__(message)
         self.raw = raw
+
+
+class PromptTooLong(ModelOutputError):
+    """The dialogue's prompt is longer than the model's context window: asked again, it
+    does not fit either."""
 
 
 class ToolEnvironmentError(NaigError):

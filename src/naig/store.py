@@ -203,7 +203,7 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
 def shaping_settings(config: RunConfig) -> dict[str, Any]:
     """The settings that decide what the dialogues are (not how many or how fast)."""
     return {"tools": list(config.tools), "model": config.model, "seed": config.seed,
-            "generator": config.method, "method": config.settings.model_dump()}  # as written
+            "generator": config.method, "method": config.settings.as_written()}
     # by earlier versions (``RunConfig.config_hash``), so their runs still resume
 
 

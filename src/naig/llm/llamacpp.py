@@ -16,7 +16,7 @@ import os
 import time
 from typing import Any
 
-from naig.errors import ConfigError, ModelOutputError
+from naig.errors import ConfigError, PromptTooLong
 from naig.llm.base import LLM, Completion, Request
 from naig.llm.weights import model_path
 
@@ -71,7 +71,7 @@ class LlamaCppLLM(LLM):
             try:
                 out = await asyncio.to_thread(self._run, request)
             except ValueError as e:  # the prompt outgrew the context window
-                raise ModelOutputError(f"{self.name}: {e}") from None
+                raise PromptTooLong(f"{self.name}: {e}") from None
             seconds = time.perf_counter() - start
             usage = out.get("usage") or {}
             prompt = int(usage.get("prompt_tokens", 0))

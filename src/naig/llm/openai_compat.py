@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 import openai
 
-from naig.errors import BackendError, BackendTimeout, ConfigError, ModelOutputError
+from naig.errors import BackendError, BackendTimeout, ConfigError, PromptTooLong
 from naig.llm.base import LLM, Completion, Request
 
 SchemaMode = Literal["json_schema", "json_object"]
@@ -133,7 +133,7 @@ class OpenAICompatLLM(LLM):
                 f"--model {self.name}?schema=json_object")
         if e.status_code in (400, 413, 422) and _OVERFLOW.search(detail):
             # this dialogue's prompt outgrew the model: the dialogue fails, not the run
-            return ModelOutputError(f"{self.name}: the prompt is longer than the model's "
+            return PromptTooLong(f"{self.name}: the prompt is longer than the model's "
                                     f"context window (HTTP {e.status_code}: "
                                     f"{_one_line(detail, 160)})")
         return BackendError(f"{self.name} at {self.where}: HTTP {e.status_code}: {detail}",

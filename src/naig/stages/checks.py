@@ -155,14 +155,17 @@ domain's own words ("the user ID") are not narration."""
 
 
 def out_of_voice(text: str, tools: Iterable[str] = ()) -> str | None:
-    """Why ``text`` is not what a speaker says, if it is not: code or JSON in it,
-    narration about "the user" or "the assistant", or the name of one of ``tools`` (people
-    ask for things, not for functions). Generators refuse such text before it enters a
+    """Why ``text`` is not what a speaker says, if it is not: code or JSON in it, a turn
+    that ends announcing what never comes ("the last 10 lines are:"), narration about "the
+    user" or "the assistant", or the name of one of ``tools`` (people ask for things, not
+    for functions). Generators refuse such text before it enters a
     dialogue; ``turns_in_voice`` rejects a dialogue that has it."""
     tools = list(tools)  # read twice below
     code = _CODE.search(text)
     if code:
         return f"holds code, not words: {code.group(0)!r}"
+    if text.rstrip().endswith(":"):  # a list a grammar's string could not hold
+        return "stops at a colon before what it announces: say it in the sentence"
     told = _NARRATION.search(text)
     if told:
         return (f"narrates {told.group(0)!r} instead of speaking (the speaker says 'I', to "

@@ -15,6 +15,9 @@ reply, so a subtask of ``s`` steps costs ``s`` answers. Where tools really execu
 step is decoded after the previous step's real results are in the context, a call the
 environment refuses is tried again with the refusal shown (an unplanned error never stays
 in the data), and the reply is written from the real results, so it costs ``s + 1``.
+
+A subtask one of whose parts finds no valid answer is undone and written again from its
+request (``MethodSettings.subtask_tries``): the plan and the subtasks before it stand.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from naig.dialogue import Message, Subtask, made_calls
-from naig.errors import ModelOutputError
+from naig.errors import ModelOutputError, PromptTooLong
 from naig.grounding import Seen, entity_values, fresh, id_like, shown
 from naig.llm.structured import ask
 from naig.prompts import instructions, render
@@ -387,4 +390,14 @@ async def _subtask(d: Draft, task: str, sub: Subtask) -> None:
 async def skeleton(d: Draft) -> None:
     assert d.plan is not None, "plan before skeleton"
     for sub in d.plan.subtasks:
-        await _subtask(d, d.plan.task, sub)
+        start = len(d.turns)
+        for attempt in range(1, d.settings.subtask_tries + 1):
+            try:
+                await _subtask(d, d.plan.task, sub)
+                break
+            except ModelOutputError as e:
+                if attempt == d.settings.subtask_tries or isinstance(e, PromptTooLong):
+                    raise
+                del d.turns[start:]  # written again from its request, on fresh seeds
+                if d.env.executes:
+                    await replay(d)  # undo what its calls changed
