@@ -193,12 +193,33 @@ def test_where_tools_execute_results_are_real_and_a_refused_call_is_tried_again(
     # request was told why; the reply was asked after the real result
     assert "A-1 is in EUR, A-2 in USD" in llm.requests[1].messages[-1].content
     assert _offered(llm.requests[0]) == ["transfer", "get_balance"]  # the subtask's
-    assert set(_offered(llm.requests[1])) == {t.name for t in d.tools}  # refused: any
+    # refused: any tool but the one just refused
+    assert set(_offered(llm.requests[1])) == {t.name for t in d.tools} - {"transfer"}
     assert [m.role for m in d.messages[1:]] == ["user", "assistant", "tool", "assistant"]
     assert json.loads(d.messages[3].content) == 100.0
     assert not any(m.is_error for m in d.messages)
     assert "reply" in llm.requests[2].schema_["properties"]
     assert "calls" not in llm.requests[2].schema_["properties"]
+
+
+def test_after_a_refusal_something_else_comes_first_and_the_refused_tool_later() -> None:
+    def move(target: str) -> dict[str, Any]:
+        return {"name": "transfer",
+                "arguments": {"order": {"source": "A-1", "target": target, "amount": 5}}}
+    grace = {"name": "open_account", "arguments": {"owner": "Grace Hopper"}}
+    llm = ScriptedLLM([{"calls": [move("A-3")], "user": "Move 5 from A-1 to A-3."},
+                       {"calls": [grace], "user": "Open an account for Grace Hopper, then "
+                                                  "move 5 from A-1 into it."},
+                       {"calls": [move("A-3")]},
+                       {"reply": "Opened A-3; A-1 now holds 95 and A-3 holds 5."}])
+    d = _bank(llm)
+    _plan(d, ("open and move", ["transfer", "open_account"], 2))
+    asyncio.run(skeleton(d))
+    assert "transfer" not in _offered(llm.requests[1])  # refused (no A-3 yet): not again
+    assert "transfer" in _offered(llm.requests[2])  # at the next step it may be
+    calls = [c.function.name for m in d.messages for c in m.tool_calls or []]
+    assert calls == ["open_account", "transfer"]
+    assert json.loads(d.messages[-2].content) == {"A-1": 95.0, "A-3": 5.0}
 
 
 def test_an_executed_call_that_returns_what_the_same_call_returned_is_a_repeat() -> None:
@@ -229,10 +250,11 @@ def test_an_executing_step_that_is_always_refused_fails_the_dialogue() -> None:
     llm = ScriptedLLM(respond=lambda r: {"calls": [broke], "user": "Move 5 from A-1 to A-2."})
     d = _bank(llm)
     _plan(d, ("move", ["transfer"], 1))
-    with pytest.raises(ModelOutputError, match="EUR"):
+    with pytest.raises(ModelOutputError, match="transfer"):
         asyncio.run(skeleton(d))
-    # every try of every part, in each try at the subtask
-    assert len(llm.requests) == d.settings.attempts_per_output * d.settings.subtask_tries
+    assert [m.role for m in d.messages] == ["system"]  # nothing of it stays
+    # at most every try of the part, in each try at the subtask
+    assert len(llm.requests) <= d.settings.attempts_per_output * d.settings.subtask_tries
 
 
 def test_a_subtask_that_finds_no_valid_part_is_undone_and_written_again() -> None:

@@ -307,7 +307,11 @@ async def _step(d: Draft, task: str, sub: Subtask, part: Part, k: int, *, reply:
     """One part with calls, executed; None when no tool can be called any more.
 
     A step offers the subtask's tools; one the environment refused, every tool (what it
-    asks for first, like authenticating, is often no tool of the plan's). Offering only
+    asks for first, like authenticating, is often no tool of the plan's) but the one just
+    refused: told the refusal, a small model called it again the same way (TwitterAPI's
+    post_tweet, three times, on "User not authenticated"), where something else must come
+    first (authenticating, looking up what exists); a try after that may call it again.
+    Offering only
     the plan's k-th tool at step k was measured and taken out: on GorillaFileSystem the
     small model then wrote '..' for cd and '/' for find, and the end-to-end run kept none.
 
@@ -316,16 +320,18 @@ async def _step(d: Draft, task: str, sub: Subtask, part: Part, k: int, *, reply:
     listed = [t for t in (d.tool(n) for n in sub.tools) if t is not None]
     failed: list[str] = []
     repeated: list[str] = []
+    refused_last = ""
     for _ in range(d.settings.attempts_per_output):
-        # after a refusal, any tool: what the environment asks for first ("authenticate
-        # before posting") is often no tool of the plan's
-        tools = [t for t in listed if t.name not in repeated and not failed] or \
-            [t for t in [*listed, *d.tools] if t.name not in repeated]
+        # after a refusal, any tool but the one refused: what the environment asks for
+        # first ("authenticate before posting") is often no tool of the plan's
+        skip = {*repeated, refused_last}
+        tools = [t for t in listed if t.name not in skip and not failed] or \
+            [t for t in [*listed, *d.tools] if t.name not in skip]
         tools = list({t.name: t for t in tools}.values())
         params = existing(d, _opening(d, tools) if part == "open" else grounded(d, tools),
                            tools)
         if params is not None and not params:  # none of this subtask's: any tool that can
-            tools = [t for t in d.tools if t.name not in repeated]
+            tools = [t for t in d.tools if t.name not in skip]
             params = existing(d, _opening(d, tools) if part == "open" else
                               grounded(d, tools), tools)
         if not tools or (params is not None and not params):
@@ -349,6 +355,8 @@ async def _step(d: Draft, task: str, sub: Subtask, part: Part, k: int, *, reply:
             d.append(*done)
             return raw
         failed.append(f"{describe(done[0])} -> {refused[0].content}")
+        refused_last = next(c.function.name for c in done[0].tool_calls or []
+                            if c.id == refused[0].tool_call_id)
         await replay(d)  # undo whatever the refused calls changed
     if part == "step" and not failed:
         return None  # nothing new to do: the subtask moves to its reply
