@@ -226,6 +226,9 @@ def test_code_in_a_turn_is_not_speech() -> None:
     m[6] = m[6].model_copy(update={"content": "search_products({"})
     check = checks.turns_in_voice(m, TOOLS)
     assert not check.passed and "code" in check.detail
+    m[6] = m[6].model_copy(update={"content": "You can call get_product_details() for it."})
+    check = checks.turns_in_voice(m, TOOLS)  # a function no tool of this dialogue names
+    assert not check.passed and "get_product_details()" in check.detail
 
 
 def test_narration_is_talk_about_the_parties_not_a_domains_words() -> None:
@@ -481,3 +484,28 @@ def test_a_denial_after_an_empty_or_failed_result_is_true() -> None:
     assert checks.denials_grounded(m, TOOLS).passed
     m[5] = result("call_2", error="Hotel H-1001 is full")
     assert checks.denials_grounded(m, TOOLS).passed
+
+
+def test_a_value_that_only_restates_its_parameter_is_a_placeholder() -> None:
+    from naig.tools import degenerate
+
+    address = {"address1": "new address 1", "city": "new city", "zip": "new zip"}
+    assert degenerate(address) == "new address 1"
+    assert degenerate({"username": "your_username"}) == "your_username"
+    assert degenerate({"title": "My title"}) == "My title"
+    for real in ({"address1": "621 Spruce Street", "city": "New York"}, {"city": "city"},
+                 {"name": "Project name"}, {"file_name": "new_file.txt"},
+                 {"title": "Team sync"}, {"zip": "76180"}):
+        assert degenerate(real) is None, real
+
+
+def test_a_required_argument_given_an_empty_string_is_no_argument() -> None:
+    m = good_dialogue()
+    call = m[4].tool_calls[0]
+    assert checks.schema_valid_arguments(m, TOOLS).passed
+    args = json.loads(call.function.arguments)
+    empty = {**args, "hotel_id": " "}
+    m[4] = m[4].model_copy(update={"tool_calls": [call.model_copy(update={
+        "function": call.function.model_copy(update={"arguments": json.dumps(empty)})})]})
+    check = checks.schema_valid_arguments(m, TOOLS)
+    assert not check.passed and "'hotel_id' is required and empty" in check.detail

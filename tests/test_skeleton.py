@@ -294,3 +294,19 @@ def test_details_a_later_step_adds_join_the_details_already_there() -> None:
     _amend_request(d, "Details: passenger name John Doe.")
     assert d.messages[-1].content == \
         "Book a flight. Details: date 2023-09-15; passenger name John Doe."
+
+
+def test_a_step_is_refused_an_empty_required_value_and_a_placeholder() -> None:
+    empty = {"name": "get_weather", "arguments": {"city": ""}, "result": {"temp": 18}}
+    dressed = {"name": "get_weather", "arguments": {"city": "your city"}, "result": {"temp": 18}}
+    llm = ScriptedLLM([{"calls": [empty], "user": "What is the weather?", "reply": "18."},
+                       {"calls": [dressed], "user": "Weather in my city?", "reply": "18."},
+                       {"calls": [WEATHER], "user": "What is the weather in Paris?",
+                        "reply": "It is 18 degrees in Paris."}])
+    d = make_draft(llm)
+    _plan(d, ("weather", ["get_weather"], 1))
+    asyncio.run(skeleton(d))
+    told = [r.messages[-1].content for r in llm.requests[1:]]
+    assert "'city' is required" in told[0]
+    assert "'your city' is not a real value" in told[1]
+    assert d.messages[1].content == "What is the weather in Paris?"

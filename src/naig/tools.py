@@ -46,6 +46,15 @@ class Tool(BaseModel):
         validator = Draft202012Validator(self.parameters)
         return [_describe(e) for e in validator.iter_errors(arguments)]
 
+    def empty_required(self, arguments: dict[str, Any]) -> str | None:
+        """A required parameter given an empty string, if any: the schema allows it, but no
+        request means it (seen in kept tau2:retail data: an address changed to six empty
+        strings). Generation refuses it and ``schema_valid_arguments`` rejects it; the
+        environment, which is the truth of what a call does, is not asked to."""
+        required = self.parameters.get("required") or []
+        return next((k for k in required if isinstance(arguments.get(k), str)
+                     and not arguments[k].strip()), None)
+
 
 SIMULATED_ITEMS = 5
 """Most items of a list in a result the model writes (a search returns a few)."""
@@ -266,11 +275,28 @@ ID_NAME = re.compile(r"(^|_)(id|ids|uuid|number|numbers)$", re.IGNORECASE)
 ``flight_number``. (Not ``*_code``: a currency or country code names no record.)"""
 
 
+_FILLER = frozenset({"new", "your", "my", "his", "her", "their", "the", "a", "an", "some",
+                     "example", "sample", "dummy", "user", "user's", "customer", "customer's"})
+"""Words that dress a parameter's own name up as its value: "new zip", "your username"."""
+
+
+def restates(key: str, value: str) -> bool:
+    """Whether ``value`` only names its own parameter ``key``, dressed up as a value ("new
+    zip" for ``zip``, "your_username" for ``username``, "new address 1" for ``address1``):
+    a placeholder. Seen in kept tau2:retail data, an address changed to "new address 1,
+    new city, new zip"; a value that is the bare name ("city") is left to the schema."""
+    words = re.findall(r"[a-z0-9']+", value.lower().replace("_", " "))
+    rest = [w for w in words if w not in _FILLER]
+    name = re.sub(r"[^a-z0-9]", "", key.lower())
+    return bool(name) and 0 < len(rest) < len(words) <= 5 and "".join(rest) == name
+
+
 def degenerate(value: Any, key: str = "") -> str | None:
     """The first string in a JSON value that no real value looks like, if any: one with
     no letter or digit, with JSON structure inside it (a small model that lost its place
     writes ``"}] }, { "`` into a string), a placeholder ("This is a placeholder for the
-    booking ID"), or a sentence where an ID belongs (a ``*_id`` field holds one token)."""
+    booking ID", "new zip" for a zip: ``restates``), or a sentence where an ID belongs (a
+    ``*_id`` field holds one token)."""
     if isinstance(value, dict):
         return next((d for k, v in value.items() if (d := degenerate(v, str(k))) is not None),
                     None)
@@ -278,7 +304,7 @@ def degenerate(value: Any, key: str = "") -> str | None:
         return next((d for v in value if (d := degenerate(v, key)) is not None), None)
     if isinstance(value, str) and value.strip() and (
             not any(c.isalnum() for c in value) or _JSON_INSIDE.search(value)
-            or _PLACEHOLDER.search(value)
+            or _PLACEHOLDER.search(value) or restates(key, value)
             or (ID_NAME.search(key) and len(value.split()) > 2)):
         return value
     return None

@@ -150,6 +150,9 @@ def check_call(tool: Tool | None, raw: Any, tools: list[Tool], values: list[Seen
     problems = tool.validate_arguments(arguments)
     if problems:
         raise ValueError(f"{tool.name}: {problems[0]}")
+    empty = tool.empty_required(arguments)
+    if empty is not None:
+        raise ValueError(f"{tool.name}: {empty!r} is required: give it a real value")
     junk = degenerate([arguments, raw.get("result")])
     if junk is not None:
         raise ValueError(f"{tool.name}: {junk!r} is not a real value; write real values")

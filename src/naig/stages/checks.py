@@ -105,7 +105,8 @@ def call_names_known(messages: list[Message], tools: list[Tool]) -> Check:
 
 
 def schema_valid_arguments(messages: list[Message], tools: list[Tool]) -> Check:
-    """Arguments parse as a JSON object and validate against the tool's schema."""
+    """Arguments parse as a JSON object and validate against the tool's schema, and no
+    required one is an empty string (``Tool.empty_required``)."""
     name = "schema_valid_arguments"
     by_name = {t.name: t for t in tools}
     for i, m in enumerate(messages):
@@ -120,6 +121,9 @@ def schema_valid_arguments(messages: list[Message], tools: list[Tool]) -> Check:
             problems = tool.validate_arguments(args)
             if problems:
                 return _fail(name, f"[{i}] {c.function.name}: {problems[0]}")
+            empty = tool.empty_required(args)
+            if empty is not None:
+                return _fail(name, f"[{i}] {c.function.name}: {empty!r} is required and empty")
     return _ok(name)
 
 
@@ -142,7 +146,8 @@ def values_wellformed(messages: list[Message], tools: list[Tool], *,
     return _ok("values_wellformed")
 
 
-_CODE = re.compile(r"\b\w+\(\s*[{\[\"']|[{\[]\s*[\"']\w+[\"']\s*:|\(\s*\{\s*$")
+_CODE = re.compile(r"\b\w+\(\s*[{\[\"']|[{\[]\s*[\"']\w+[\"']\s*:|\(\s*\{\s*$|"
+                   r"\b[a-z]+_\w+\(\s*\)")
 _NARRATION = re.compile(
     r"\bthe assistant\b|\bthe user('s)? (wants|wanted|asks|asked|says|said|needs|needed|is|"
     r"was|has|had|provides|provided|gives|gave|selects|selected|requests|requested|would|"
