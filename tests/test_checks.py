@@ -500,6 +500,8 @@ def test_a_value_that_only_restates_its_parameter_is_a_placeholder() -> None:
 
 
 def test_a_required_argument_given_an_empty_string_is_no_argument() -> None:
+    from naig.tools import tool_from_dict
+
     m = good_dialogue()
     call = m[4].tool_calls[0]
     assert checks.schema_valid_arguments(m, TOOLS).passed
@@ -509,3 +511,11 @@ def test_a_required_argument_given_an_empty_string_is_no_argument() -> None:
         "function": call.function.model_copy(update={"arguments": json.dumps(empty)})})]})
     check = checks.schema_valid_arguments(m, TOOLS)
     assert not check.passed and "'hotel_id' is required and empty" in check.detail
+    address = tool_from_dict({"type": "function", "function": {
+        "name": "set_address", "parameters": {"type": "object", "properties": {
+            k: {"type": "string"} for k in ("user_id", "address1", "address2", "city")},
+            "required": ["user_id", "address1", "address2", "city"]}}}, "test")
+    assert address.empty_required({"user_id": "u1", "address1": "1 Elm St", "address2": "",
+                                   "city": "Dallas"}) is None  # no suite: a choice
+    assert address.empty_required({"user_id": "u1", "address1": "", "address2": "",
+                                   "city": ""}) == "address1"  # no address at all
