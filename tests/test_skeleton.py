@@ -253,8 +253,9 @@ def test_an_executing_step_that_is_always_refused_fails_the_dialogue() -> None:
     with pytest.raises(ModelOutputError, match="transfer"):
         asyncio.run(skeleton(d))
     assert [m.role for m in d.messages] == ["system"]  # nothing of it stays
-    # at most every try of the part, in each try at the subtask
-    assert len(llm.requests) <= d.settings.attempts_per_output * d.settings.subtask_tries
+    # in each of the two tries at the subtask: the transfer, refused; then, not offered
+    # it, the model names it anyway, twice (the same answer again ends the part)
+    assert ["transfer" in _offered(r) for r in llm.requests] == [True, False, False] * 2
 
 
 def test_a_subtask_that_finds_no_valid_part_is_undone_and_written_again() -> None:

@@ -126,13 +126,17 @@ class RunConfig(BaseModel):
     def rejected_output(self) -> Path:
         return self.output.with_name(self.output.stem + ".rejected" + self.output.suffix)
 
+    def shaping(self) -> dict[str, Any]:
+        """The settings that decide what the dialogues are (not how many or how fast), as
+        run manifests record them and ``config_hash`` hashes them. The keys are the ones
+        earlier versions wrote (method was "generator", settings "method"): the same
+        settings keep the same hash, and their runs resume."""
+        return {"tools": list(self.tools), "model": self.model, "seed": self.seed,
+                "generator": self.method, "method": self.settings.as_written()}
+
     def config_hash(self) -> str:
         """Hash of what shapes the dialogues (not where they go or how fast)."""
-        # the keys are the ones earlier versions hashed (method was "generator", settings
-        # "method"): the same settings keep the same hash, and resume
-        shape = {"tools": self.tools, "model": self.model, "seed": self.seed,
-                 "generator": self.method, "method": self.settings.as_written()}
-        blob = json.dumps(shape, sort_keys=True).encode()
+        blob = json.dumps(self.shaping(), sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
 

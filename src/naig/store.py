@@ -200,13 +200,6 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix.rstrip("."): value}
 
 
-def shaping_settings(config: RunConfig) -> dict[str, Any]:
-    """The settings that decide what the dialogues are (not how many or how fast)."""
-    return {"tools": list(config.tools), "model": config.model, "seed": config.seed,
-            "generator": config.method, "method": config.settings.as_written()}
-    # by earlier versions (``RunConfig.config_hash``), so their runs still resume
-
-
 @dataclass
 class Resumed:
     kept: list[Record] = field(default_factory=list)
@@ -253,7 +246,7 @@ class RunStore:
         if overwrite:
             for p in self.paths():
                 p.unlink(missing_ok=True)
-        settings = shaping_settings(config)
+        settings = config.shaping()
         spent = StageUsage()
         if self.manifest_path.exists():
             manifest = json.loads(self.manifest_path.read_text("utf-8"))

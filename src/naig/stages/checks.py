@@ -163,8 +163,8 @@ def out_of_voice(text: str, tools: Iterable[str] = ()) -> str | None:
     """Why ``text`` is not what a speaker says, if it is not: code or JSON in it, a turn
     that ends announcing what never comes ("the last 10 lines are:"), narration about "the
     user" or "the assistant", or the name of one of ``tools`` (people ask for things, not
-    for functions). Generators refuse such text before it enters a
-    dialogue; ``turns_in_voice`` rejects a dialogue that has it."""
+    for functions). Generators refuse such text before it enters a dialogue;
+    ``turns_in_voice`` rejects a dialogue that has it."""
     tools = list(tools)  # read twice below
     code = _CODE.search(text)
     if code:

@@ -311,9 +311,9 @@ async def _step(d: Draft, task: str, sub: Subtask, part: Part, k: int, *, reply:
     refused: told the refusal, a small model called it again the same way (TwitterAPI's
     post_tweet, three times, on "User not authenticated"), where something else must come
     first (authenticating, looking up what exists); a try after that may call it again.
-    Offering only
-    the plan's k-th tool at step k was measured and taken out: on GorillaFileSystem the
-    small model then wrote '..' for cd and '/' for find, and the end-to-end run kept none.
+    Offering only the plan's k-th tool at step k was measured and taken out: on
+    GorillaFileSystem the small model then wrote '..' for cd and '/' for find, and the
+    end-to-end run kept none.
 
     A call the environment refuses is undone (the dialogue is replayed from the start
     state) and the part asked again with the refusal shown, up to the attempts allowed."""
