@@ -72,6 +72,20 @@ def test_a_value_is_left_out_with_its_quotes_and_leading_word() -> None:
         "Find a hotel, a night, in Paris."  # the currency goes with its amount
     assert without("Find a hotel for less than $500 a night.", "500") is None  # "than a"
     assert without("Book a room.", "H-1") is None
+    # a name cannot go from after "named": "to a new folder named" reads cut off (seen)
+    assert without("Move it to a new folder named 'completed'.", "completed") is None
+
+
+def test_a_clarification_question_that_repeats_the_vague_request_is_asked_again() -> None:
+    vague = "What is the weather in Paris? Then book hotel for 2 nights."
+    answers = [{"question": vague + "?", "answer": "H-1001, thanks."},  # seen: echoed
+               {"question": "Which hotel should I book?", "answer": "H-1001, thanks."}]
+    llm = ScriptedLLM(answers)
+    d = make_draft(llm, good_dialogue())
+    record = asyncio.run(inject(d, "clarification"))
+    assert record is not None and len(llm.requests) == 2
+    assert "repeats [1] word for word" in llm.requests[1].messages[-1].content
+    assert d.messages[2].content == "Which hotel should I book?"
 
 
 def _two_hotels() -> list[Message]:

@@ -402,7 +402,8 @@ _DONE_BY: dict[str, tuple[str, ...]] = {
     "changed": ("update", "modify", "edit", "set", "change"),
     "sent": ("send", "post"), "posted": ("post", "send"), "scheduled": ("schedule", "create"),
     "moved": ("mv", "move"), "copied": ("cp", "copy"), "renamed": ("mv", "rename"),
-    "returned": ("return",), "exchanged": ("exchange",), "transferred": ("transfer",)}
+    "returned": ("return",), "exchanged": ("exchange",), "transferred": ("transfer",),
+    "retweeted": ("retweet",), "commented": ("comment",), "compared": ("diff", "compare")}
 """An action a reply may claim, and the verbs a tool's name starts with that do it."""
 _CLAIM = re.compile(r"\b(?:has been|have been|is now|was|were|is|are|i've|i have|i|you've|"
                     r"you have|you|we've|we have|we|and)\s+"
@@ -510,7 +511,8 @@ def _json(text: str | None) -> Any:
         return text
 
 
-ECHO_WORDS = ("subtask", "tool-calling step", "user's message", '"recovery"')
+ECHO_WORDS = ("subtask", "tool-calling step", "user's message", "user's overall task",
+              '"recovery"')
 """The prompts' own vocabulary, which no speaker of a dialogue uses (a test keeps each in
 the prompt text naig sends); with the templates' placeholders, the echo check's words."""
 _ECHO = re.compile("|".join([*(re.escape(p) for p in sorted(placeholders())),

@@ -99,7 +99,8 @@ _STATED = re.compile(r"(The [\w ]+ is [^\s]+\.|Details: [^\n]*\.)$")
 there is not left out (nothing would remain of the sentence)."""
 _DANGLING = re.compile(r"\b(between|from|to|and|or|of|for|in|at|on|with|is|are)\s+"
                        r"(and|or|to|[,.;:!?]|$)|\b(than|under|below|above|most|least)\s*"
-                       r"(?![\s$€£#\d])", re.IGNORECASE)
+                       r"(?![\s$€£#\d])|\b(named|called|titled|labell?ed)\s*([,.;:!?]|$)",
+                       re.IGNORECASE)
 
 
 def without(text: str, value: str) -> str | None:
@@ -147,8 +148,10 @@ async def _clarification(d: Draft, at: int) -> int:
     if missing:
         return 0  # taking it out took another value with it
 
-    def check(raw: Any) -> dict[str, Any]:
-        answer = _nonempty(raw, [t.name for t in d.tools], d.messages)
+    asked = [*d.messages[:at], Message(role="user", content=vague)]
+
+    def check(raw: Any) -> dict[str, Any]:  # the question must not repeat the vague request
+        answer = _nonempty(raw, [t.name for t in d.tools], [*asked, *d.messages[at:]])
         if detail not in str(answer["answer"]):
             raise ValueError(f"'answer' must give {detail!r}")
         return answer
