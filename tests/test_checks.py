@@ -458,6 +458,9 @@ def test_tools_narrated_and_a_user_who_says_youre_welcome_are_out_of_place() -> 
     assert swapped("You're welcome!", user=True) and not swapped("You're welcome!", user=False)
     refusing = "I'm sorry, but I can't assist with that request at the moment."
     assert swapped(refusing, user=True) and not swapped(refusing, user=False)
+    asking = "I want to cancel it. Please provide your user id and reservation id."
+    assert swapped(asking, user=True)  # tau2:airline: the user asked for the assistant's ID
+    assert not swapped("Please give me your opening hours.", user=True)
 
 
 def test_an_action_is_grounded_by_a_call_that_did_it_or_a_result_that_reports_it() -> None:
@@ -487,6 +490,12 @@ def test_a_denial_after_an_empty_or_failed_result_is_true() -> None:
     assert checks.denials_grounded(m, TOOLS).passed
     m[5] = result("call_2", error="Hotel H-1001 is full")
     assert checks.denials_grounded(m, TOOLS).passed
+    m[5] = result("call_2", booking_id="B-7")  # tau2:airline: the reservation came back
+    for denial in ("I found no reservation with that ID.", "There are no records of it."):
+        m[6] = m[6].model_copy(update={"content": denial})
+        assert not checks.denials_grounded(m, TOOLS).passed, denial
+    m[6] = m[6].model_copy(update={"content": "I found no pending orders for you."})
+    assert checks.denials_grounded(m, TOOLS).passed  # read from what came back: may be true
 
 
 def test_a_value_that_only_restates_its_parameter_is_a_placeholder() -> None:

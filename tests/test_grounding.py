@@ -164,6 +164,14 @@ def test_a_tool_that_undoes_is_never_chained_after_the_tool_that_made_its_entity
     assert not undoes(by["list_events"], by["delete_event"])  # a lookup feeds it still
     camel = tool_from_dict({"name": "cancelBooking"}, "t")
     assert undoes(by["book_flight"], camel)
+    cancelled = tool_from_dict({"name": "cancel_reservation", "parameters": {
+        "type": "object", "properties": {"reservation_id": {"type": "string"}}},
+        "response": {"type": "object", "properties": {
+            "reservation_id": {"type": "string"}, "payment_id": {"type": "string"}}}}, "t")
+    update = tool_from_dict({"name": "update_reservation_flights", "parameters": {
+        "type": "object", "properties": {"reservation_id": {"type": "string"},
+                                         "payment_id": {"type": "string"}}}}, "t")
+    assert not produces(cancelled, update)  # what a cancellation returns is gone
     for name, tools in pools.items():
         for seed in range(30):
             plan = chains(tools, [2, 3], random.Random(seed)) or []

@@ -16,6 +16,7 @@ from naig.pools import load_builtin
 from naig.stages.draft import Draft
 from naig.stages.plan import plan
 from naig.testing import ScriptedLLM, schema_example
+from naig.tools import tool_from_dict
 
 from .conftest import make_draft
 
@@ -81,3 +82,13 @@ def test_a_goal_that_asks_for_what_a_later_subtask_does_is_asked_again() -> None
     why = about("Search the store for a lamp and add two to my cart", search, cart)
     assert why is not None and "a later subtask" in why and "add" in why
     assert about("Search for a lamp for my cart", search, cart) is None  # a noun: no act
+    # tau2:airline: the goal of the subtask that cancels and changes flights asked for
+    # neither; a goal must ask for each of its tools' actions, in the user's words
+    cancel, update = (tool_from_dict({"name": n, "description": d}, "t") for n, d in (
+        ("cancel_reservation", "Cancel the whole reservation."),
+        ("update_reservation_flights", "Update the flight information of a reservation.")))
+    assert about("I want to get the details of my reservation", [cancel, update]) == \
+        "does not ask to cancel or update"
+    assert about("Cancel my reservation, then change its flights", [cancel, update]) is None
+    assert about("Cancel my reservation and get its flights", [cancel, update]) == \
+        "does not ask to update"

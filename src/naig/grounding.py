@@ -350,8 +350,12 @@ def feeds(producer: Tool, consumer: Tool) -> set[str]:
     """The entity arguments of ``consumer`` that ``producer``'s results can carry a value
     for: a result field related to the argument, the argument's description naming the
     producer, or the producer named for it (``find_user_id_by_email`` yields a
-    ``user_id``). None where the consumer undoes what the producer makes (``undoes``)."""
-    if producer.name == consumer.name or undoes(producer, consumer):
+    ``user_id``). None where the consumer undoes what the producer makes (``undoes``), and
+    where the producer undoes something: what a cancellation returns is gone, and a plan
+    that cancelled a reservation and then changed its flights (seen on tau2:airline, where
+    ``cancel_reservation`` returns the reservation) got goals that asked for neither."""
+    if producer.name == consumer.name or undoes(producer, consumer) \
+            or verb(producer.name) in _UNDOES:
         return set()
     fields = set(_fields(producer.result_schema or {}))
     return {name for name, schema in _entity_params(consumer, [producer.name])

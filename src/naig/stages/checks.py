@@ -222,7 +222,9 @@ _SERVICE = re.compile(
     r"\bglad (i|we) could help\b|\bglad to (help|assist)\b|\bhappy to help\b|\bhappy to assist\b|"
     r"\byou'?re (very |most )?welcome\b|\bi (can'?t|cannot|am unable to) (help|assist) "
     r"(you )?with (that|this|your)\b|\bi can only (help|assist)\b|"
-    r"\bwith (the|my) (available )?tools( (provided|available|i have))?\b",
+    r"\bwith (the|my) (available )?tools( (provided|available|i have))?\b|"
+    r"\b(provide|give|tell|share|confirm)( me)? your (user ?(name|id)|id|email|zip|"
+    r"(reservation|order|booking|account) (id|number))\b",
     re.IGNORECASE)
 """What only the assistant says: a user who says it has swapped roles."""
 _CLIENT = re.compile(
@@ -442,7 +444,9 @@ def actions_grounded(messages: list[Message], tools: list[Tool]) -> Check:
 
 
 _DENIAL = re.compile(r"\b(couldn'?t|could not|did not|didn'?t|was unable to|unable to|"
-                     r"cannot|can'?t) find\b|\bnot found\b|\bno (\w+ )?(results|matches)\b",
+                     r"cannot|can'?t) find\b|\bnot found\b|\bno (\w+ )?(results|matches)\b|"
+                     r"\bfound no (\w+ )?\w+ (with|matching|named|under|by)\b|"
+                     r"\bthere (is|are|was|were) no (\w+ )?(records?|results?|matches)\b",
                      re.IGNORECASE)
 _EMPTY = re.compile(r"\[\s*\]|\{\s*\}|\bnull\b|\bfalse\b|\bnot found\b|:\s*0\b|\"\"",
                     re.IGNORECASE)

@@ -74,18 +74,39 @@ def _told(tools: Iterable[Tool]) -> set[str]:
     return {w for t in tools for w in _stems(f"{t.name} {_does(t)}")}
 
 
+_SAID_AS: dict[str, frozenset[str]] = {
+    verb: frozenset({*stems.split(), verb[:4]}) for verbs, stems in (
+        ("cancel", ""), ("update modify change edit set", "upda modi chan edit swit swap repl"),
+        ("book reserve", "book rese"), ("send", "give issu"),
+        ("delete remove rm rmdir erase", "dele remo eras"),
+        ("create add make mkdir touch", "crea add make"), ("mv move", "move rena"),
+        ("rename", "chan"), ("cp copy", "copy dupl"), ("post", "twee publ shar"),
+        ("retweet", "shar"), ("comment", "repl"), ("follow", ""), ("unfollow", "stop"),
+        ("return", "refu"), ("exchange", "swap repl"),
+        ("place order buy purchase", "plac orde buy purc"), ("transfer", "send move"),
+        ("schedule", "book plan")) for verb in verbs.split()}
+"""An action a tool whose name starts with the key does, and the words (cut to four
+letters) a user asks for it with: a goal must ask for each of its own tools' actions."""
+
+
 def about(goal: str, tools: Iterable[Tool], others: Iterable[Tool] = ()) -> str | None:
     """Why a goal does not ask for what its own tools do, if it does not: it speaks of none
-    of them (no word of a tool's name or of its description's first sentence), or asks
-    for what only a later subtask's tools do (the verbs their names start with; an
-    earlier subtask's may be recalled). A small model asked for one goal per subtask wrote
-    them one tool off ("send a certificate to the user who owns it" for the subtask that
-    books and cancels) or put the whole task in the first ("search ... and add to my
-    cart" for a search alone, whose reply then claimed the adding): the skeleton cannot
-    write such a subtask."""
+    of them (no word of a tool's name or of its description's first sentence), leaves out
+    the action of one of them (``_SAID_AS``), or asks for what only a later subtask's
+    tools do (the verbs their names start with; an earlier subtask's may be recalled). A
+    small model asked for one goal per subtask wrote them one tool off ("send a
+    certificate to the user who owns it" for the subtask that books and cancels; on
+    tau2:airline, "get the details of a user" for the subtask that cancels a reservation
+    and changes its flights) or put the whole task in the first ("search ... and add to
+    my cart" for a search alone, whose reply then claimed the adding): the skeleton
+    cannot write such a subtask."""
+    tools = list(tools)
     own, words = _told(tools), _stems(goal)
     if not words & own:
         return "speaks of none of its tools"
+    left = [v for t in tools if (v := verb(t.name)) in _SAID_AS and not words & _SAID_AS[v]]
+    if left:
+        return f"does not ask to {' or '.join(dict.fromkeys(left))}"
     elsewhere = sorted(words & ({w for t in others for w in _stems(verb(t.name))} - own))
     return f"asks for what a later subtask does ({', '.join(elsewhere)})" if elsewhere else None
 
