@@ -68,6 +68,13 @@ def test_a_goal_that_names_a_function_is_asked_again() -> None:
     p = asyncio.run(plan(d))
     assert p.subtasks[0].goal == "I want the weather in Paris" and len(llm.requests) == 2
     assert "speaks of the function 'get_weather'" in llm.requests[1].messages[-1].content
+    echo = {"task": "Trip", "subtasks": [{"goal": "Get the weather found in subtask 1",
+                                          "tools": ["get_weather"]}]}
+    llm = ScriptedLLM([echo, good])  # tau2:airline: the prompt's word in a goal
+    p = asyncio.run(plan(make_draft(llm, subtasks_min=1, subtasks_max=1, steps_min=1,
+                                    steps_max=1)))
+    assert p.subtasks[0].goal == "I want the weather in Paris" and len(llm.requests) == 2
+    assert "copies the instructions' word 'subtask'" in llm.requests[1].messages[-1].content
     with pytest.raises(ModelOutputError):  # a model that never stops is rejected, no crash
         asyncio.run(plan(make_draft(ScriptedLLM([bad] * 3), subtasks_min=1, subtasks_max=1)))
 

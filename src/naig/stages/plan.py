@@ -24,7 +24,7 @@ from naig.dialogue import Plan, Subtask
 from naig.grounding import chains, dependency_order, verb, with_sources
 from naig.llm.structured import ask
 from naig.prompts import render
-from naig.stages.checks import out_of_voice, unnamed
+from naig.stages.checks import echoed, out_of_voice, unnamed
 from naig.stages.draft import Draft
 from naig.tools import Tool
 
@@ -128,7 +128,7 @@ async def plan(d: Draft) -> Plan:
             if not str(sub["goal"]).strip():
                 raise ValueError("every subtask needs a goal")
             goal = unnamed(str(sub["goal"]), names)
-            why = out_of_voice(goal, names)
+            why = out_of_voice(goal, names) or echoed(goal)  # "obtained in subtask 1"
             if why:
                 raise ValueError(f"subtask {k + 1}'s goal {why}: say what the user wants")
             if chosen is not None:
