@@ -19,7 +19,7 @@ from naig.stages.draft import Draft
 from naig.stages.skeleton import skeleton, unstated
 from naig.testing import ScriptedLLM
 
-from .conftest import make_draft
+from .conftest import good_dialogue, make_draft
 
 
 def _plan(d: Draft, *subtasks: tuple[str, list[str], int]) -> None:
@@ -276,6 +276,30 @@ def test_a_subtask_that_finds_no_valid_part_is_undone_and_written_again() -> Non
         ["What does A-1 hold?", "Please open one for Grace Hopper."]
     assert json.loads(d.messages[-2].content)["id"] == "A-3"  # not A-4: undone
     assert d.messages[-1].content == "Opened A-3 for Grace Hopper."
+
+
+def test_a_subtask_whose_calls_do_none_of_what_it_asks_is_written_again() -> None:
+    from naig.stages.skeleton import off_plan
+
+    d = make_draft(ScriptedLLM(), good_dialogue())  # the weather, then a booking
+    weather = Subtask(goal="weather", tools=["get_weather"], steps=1)
+    assert off_plan(d, weather, 1) is None
+    assert off_plan(d, Subtask(goal="book", tools=["book_hotel"], steps=2), 1) is None
+    d = make_draft(ScriptedLLM(), good_dialogue()[:4])  # only the weather was looked up
+    why = off_plan(d, Subtask(goal="book", tools=["book_hotel"], steps=1), 1)
+    assert why == "its calls (get_weather) do none of what it asks (book_hotel)"
+    # in the bank: asked to move money, refused, it looked up a balance (any tool is
+    # offered after a refusal) and the one step was spent; the subtask is written again
+    broke = {"name": "transfer", "arguments": {"order": {"source": "A-1", "target": "A-2",
+                                                         "amount": 5}}}
+    balance = {"name": "get_balance", "arguments": {"account_id": "A-2"}}
+    llm = ScriptedLLM([{"calls": [broke], "user": "Move 5 from A-1 to A-2."},
+                       {"calls": [balance], "user": "What does A-2 hold?"}] * 2)
+    d = _bank(llm)
+    _plan(d, ("move", ["transfer"], 1))
+    with pytest.raises(ModelOutputError, match="do none of what it asks"):
+        asyncio.run(skeleton(d))
+    assert len(llm.requests) == 4  # no reply was asked for a subtask not done
 
 
 def test_each_steps_calls_are_one_by_default() -> None:

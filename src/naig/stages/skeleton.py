@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 from naig.dialogue import Message, Subtask, made_calls
 from naig.errors import ModelOutputError, PromptTooLong
-from naig.grounding import Seen, entity_values, fresh, id_like, shown
+from naig.grounding import Seen, entity_values, fresh, id_like, produces, shown
 from naig.llm.structured import ask
 from naig.prompts import instructions, render
 from naig.stages.calls import (
@@ -376,8 +376,23 @@ def same_again(messages: list[Message], done: list[Message]) -> str | None:
     return next((calls[n].key[0] for n in new if repeated_call(calls, n)), None)
 
 
+def off_plan(d: Draft, sub: Subtask, since: int) -> str | None:
+    """Why the calls made from message ``since`` on do nothing the subtask asks for, if
+    they do not: none of them is one of its tools, or one that feeds one (a lookup first).
+    Offered any tool after a refusal, the small model answered a request to change a
+    reservation's passengers with ``list_all_airports``, and one to cancel an order with
+    ``calculate("2 + 3")`` (tau2); the experts rejected both dialogues, after every later
+    stage had been paid for."""
+    listed = [t for t in (d.tool(n) for n in sub.tools) if t is not None]
+    useful = {*sub.tools, *(t.name for t in d.tools if any(produces(t, x) for x in listed))}
+    called = {c.key[0] for c in made_calls(d.messages[since:]) if c.result is not None}
+    return None if not called or called & useful else \
+        f"its calls ({', '.join(sorted(called))}) do none of what it asks ({', '.join(sub.tools)})"
+
+
 async def _subtask(d: Draft, task: str, sub: Subtask) -> None:
     inline = not d.env.executes  # simulated: the last step's answer carries the reply
+    since = len(d.messages)
     raw = await _step(d, task, sub, "open", 1, reply=inline and sub.steps == 1)
     for k in range(2, sub.steps + 1):
         try:
@@ -387,6 +402,9 @@ async def _subtask(d: Draft, task: str, sub: Subtask) -> None:
         if step is None:
             break
         raw = step
+    why = off_plan(d, sub, since)
+    if why:
+        raise ModelOutputError(f"skeleton: the subtask is not done: {why}")
     if raw is None or "reply" not in raw or unfounded_reply(d, str(raw["reply"])):
         tools = [t for t in (d.tool(n) for n in sub.tools) if t is not None]
         raw = await _ask_part(d, task, sub, "reply", 0, tools=tools, params=None, reply=True,
