@@ -75,6 +75,13 @@ def test_a_goal_that_names_a_function_is_asked_again() -> None:
                                     steps_max=1)))
     assert p.subtasks[0].goal == "I want the weather in Paris" and len(llm.requests) == 2
     assert "copies the instructions' word 'subtask'" in llm.requests[1].messages[-1].content
+    extra = {"task": "Trip", "subtasks": [{"goal": "I want the weather in Paris",
+                                           "tools": ["get_weather", "book_hotel"]}]}
+    llm = ScriptedLLM([extra, good])  # picked tools whose action the goal does not ask for
+    p = asyncio.run(plan(make_draft(llm, subtasks_min=1, subtasks_max=1, steps_min=1,
+                                    steps_max=1)))
+    assert p.subtasks[0].tools == ["get_weather"] and len(llm.requests) == 2
+    assert "subtask 1's goal does not ask to book" in llm.requests[1].messages[-1].content
     with pytest.raises(ModelOutputError):  # a model that never stops is rejected, no crash
         asyncio.run(plan(make_draft(ScriptedLLM([bad] * 3), subtasks_min=1, subtasks_max=1)))
 

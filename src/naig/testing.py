@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from naig.grounding import is_entity, scalars
+from naig.grounding import is_entity, scalars, verb
 from naig.llm.base import LLM, Completion, Request
 
 Responder = Callable[[Request], "str | dict[str, Any] | list[Any]"]
@@ -123,5 +123,9 @@ def schema_example(request: Request) -> Any:
         for sub, says in zip(value["subtasks"], does, strict=False):
             if isinstance(sub, dict) and "goal" in sub:
                 sub["goal"] = f"I want to {says} ({sub['goal']})"
+        for sub in value["subtasks"] if not does else []:  # tools picked: their actions
+            if isinstance(sub, dict) and "goal" in sub and isinstance(sub.get("tools"), list):
+                acts = " and ".join(dict.fromkeys(verb(str(t)) for t in sub["tools"]))
+                sub["goal"] = f"I want to {acts} ({sub['goal']})"
     return value
 

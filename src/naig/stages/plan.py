@@ -89,6 +89,15 @@ _SAID_AS: dict[str, frozenset[str]] = {
 letters) a user asks for it with: a goal must ask for each of its own tools' actions."""
 
 
+def unasked(goal: str, tools: Iterable[Tool]) -> str | None:
+    """The actions of ``tools`` (``_SAID_AS``) that ``goal`` does not ask for, if any: also
+    where the planner picked the tools (on GorillaFileSystem it gave ``cp`` to "move the
+    file" and ``rmdir`` to "compare the two documents")."""
+    words = _stems(goal)
+    left = [v for t in tools if (v := verb(t.name)) in _SAID_AS and not words & _SAID_AS[v]]
+    return f"does not ask to {' or '.join(dict.fromkeys(left))}" if left else None
+
+
 def about(goal: str, tools: Iterable[Tool], others: Iterable[Tool] = ()) -> str | None:
     """Why a goal does not ask for what its own tools do, if it does not: it speaks of none
     of them (no word of a tool's name or of its description's first sentence), leaves out
@@ -104,9 +113,9 @@ def about(goal: str, tools: Iterable[Tool], others: Iterable[Tool] = ()) -> str 
     own, words = _told(tools), _stems(goal)
     if not words & own:
         return "speaks of none of its tools"
-    left = [v for t in tools if (v := verb(t.name)) in _SAID_AS and not words & _SAID_AS[v]]
+    left = unasked(goal, tools)
     if left:
-        return f"does not ask to {' or '.join(dict.fromkeys(left))}"
+        return left
     elsewhere = sorted(words & ({w for t in others for w in _stems(verb(t.name))} - own))
     return f"asks for what a later subtask does ({', '.join(elsewhere)})" if elsewhere else None
 
@@ -143,6 +152,10 @@ async def plan(d: Draft) -> Plan:
             unknown = [t for t in sub["tools"] if t not in names]
             if unknown:
                 raise ValueError(f"unknown tools {unknown}; use only {names}")
+            why = unasked(goal, [by_name[t] for t in sub["tools"]])
+            if why:
+                raise ValueError(f"subtask {k + 1}'s goal {why}: list only the tools that do "
+                                 "what it asks for, or ask for what they do")
             listed = dependency_order(list(dict.fromkeys(sub["tools"])), by_name)
             earlier = [t for s in out for t in s.tools]
             tools = with_sources(listed, earlier, by_name)
