@@ -411,6 +411,17 @@ _CLAIM = re.compile(r"\b(?:has been|have been|is now|was|were|is|are|i've|i have
                     r"you have|you|we've|we have|we|and)\s+"
                     r"(?:successfully\s+|now\s+|also\s+|just\s+)?(" + "|".join(_DONE_BY)
                     + r")\b", re.IGNORECASE)
+_BASE = {"remove": "removed", "delete": "deleted", "cancel": "cancelled", "book": "booked",
+         "reserve": "reserved", "add": "added", "create": "created", "place": "placed",
+         "update": "updated", "modify": "modified", "change": "changed", "send": "sent",
+         "post": "posted", "schedule": "scheduled", "move": "moved", "copy": "copied",
+         "rename": "renamed", "return": "returned", "exchange": "exchanged",
+         "transfer": "transferred", "retweet": "retweeted", "comment": "commented",
+         "compare": "compared"}
+_DID = re.compile(r"\b(?:was able to|were able to|managed to|i successfully|i have successfully)"
+                  r"\s+(?:successfully\s+)?(" + "|".join(_BASE) + r")\b", re.IGNORECASE)
+"""A claim made with the plain verb: "I was able to successfully copy the file" after a
+call that moved it (GorillaFileSystem)."""
 
 
 def _replies(messages: list[Message]) -> Iterator[tuple[int, Message, list[Message]]]:
@@ -435,8 +446,9 @@ def actions_grounded(messages: list[Message], tools: list[Tool]) -> Check:
                  for x in since for c in x.tool_calls or [] if c.id not in failed}
         results = " ".join((x.content or "").lower() for x in since
                            if x.role == "tool" and not x.is_error)
-        for hit in _CLAIM.finditer(m.content or ""):
-            action = hit.group(1).lower()
+        hits = [*_CLAIM.finditer(m.content or ""), *_DID.finditer(m.content or "")]
+        for hit in hits:
+            action = _BASE.get(hit.group(1).lower(), hit.group(1).lower())
             if not verbs & set(_DONE_BY[action]) and action not in results:
                 return _fail("actions_grounded", f"[{i}] the reply says {hit.group(0)!r}, "
                                                  "but no call since the request did that")
