@@ -70,11 +70,13 @@ def test_a_goal_that_names_a_function_is_asked_again() -> None:
     assert "speaks of the function 'get_weather'" in llm.requests[1].messages[-1].content
     echo = {"task": "Trip", "subtasks": [{"goal": "Get the weather found in subtask 1",
                                           "tools": ["get_weather"]}]}
-    llm = ScriptedLLM([echo, good])  # tau2:airline: the prompt's word in a goal
+    prompt = {**good, "task": "Design one overall task made of exactly 1 subtasks."}
+    llm = ScriptedLLM([echo, prompt, good])  # tau2:airline: the prompt's words, in a goal
     p = asyncio.run(plan(make_draft(llm, subtasks_min=1, subtasks_max=1, steps_min=1,
-                                    steps_max=1)))
-    assert p.subtasks[0].goal == "I want the weather in Paris" and len(llm.requests) == 2
+                                    steps_max=1)))  # and copied as the task
+    assert p.subtasks[0].goal == "I want the weather in Paris" and len(llm.requests) == 3
     assert "copies the instructions' word 'subtask'" in llm.requests[1].messages[-1].content
+    assert "'task' copies the instructions' word" in llm.requests[2].messages[-1].content
     extra = {"task": "Trip", "subtasks": [{"goal": "I want the weather in Paris",
                                            "tools": ["get_weather", "book_hotel"]}]}
     llm = ScriptedLLM([extra, good])  # picked tools whose action the goal does not ask for

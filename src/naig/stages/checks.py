@@ -532,7 +532,7 @@ ECHO_WORDS = ("subtask", "tool-calling step", "user's message", "user's overall 
 """The prompts' own vocabulary, which no speaker of a dialogue uses (a test keeps each in
 the prompt text naig sends); with the templates' placeholders, the echo check's words."""
 _ECHO = re.compile("|".join([*(re.escape(p) for p in sorted(placeholders())),
-                             *(rf"\b{re.escape(w)}\b" if w[0].isalpha() else re.escape(w)
+                             *(rf"\b{re.escape(w)}s?\b" if w[0].isalpha() else re.escape(w)
                                for w in ECHO_WORDS)]), re.IGNORECASE)
 
 

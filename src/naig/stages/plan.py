@@ -161,7 +161,11 @@ async def plan(d: Draft) -> Plan:
             tools = with_sources(listed, earlier, by_name)
             added = len(tools) - len(listed)  # a source added: a step to call it
             out.append(Subtask(goal=goal, tools=tools, steps=max(n, 1 + added)))
-        return Plan(task=str(raw["task"]), subtasks=out)
+        task = unnamed(str(raw["task"]), names)
+        why = out_of_voice(task, names) or echoed(task)  # seen: the prompt, copied as task
+        if why:
+            raise ValueError(f"'task' {why}: say in one or two sentences what the user wants")
+        return Plan(task=task, subtasks=out)
 
     shown = [{"steps": n, "tools": chosen[k] if chosen else [],
               "does": [_does(by_name[t]) for t in chosen[k]] if chosen else []}
