@@ -224,7 +224,8 @@ _SERVICE = re.compile(
     r"(you )?with (that|this|your)\b|\bi can only (help|assist)\b|"
     r"\bwith (the|my) (available )?tools( (provided|available|i have))?\b|"
     r"\b(provide|give|tell|share|confirm)( me)? your (user ?(name|id)|id|email|zip|"
-    r"(reservation|order|booking|account) (id|number))\b",
+    r"(reservation|order|booking|account) (id|number))\b|\bour (policy|policies)\b|"
+    r"\byour request (was|has been|is|could) (not )?(processed|received|denied|rejected)\b",
     re.IGNORECASE)
 """What only the assistant says: a user who says it has swapped roles."""
 _CLIENT = re.compile(
