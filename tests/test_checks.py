@@ -463,6 +463,8 @@ def test_tools_narrated_and_a_user_who_says_youre_welcome_are_out_of_place() -> 
     assert not swapped("Please give me your opening hours.", user=True)
     system = "Your request was not processed: it does not adhere to our policy."
     assert swapped(system, user=True)  # tau2:airline: a "user" who answers as the system
+    found = "You found the details of the user with ID olivia_smith_4705."
+    assert swapped(found, user=False) and not swapped("I found the details.", user=False)
 
 
 def test_an_action_is_grounded_by_a_call_that_did_it_or_a_result_that_reports_it() -> None:

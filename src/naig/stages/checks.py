@@ -230,8 +230,11 @@ _SERVICE = re.compile(
 """What only the assistant says: a user who says it has swapped roles."""
 _CLIENT = re.compile(
     r"\bthat'?s all i (need|needed|wanted)\b|\bthanks? (you )?(so much )?for (your|the) "
-    r"help\b|\byou'?ve been (very |really |so )?helpful\b", re.IGNORECASE)
-"""What only the user says: an assistant who says it has swapped roles."""
+    r"help\b|\byou'?ve been (very |really |so )?helpful\b|"
+    r"\byou (also )?(found|retrieved|fetched|looked up) the (details|information)\b",
+    re.IGNORECASE)
+"""What only the user says: an assistant who says it has swapped roles (or tells the user
+that they found what its own calls found, kept on tau2:airline)."""
 
 
 def swapped(text: str, *, user: bool) -> str | None:
