@@ -445,6 +445,7 @@ def test_a_reply_that_reports_the_call_instead_of_the_result_is_out_of_voice() -
             "The result was {'cart_id': 'C12345', 'items': 2}.")
     assert out_of_voice(said) is not None
     assert out_of_voice("{'cart_id': 'C12345'}") is not None  # a Python dict, as code
+    assert out_of_voice("I found it: cabin basic_economy, flights [{") is not None  # airline
     assert out_of_voice("Your cart C12345 holds 2 laptops, $397 in all.") is None
 
 

@@ -147,7 +147,7 @@ def values_wellformed(messages: list[Message], tools: list[Tool], *,
 
 
 _CODE = re.compile(r"\b\w+\(\s*[{\[\"']|[{\[]\s*[\"']\w+[\"']\s*:|\(\s*\{\s*$|"
-                   r"\b[a-z]+_\w+\(\s*\)")
+                   r"\b[a-z]+_\w+\(\s*\)|\[\s*\{|[\[{]\s*$")
 _NARRATION = re.compile(
     r"\bthe assistant\b|\bthe user('s)? (wants|wanted|asks|asked|says|said|needs|needed|is|"
     r"was|has|had|provides|provided|gives|gave|selects|selected|requests|requested|would|"
