@@ -293,13 +293,43 @@ def test_a_subtask_whose_calls_do_none_of_what_it_asks_is_written_again() -> Non
     broke = {"name": "transfer", "arguments": {"order": {"source": "A-1", "target": "A-2",
                                                          "amount": 5}}}
     balance = {"name": "get_balance", "arguments": {"account_id": "A-2"}}
-    llm = ScriptedLLM([{"calls": [broke], "user": "Move 5 from A-1 to A-2."},
-                       {"calls": [balance], "user": "What does A-2 hold?"}] * 2)
+
+    def respond(request: Request) -> dict[str, Any]:
+        if "transfer" in _offered(request):
+            return {"calls": [broke], "user": "Move 5 from A-1 to A-2."}
+        return {"calls": [balance], "user": "What does A-2 hold?"}
+    llm = ScriptedLLM(respond=respond)
     d = _bank(llm)
     _plan(d, ("move", ["transfer"], 1))
     with pytest.raises(ModelOutputError, match="do none of what it asks"):
         asyncio.run(skeleton(d))
-    assert len(llm.requests) == 4  # no reply was asked for a subtask not done
+    # no reply was asked for a subtask not done, in either try
+    assert not any("reply" in (r.schema_ or {}).get("properties", {}) for r in llm.requests)
+
+
+def test_a_subtask_whose_steps_all_went_to_what_comes_first_gets_one_more() -> None:
+    def move(amount: int) -> dict[str, Any]:
+        return {"name": "transfer",
+                "arguments": {"order": {"source": "A-1", "target": "A-3", "amount": amount}}}
+    grace = {"name": "open_account", "arguments": {"owner": "Grace Hopper"}}
+    balance = {"name": "get_balance", "arguments": {"account_id": "A-1"}}
+    llm = ScriptedLLM([{"calls": [grace], "user": "Open an account for Grace Hopper."},
+                       {"reply": "Opened A-3 for Grace Hopper."},
+                       {"calls": [move(500)], "user": "Move 500 from A-1 to A-3."},
+                       {"calls": [balance], "user": "What does A-1 hold? Then move 50 of "
+                                                    "it from A-1 to A-3."},
+                       {"calls": [move(50)]},
+                       {"reply": "A-1 held 100; it now holds 50, and A-3 holds 50."}])
+    d = _bank(llm)
+    _plan(d, ("open", ["open_account"], 1), ("move", ["transfer"], 1))
+    asyncio.run(skeleton(d))
+    # 500 was refused (A-1 holds 100); the one drawn step went to the balance: one more
+    # step, offered the subtask's tool, moves the money
+    assert "call 2 of 2" in llm.requests[4].messages[-1].content
+    assert _offered(llm.requests[4]) == ["transfer"]
+    calls = [c.function.name for m in d.messages for c in m.tool_calls or []]
+    assert calls == ["open_account", "get_balance", "transfer"]
+    assert d.messages[-1].content.startswith("A-1 held 100")
 
 
 def test_each_steps_calls_are_one_by_default() -> None:

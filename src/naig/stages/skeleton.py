@@ -391,9 +391,13 @@ def off_plan(d: Draft, sub: Subtask, since: int) -> str | None:
 
 
 async def _subtask(d: Draft, task: str, sub: Subtask) -> None:
+    """The subtask's parts in order. Where its drawn steps all went to what comes first
+    and none to its own tools (``cd`` before ``rmdir``, a lookup after a refusal), it gets
+    one step more for them; a subtask that still did none of what it asks is not done."""
     inline = not d.env.executes  # simulated: the last step's answer carries the reply
     since = len(d.messages)
     raw = await _step(d, task, sub, "open", 1, reply=inline and sub.steps == 1)
+    taken = 1
     for k in range(2, sub.steps + 1):
         try:
             step = await _step(d, task, sub, "step", k, reply=inline and k == sub.steps)
@@ -401,7 +405,14 @@ async def _subtask(d: Draft, task: str, sub: Subtask) -> None:
             step = None  # a later step that never works: the subtask ends here
         if step is None:
             break
-        raw = step
+        raw, taken = step, k
+    if off_plan(d, sub, since) and taken == sub.steps:
+        more = sub.model_copy(update={"steps": sub.steps + 1})
+        try:
+            step = await _step(d, task, more, "step", more.steps, reply=inline)
+        except ModelOutputError:
+            step = None
+        raw = step or raw
     why = off_plan(d, sub, since)
     if why:
         raise ModelOutputError(f"skeleton: the subtask is not done: {why}")
