@@ -108,3 +108,5 @@ def test_a_goal_that_asks_for_what_a_later_subtask_does_is_asked_again() -> None
     assert about("Cancel my reservation, then change its flights", [cancel, update]) is None
     assert about("Cancel my reservation and get its flights", [cancel, update]) == \
         "does not ask to update"
+    place = shop["place_order"]  # told "check out the cart and ship it to an address"
+    assert about("I want to check out my cart and ship it to 1 Main St", [place]) is None

@@ -90,11 +90,13 @@ letters) a user asks for it with: a goal must ask for each of its own tools' act
 
 
 def unasked(goal: str, tools: Iterable[Tool]) -> str | None:
-    """The actions of ``tools`` (``_SAID_AS``) that ``goal`` does not ask for, if any: also
-    where the planner picked the tools (on GorillaFileSystem it gave ``cp`` to "move the
-    file" and ``rmdir`` to "compare the two documents")."""
+    """The actions of ``tools`` (``_SAID_AS``, or the verb their description opens with, as
+    the plan's prompt says it: "check out the cart" for ``place_order``) that ``goal`` does
+    not ask for, if any: also where the planner picked the tools (on GorillaFileSystem it
+    gave ``cp`` to "move the file" and ``rmdir`` to "compare the two documents")."""
     words = _stems(goal)
-    left = [v for t in tools if (v := verb(t.name)) in _SAID_AS and not words & _SAID_AS[v]]
+    left = [v for t in tools if (v := verb(t.name)) in _SAID_AS
+            and not words & (_SAID_AS[v] | _stems(_does(t).split(" ")[0]))]
     return f"does not ask to {' or '.join(dict.fromkeys(left))}" if left else None
 
 
