@@ -136,6 +136,20 @@ def test_a_step_that_repeats_a_call_is_asked_again_without_that_tool() -> None:
     assert sum(bool(m.tool_calls) for m in d.messages) == 3
 
 
+def test_a_step_whose_own_tools_only_repeat_ends_the_subtask_rather_than_drift() -> None:
+    llm = ScriptedLLM([{"calls": [WEATHER], "user": "Weather in Paris? I may book H-1."},
+                       {"calls": [WEATHER], "reply": "r"},  # the same call again
+                       {"reply": "18 degrees in Paris."}])
+    d = make_draft(llm)
+    _plan(d, ("weather", ["get_weather"], 2))
+    asyncio.run(skeleton(d))
+    # no step offered book_hotel (a later subtask's work): the subtask ends at its reply
+    assert not any("book_hotel" in _offered(r) for r in llm.requests
+                   if "calls" in r.schema_["properties"])
+    assert len(llm.requests) == 3 and "calls" not in llm.requests[2].schema_["properties"]
+    assert [c.function.name for m in d.messages for c in m.tool_calls or []] == ["get_weather"]
+
+
 def test_an_opening_whose_id_the_user_never_states_gets_a_sentence_that_states_it() -> None:
     unstated = {"calls": [{"name": "book_hotel", "arguments": {"hotel_id": "H-9", "nights": 2},
                            "result": {"booking_id": "B-1"}}],

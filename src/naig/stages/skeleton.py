@@ -325,8 +325,11 @@ async def _step(d: Draft, task: str, sub: Subtask, part: Part, k: int, *, reply:
         # after a refusal, any tool but the one refused: what the environment asks for
         # first ("authenticate before posting") is often no tool of the plan's
         skip = {*repeated, refused_last}
-        tools = [t for t in listed if t.name not in skip and not failed] or \
-            [t for t in [*listed, *d.tools] if t.name not in skip]
+        own = [t for t in listed if t.name not in skip and not failed]
+        if part == "step" and not failed and listed and not own:
+            break  # its own tools only repeat calls: other tools drifted to a later
+            # subtask's work (GorillaFileSystem: mkdir in a subtask asked to go to a folder)
+        tools = own or [t for t in [*listed, *d.tools] if t.name not in skip]
         tools = list({t.name: t for t in tools}.values())
         params = existing(d, _opening(d, tools) if part == "open" else grounded(d, tools),
                            tools)
