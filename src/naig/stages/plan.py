@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from naig.dialogue import Plan, Subtask
+from naig.errors import ModelOutputError, PromptTooLong
 from naig.grounding import chains, dependency_order, verb, with_sources
 from naig.llm.structured import ask
 from naig.prompts import render
@@ -102,24 +103,27 @@ def unasked(goal: str, tools: Iterable[Tool]) -> str | None:
 
 def about(goal: str, tools: Iterable[Tool], others: Iterable[Tool] = ()) -> str | None:
     """Why a goal does not ask for what its own tools do, if it does not: it speaks of none
-    of them (no word of a tool's name or of its description's first sentence), leaves out
-    the action of one of them (``_SAID_AS``), or asks for what only a later subtask's
-    tools do (the verbs their names start with; an earlier subtask's may be recalled). A
-    small model asked for one goal per subtask wrote them one tool off ("send a
-    certificate to the user who owns it" for the subtask that books and cancels; on
-    tau2:airline, "get the details of a user" for the subtask that cancels a reservation
-    and changes its flights) or put the whole task in the first ("search ... and add to
-    my cart" for a search alone, whose reply then claimed the adding): the skeleton
-    cannot write such a subtask."""
-    tools = list(tools)
+    of them (no word of a tool's name or of its description's first sentence), or asks for
+    what only a later subtask's tools do (the verbs their names start with; an earlier
+    subtask's may be recalled). A small model asked for one goal per subtask wrote them one
+    tool off ("send a certificate to the user who owns it" for the subtask that books and
+    cancels) or put the whole task in the first ("search ... and add to my cart" for a
+    search alone, whose reply then claimed the adding): the skeleton cannot write such a
+    subtask."""
     own, words = _told(tools), _stems(goal)
     if not words & own:
         return "speaks of none of its tools"
-    left = unasked(goal, tools)
-    if left:
-        return left
     elsewhere = sorted(words & ({w for t in others for w in _stems(verb(t.name))} - own))
     return f"asks for what a later subtask does ({', '.join(elsewhere)})" if elsewhere else None
+
+
+def asked(goal: str, tools: list[Tool]) -> list[Tool]:
+    """The tools whose action ``goal`` asks for (``unasked``): a subtask keeps only those,
+    and is written again where none is left (tau2:airline: "get the details of a user"
+    for the subtask that cancels a reservation and changes its flights). Dropping a tool
+    the goal never asked for keeps the plan and its drawn steps; asking again for the whole
+    plan lost four of eight built-in attempts, the model giving the same goals again."""
+    return [t for t in tools if unasked(goal, [t]) is None]
 
 
 async def plan(d: Draft) -> Plan:
@@ -145,38 +149,48 @@ async def plan(d: Draft) -> Plan:
             if chosen is not None:
                 own = [by_name[t] for t in chosen[k]]
                 others = [by_name[t] for c in chosen[k + 1:] for t in c]
-                why = about(goal, own, others)
+                why = about(goal, own, others) or (None if asked(goal, own) else
+                                                    unasked(goal, own))
                 if why:
                     raise ValueError(f"subtask {k + 1}'s goal {why}: it must ask for what "
                                      f"its own tools do: {'; then '.join(_does(t) for t in own)}")
-                out.append(Subtask(goal=goal, tools=chosen[k], steps=n))
+                out.append(Subtask(goal=goal, tools=[t.name for t in asked(goal, own)],
+                                   steps=n))
                 continue
             unknown = [t for t in sub["tools"] if t not in names]
             if unknown:
                 raise ValueError(f"unknown tools {unknown}; use only {names}")
-            why = unasked(goal, [by_name[t] for t in sub["tools"]])
-            if why:
-                raise ValueError(f"subtask {k + 1}'s goal {why}: list only the tools that do "
-                                 "what it asks for, or ask for what they do")
-            listed = dependency_order(list(dict.fromkeys(sub["tools"])), by_name)
+            picked = [by_name[t] for t in dict.fromkeys(sub["tools"])]
+            if not asked(goal, picked):
+                raise ValueError(f"subtask {k + 1}'s goal {unasked(goal, picked)}: list the "
+                                 "tools that do what it asks for, or ask for what they do")
+            listed = dependency_order([t.name for t in asked(goal, picked)], by_name)
             earlier = [t for s in out for t in s.tools]
             tools = with_sources(listed, earlier, by_name)
             added = len(tools) - len(listed)  # a source added: a step to call it
             out.append(Subtask(goal=goal, tools=tools, steps=max(n, 1 + added)))
         task = unnamed(str(raw["task"]), names)
-        why = out_of_voice(task, names) or echoed(task)  # seen: the prompt, copied as task
-        if why:
-            raise ValueError(f"'task' {why}: say in one or two sentences what the user wants")
+        if out_of_voice(task, names) or echoed(task):  # seen: the whole prompt, as the task
+            task = " ".join(x.goal.rstrip(".") + "." for x in out)  # the goals say it
         return Plan(task=task, subtasks=out)
 
-    shown = [{"steps": n, "tools": chosen[k] if chosen else [],
-              "does": [_does(by_name[t]) for t in chosen[k]] if chosen else []}
-             for k, n in enumerate(steps)]
-    messages, digest = render("plan", frame=d.frame, state=d.start_state,
-                              subtasks=shown)
-    schema = _schema(names, m, max(steps), pick=chosen is None)
-    result = await ask(d.llm, messages, schema, validate, stage="plan",
-                       seed=d.request_seed("plan"), template_hash=digest,
-                       temperature=s.temperature, attempts=s.attempts_per_output)
-    d.plan = result
-    return result
+    for draw in range(2):  # a plan never written is drawn again once: other tools
+        if draw:
+            chosen = chains(_family(d.tools), steps, d.rng)
+        shown = [{"steps": n, "tools": chosen[k] if chosen else [],
+                  "does": [_does(by_name[t]) for t in chosen[k]] if chosen else []}
+                 for k, n in enumerate(steps)]
+        messages, digest = render("plan", frame=d.frame, state=d.start_state,
+                                  subtasks=shown)
+        schema = _schema(names, m, max(steps), pick=chosen is None)
+        try:
+            result = await ask(d.llm, messages, schema, validate, stage="plan",
+                               seed=d.request_seed("plan"), template_hash=digest,
+                               temperature=s.temperature, attempts=s.attempts_per_output)
+        except ModelOutputError as e:
+            if draw or isinstance(e, PromptTooLong):
+                raise
+            continue
+        d.plan = result
+        return result
+    raise AssertionError("unreachable: the second draw returns or raises")
