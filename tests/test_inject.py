@@ -103,14 +103,18 @@ def test_error_simulation_tries_a_wrong_value_the_dialogue_showed_then_recovers(
                         "recovery": "H-1002 is full; let me book H-1001 as you asked."},
                        {"error": "Hotel H-1002 has no rooms left.",
                         "recovery": "H-1002 is full; shall I book H-1001?"},  # asks, acts
+                       {"error": "Hotel H-1002 has no rooms left.",  # done before it ran
+                        "recovery": "H-1002 is full; I have booked H-1001 for you."},
                        {"error": "Hotel H-1002 has no rooms left.",
                         "recovery": "H-1002 is full; let me book H-1001 as you asked."}])
-    d = make_draft(llm, _two_hotels(), attempts_per_output=4)
+    d = make_draft(llm, _two_hotels(), attempts_per_output=5)
     record = asyncio.run(inject(d, "error_simulation"))
     assert "'error' must name H-1002 and say why" in llm.requests[1].messages[-1].content
     assert "'error' must not say H-1002 does not exist" in llm.requests[2].messages[-1].content
     assert "'recovery' must say what the assistant does now" in \
         llm.requests[3].messages[-1].content
+    assert "'recovery' says 'I have booked' before the retry" in \
+        llm.requests[4].messages[-1].content
     assert record is not None and (record.at, record.added) == (4, 2)
     failing, error, retry = d.messages[4], d.messages[5], d.messages[6]
     assert json.loads(failing.tool_calls[0].function.arguments) == {"hotel_id": "H-1002",

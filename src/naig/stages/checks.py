@@ -428,6 +428,12 @@ _DID = re.compile(r"\b(?:was able to|were able to|managed to|i successfully|i ha
 call that moved it (GorillaFileSystem)."""
 
 
+def claimed(text: str) -> str | None:
+    """The first action ``text`` says was done ("I have added it to your cart"), if any."""
+    hit = _CLAIM.search(text) or _DID.search(text)
+    return hit.group(0) if hit else None
+
+
 def _replies(messages: list[Message]) -> Iterator[tuple[int, Message, list[Message]]]:
     """Each text reply of the assistant, with its index and the messages since the user
     message it answers (that message included)."""

@@ -21,7 +21,7 @@ from naig.grounding import candidates, entity_values, shown
 from naig.llm.structured import ask
 from naig.prompts import instructions, render
 from naig.stages.calls import encode, make_calls, replay, stated_values, values_before
-from naig.stages.checks import unnamed, unsayable
+from naig.stages.checks import claimed, unnamed, unsayable
 from naig.stages.draft import Draft
 from naig.transcript import transcript
 
@@ -257,6 +257,10 @@ async def _error_simulation(d: Draft, at: int) -> int:
         if str(out["recovery"]).rstrip().endswith("?"):
             raise ValueError("'recovery' must say what the assistant does now, not ask: "
                              "the retry follows at once")
+        claim = claimed(str(out["recovery"]))
+        if claim:  # "I have added it to your cart", before the retry has run
+            raise ValueError(f"'recovery' says {claim!r} before the retry: say what the "
+                             "assistant does now; its result comes after")
         return out
 
     raw = await _ask(d, "error_simulation", _text(*names), check, at=at, name=call.name,
