@@ -149,22 +149,22 @@ async def plan(d: Draft) -> Plan:
             if chosen is not None:
                 own = [by_name[t] for t in chosen[k]]
                 others = [by_name[t] for c in chosen[k + 1:] for t in c]
-                why = about(goal, own, others) or (None if asked(goal, own) else
-                                                    unasked(goal, own))
+                kept = asked(goal, own)
+                why = about(goal, own, others) or (None if kept else unasked(goal, own))
                 if why:
                     raise ValueError(f"subtask {k + 1}'s goal {why}: it must ask for what "
                                      f"its own tools do: {'; then '.join(_does(t) for t in own)}")
-                out.append(Subtask(goal=goal, tools=[t.name for t in asked(goal, own)],
-                                   steps=n))
+                out.append(Subtask(goal=goal, tools=[t.name for t in kept], steps=n))
                 continue
             unknown = [t for t in sub["tools"] if t not in names]
             if unknown:
                 raise ValueError(f"unknown tools {unknown}; use only {names}")
             picked = [by_name[t] for t in dict.fromkeys(sub["tools"])]
-            if not asked(goal, picked):
+            kept = asked(goal, picked)
+            if not kept:
                 raise ValueError(f"subtask {k + 1}'s goal {unasked(goal, picked)}: list the "
                                  "tools that do what it asks for, or ask for what they do")
-            listed = dependency_order([t.name for t in asked(goal, picked)], by_name)
+            listed = dependency_order([t.name for t in kept], by_name)
             earlier = [t for s in out for t in s.tools]
             tools = with_sources(listed, earlier, by_name)
             added = len(tools) - len(listed)  # a source added: a step to call it
@@ -174,23 +174,23 @@ async def plan(d: Draft) -> Plan:
             task = " ".join(x.goal.rstrip(".") + "." for x in out)  # the goals say it
         return Plan(task=task, subtasks=out)
 
-    for draw in range(2):  # a plan never written is drawn again once: other tools
-        if draw:
-            chosen = chains(_family(d.tools), steps, d.rng)
+    async def ask_plan(chosen: list[list[str]] | None) -> Plan:
         shown = [{"steps": n, "tools": chosen[k] if chosen else [],
                   "does": [_does(by_name[t]) for t in chosen[k]] if chosen else []}
                  for k, n in enumerate(steps)]
         messages, digest = render("plan", frame=d.frame, state=d.start_state,
                                   subtasks=shown)
         schema = _schema(names, m, max(steps), pick=chosen is None)
-        try:
-            result = await ask(d.llm, messages, schema, validate, stage="plan",
-                               seed=d.request_seed("plan"), template_hash=digest,
-                               temperature=s.temperature, attempts=s.attempts_per_output)
-        except ModelOutputError as e:
-            if draw or isinstance(e, PromptTooLong):
-                raise
-            continue
-        d.plan = result
-        return result
-    raise AssertionError("unreachable: the second draw returns or raises")
+        return await ask(d.llm, messages, schema, validate, stage="plan",
+                         seed=d.request_seed("plan"), template_hash=digest,
+                         temperature=s.temperature, attempts=s.attempts_per_output)
+
+    try:
+        result = await ask_plan(chosen)
+    except PromptTooLong:
+        raise
+    except ModelOutputError:  # a plan never written is drawn again once: other tools
+        chosen = chains(_family(d.tools), steps, d.rng)  # ``validate`` reads it too
+        result = await ask_plan(chosen)
+    d.plan = result
+    return result

@@ -326,9 +326,11 @@ async def _step(d: Draft, task: str, sub: Subtask, part: Part, k: int, *, reply:
         # first ("authenticate before posting") is often no tool of the plan's
         skip = {*repeated, refused_last}
         own = [t for t in listed if t.name not in skip and not failed]
+        # a step whose own tools only repeat calls ends the subtask: offered other tools,
+        # it drifted into a later subtask's work (GorillaFileSystem: mkdir in a subtask
+        # asked to go to a folder)
         if part == "step" and not failed and listed and not own:
-            break  # its own tools only repeat calls: other tools drifted to a later
-            # subtask's work (GorillaFileSystem: mkdir in a subtask asked to go to a folder)
+            break
         tools = own or [t for t in [*listed, *d.tools] if t.name not in skip]
         tools = list({t.name: t for t in tools}.values())
         params = existing(d, _opening(d, tools) if part == "open" else grounded(d, tools),
