@@ -517,6 +517,15 @@ def test_a_value_that_only_restates_its_parameter_is_a_placeholder() -> None:
         assert degenerate(real) is None, real
 
 
+def test_a_path_of_dots_is_a_value_but_an_ellipsis_is_not() -> None:
+    from naig.tools import degenerate
+
+    for path in ("..", "../..", "/", ".", "~"):
+        assert degenerate({"folder": path}) is None, path
+    for junk in ("...", "--", "?", "{}", "...."):
+        assert degenerate({"folder": junk}) is not None, junk
+
+
 def test_a_required_argument_given_an_empty_string_is_no_argument() -> None:
     from naig.tools import tool_from_dict
 

@@ -273,6 +273,9 @@ def _result_schema(result: Any, where: str) -> dict[str, Any] | None:
 _JSON_INSIDE = re.compile(r"[}\]]\s*[,}\]]|[{\[]\s*\"|\"\s*:")
 _PLACEHOLDER = re.compile(r"\b(placeholder|lorem ipsum|xxx+|to be generated|tbd)\b",
                           re.IGNORECASE)
+_PATH = re.compile(r"(\.\.?|~)?(/\.\.?)*/?")
+"""A path made only of dots and slashes: ``..`` (the parent folder), ``../..``, ``/``, ``.``;
+a real value with no letter in it (GorillaFileSystem's ``cd`` takes ``..``). Not ``...``."""
 ID_NAME = re.compile(r"(^|_)(id|ids|uuid|number|numbers)$", re.IGNORECASE)
 """A parameter or field named like an identifier: ``hotel_id``, ``item_ids``,
 ``flight_number``. (Not ``*_code``: a currency or country code names no record.)"""
@@ -296,7 +299,7 @@ def restates(key: str, value: str) -> bool:
 
 def degenerate(value: Any, key: str = "") -> str | None:
     """The first string in a JSON value that no real value looks like, if any: one with
-    no letter or digit, with JSON structure inside it (a small model that lost its place
+    no letter or digit (but a path such as ``..``), with JSON structure inside it (a small model that lost its place
     writes ``"}] }, { "`` into a string), a placeholder ("This is a placeholder for the
     booking ID", "new zip" for a zip: ``restates``), or a sentence where an ID belongs (a
     ``*_id`` field holds one token)."""
@@ -306,7 +309,8 @@ def degenerate(value: Any, key: str = "") -> str | None:
     if isinstance(value, list):
         return next((d for v in value if (d := degenerate(v, key)) is not None), None)
     if isinstance(value, str) and value.strip() and (
-            not any(c.isalnum() for c in value) or _JSON_INSIDE.search(value)
+            (not any(c.isalnum() for c in value) and not _PATH.fullmatch(value.strip()))
+            or _JSON_INSIDE.search(value)
             or _PLACEHOLDER.search(value) or restates(key, value)
             or (ID_NAME.search(key) and len(value.split()) > 2)):
         return value
