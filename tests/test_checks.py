@@ -333,6 +333,23 @@ def test_the_arguments_expert_is_always_asked_and_told_what_code_could_not_find(
     assert v.passed and len(llm.requests) == 4  # all four experts, every time
 
 
+def test_where_tools_execute_the_results_expert_asks_only_about_the_replies() -> None:
+    import asyncio
+
+    from naig.stages.verify import expert
+    from naig.testing import ScriptedLLM
+
+    def asked(executes: bool) -> str:
+        llm = ScriptedLLM(respond=lambda r: {"reason": "[6] reports [5]", "verdict": "pass"})
+        asyncio.run(expert(llm, "expert_results_consistent", good_dialogue(), TOOLS, 1,
+                           executes=executes))
+        return llm.requests[0].messages[-1].content
+
+    assert "plausible" in asked(False)  # invented results may be implausible
+    real = asked(True)  # a real result is true as it stands (mkdir's null)
+    assert "plausible" not in real and "true as they stand" in real and "truthfully" in real
+
+
 def test_the_task_expert_judges_each_aside_on_its_own() -> None:
     """A request declined that no tool can do is judged from its own two turns; the rest
     of the dialogue with the aside marked out; a clarification question is no aside."""

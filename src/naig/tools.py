@@ -299,10 +299,10 @@ def restates(key: str, value: str) -> bool:
 
 def degenerate(value: Any, key: str = "") -> str | None:
     """The first string in a JSON value that no real value looks like, if any: one with
-    no letter or digit (but a path such as ``..``), with JSON structure inside it (a small model that lost its place
-    writes ``"}] }, { "`` into a string), a placeholder ("This is a placeholder for the
-    booking ID", "new zip" for a zip: ``restates``), or a sentence where an ID belongs (a
-    ``*_id`` field holds one token)."""
+    no letter or digit (but a path such as ``..``), with JSON structure inside it (a small
+    model that lost its place writes ``"}] }, { "`` into a string), a placeholder ("This is
+    a placeholder for the booking ID", "new zip" for a zip: ``restates``), or a sentence
+    where an ID belongs (a ``*_id`` field holds one token)."""
     if isinstance(value, dict):
         return next((d for k, v in value.items() if (d := degenerate(v, str(k))) is not None),
                     None)

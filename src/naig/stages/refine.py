@@ -197,7 +197,8 @@ async def _decide(d: Draft, at: int, candidate: list[Message], experts: list[str
     if experts:
         now = d.messages
         trial = now[:at] + candidate + now[at + span:]
-        verdicts = [await expert(d.llm, name, trial, d.tools, d.request_seed("repair"))
+        verdicts = [await expert(d.llm, name, trial, d.tools, d.request_seed("repair"),
+                                 executes=d.env.executes)
                     for name in experts]
         still = [v.name for v in verdicts if not v.passed]
         if still:

@@ -88,16 +88,20 @@ ASIDE = "(an aside, judged on its own)"
 """What the task expert reads in place of an aside's two turns."""
 
 
-def question(name: str, messages: list[Message]) -> str:
+def question(name: str, messages: list[Message], executes: bool = False) -> str:
     """What expert ``name`` is asked about this dialogue. The arguments expert is also told
     what code found: the values no earlier turn shows (to judge closely), or that every
-    value is shown (so it checks that each call uses the one the user meant)."""
-    return render_text("expert_question", name=name,
+    value is shown (so it checks that each call uses the one the user meant). Where the
+    tools execute (``executes``), the results expert is told the results are the
+    environment's and asked only whether the replies report them truthfully: asked whether
+    they were plausible too, the 1.5B model failed GorillaFileSystem's real ``null`` from
+    ``mkdir`` (at 1fc92bf)."""
+    return render_text("expert_question", name=name, executes=executes,
                        unshown=unshown(messages) if name == GROUNDED else [])
 
 
 async def expert(llm: LLM, name: str, messages: list[Message], tools: list[Tool],
-                 seed: int) -> Check:
+                 seed: int, *, executes: bool = False) -> Check:
     """The verdict of expert ``name`` (a key of ``EXPERTS``) on a dialogue.
 
     The task expert judges each aside on its own, from the turns up to it with the other
@@ -106,7 +110,8 @@ async def expert(llm: LLM, name: str, messages: list[Message], tools: list[Tool]
     dialogue whose assistant rightly declines what no tool can do (read by hand in two
     benchmarks, also when the question said that declining is right)."""
     if name != TASK:
-        return await _expert(llm, name, question(name, messages), messages, tools, seed)
+        return await _expert(llm, name, question(name, messages, executes), messages, tools,
+                             seed)
     apart = asides(messages)
     check = await _expert(llm, name, question(name, messages), messages, tools, seed,
                           {i: ASIDE for r in apart for i in (r - 1, r)})
@@ -226,7 +231,8 @@ async def verify(llm: LLM, messages: list[Message], tools: list[Tool], env: Envi
     if experts and all(c.passed for c in checks):
         try:
             async with asyncio.TaskGroup() as group:  # one failing takes the others down
-                asked = [group.create_task(expert(llm, name, messages, tools, seed + k))
+                asked = [group.create_task(expert(llm, name, messages, tools, seed + k,
+                                                 executes=env.executes))
                          for k, name in enumerate(EXPERTS)]
         except BaseExceptionGroup as e:
             raise _first(e) from None
