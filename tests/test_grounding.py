@@ -90,7 +90,7 @@ def test_values_the_dialogue_showed_come_before_what_exists_elsewhere_in_the_sta
     known = vocabulary(state)
     everything = seen([Message(role="system", content=json.dumps(state))], known)
     shown = seen([_result({"user_id": "juan_kim_6026", "orders": ["#W2002172"]})], known)
-    schema = ground(cancel, [cancel], everything + shown, prefer=shown)
+    schema = ground(cancel, [cancel], everything + shown, prefer=[shown])
     assert schema is not None and schema["properties"]["order_id"]["enum"] == ["#W2002172"]
     schema = ground(cancel, [cancel], everything, prefer=[])  # nothing shown yet: the state
     assert schema is not None
@@ -231,3 +231,23 @@ def test_a_simulated_result_must_have_every_field_but_an_error() -> None:
     schema = simulated_results({"type": "object", "properties": {
         "booking_id": {"type": "string"}, "error": {"type": "string"}}})
     assert schema["required"] == ["booking_id"]
+
+
+def test_a_value_called_by_another_kinds_name_is_mislabeled() -> None:
+    # tau2:airline's planner wrote "the status of flight DE23CA", a reservation; the call
+    # then looked up another flight
+    from naig.grounding import mislabeled
+
+    known = vocabulary({"reservations": {"DE23CA": {"reservation_id": "DE23CA",
+                                                    "user_id": "aarav_lee_9671",
+                                                    "flights": [{"flight_number": "HAT069"}]}},
+                        "users": {"aarav_lee_9671": {"payment_methods": {
+                            "credit_card_1977273": {"id": "credit_card_1977273"}}}}})
+    assert mislabeled("the status of flight DE23CA", known) == \
+        "calls DE23CA a flight, but it is a reservation"
+    assert mislabeled("cancel user HAT069's trip", known) is not None
+    for fine in ("cancel reservation DE23CA for user aarav_lee_9671",
+                 "the status of flight number HAT069", "my user id is aarav_lee_9671",
+                 "pay with credit card credit_card_1977273",  # "card" names no field
+                 "the flight X9Y8Z7 I heard of"):  # exists nowhere: another rule's business
+        assert mislabeled(fine, known) is None, fine

@@ -379,3 +379,31 @@ def test_a_step_is_refused_an_empty_required_value_and_a_placeholder() -> None:
     assert "'city' is required" in told[0]
     assert "'your city' is not a real value" in told[1]
     assert d.messages[1].content == "What is the weather in Paris?"
+
+
+def test_a_step_takes_the_value_its_request_names_over_others_shown() -> None:
+    # asked about reservation I45O37, the small model looked up IWKGVL, another one the
+    # dialogue showed (tau2:airline): where the request names a value of the argument's
+    # kind that exists in the state, the step is offered only that one
+    from naig.grounding import vocabulary
+    from naig.stages.skeleton import _params
+
+    from .conftest import call, result
+
+    d = make_draft(ScriptedLLM())
+    d.env.vocabulary = lambda: vocabulary(  # type: ignore[method-assign]
+        {"hotels": {"H-1": {"hotel_id": "H-1"}, "H-2": {"hotel_id": "H-2"}}})
+    book = [t for t in d.tools if t.name == "book_hotel"]
+    sub = Subtask(goal="book", tools=["book_hotel"], steps=2)
+
+    def offered(request: str) -> list[str]:
+        del d.turns[1:]
+        d.append(Message(role="user", content=request), call("c1", "get_weather", city="Paris"),
+                 result("c1", hotel_id="H-1", nearby={"hotel_id": "H-2"}))
+        params = _params(d, book, "step", sub)
+        assert params is not None
+        return list(params["book_hotel"]["properties"]["hotel_id"]["enum"])
+
+    assert offered("Weather in Paris, then book hotel H-2 for 2 nights.") == ["H-2"]
+    assert offered("Weather in Paris, then book a hotel there.") == ["H-1", "H-2"]
+    assert offered("Weather in Paris, then book hotel H-9.") == ["H-1", "H-2"]  # no such hotel

@@ -26,7 +26,7 @@ import copy
 import json
 import random
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -255,13 +255,15 @@ def _restrict(props: dict[str, Any], name: str, options: list[str | int]) -> boo
 
 
 def ground(tool: Tool, tools: Iterable[Tool], values: list[Seen],
-           prefer: list[Seen] | None = None) -> dict[str, Any] | None:
+           prefer: Sequence[list[Seen]] = ()) -> dict[str, Any] | None:
     """``tool``'s parameter schema with every entity argument an ``enum`` of the values it
     may take now; None when a required entity argument has none (it cannot be called yet).
-    An optional entity argument with no value is left out. Where ``prefer`` (what the
-    dialogue has shown) has values for an argument, it takes only those, and ``values``
-    (with what exists in the state) only where it has none: once a user's orders are
-    listed, the next request names one of them, not another customer's."""
+    An optional entity argument with no value is left out. An argument takes the values
+    of the first list in ``prefer`` that has any for it, and ``values`` only where none
+    has: what the subtask's request names first (asked about reservation I45O37, the small
+    model looked up IWKGVL, another of the user's), then what the dialogue has shown (once
+    a user's orders are listed, the next request names one of them, not another
+    customer's), then what exists in the state."""
     others = [t.name for t in tools if t.name != tool.name]
 
     def walk(node: dict[str, Any]) -> bool:
@@ -273,9 +275,10 @@ def ground(tool: Tool, tools: Iterable[Tool], values: list[Seen],
             if not isinstance(sub, dict):
                 continue
             if is_entity(name, sub, others):
-                kind = _entity_kind(sub)
-                first = candidates(name, kind or "string", prefer) if prefer else []
-                ok = _restrict(props, name, first or candidates(name, kind or "string", values))
+                kind = _entity_kind(sub) or "string"
+                options = next((o for tier in prefer if (o := candidates(name, kind, tier))),
+                               None)
+                ok = _restrict(props, name, options or candidates(name, kind, values))
             else:
                 ok = walk(_inner(sub))
             if not ok:
@@ -590,6 +593,32 @@ def scalars(node: Any) -> list[str]:
     return [] if node is None or isinstance(node, bool) else [str(node)]
 
 
+_LABELED = re.compile(r"\b([A-Za-z]+)\s+(?:(?:id|ID|number|no\.?|#)\s+)?(?:is\s+)?"
+                      r"(#?[A-Za-z0-9][\w#-]*\d[\w-]*)")
+
+
+def _a(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
+
+
+def mislabeled(text: str, known: Vocabulary) -> str | None:
+    """Why ``text`` calls a value of the state by another kind's name, if it does: "flight
+    DE23CA" where DE23CA is a reservation (the planner wrote that on tau2:airline, the
+    request copied it, and the call looked up the status of another flight). A word is a
+    kind where it is what a field of the state names (``flight`` for ``flight_number``);
+    a value is of that kind where one of the fields it exists under has the word in it."""
+    kinds = {_stem(k) for keys in known.values() for k in keys} - {""}
+    for hit in _LABELED.finditer(text):
+        word, value = _stem(hit.group(1)), hit.group(2).rstrip(".")
+        keys = known.get(value)
+        if not keys or word not in kinds:
+            continue
+        if not any(word in _stem(k).split("_") for k in keys):
+            what = " or ".join(sorted({_stem(k) for k in keys} - {""})) or "value"
+            return f"calls {value} a {word}, but it is {_a(what)} {what}"
+    return None
+
+
 def vocabulary(state: Any) -> dict[str, frozenset[str]]:
     """The vocabulary of a JSON-like state: every string (up to 80 characters), integer and
     identifier-like map key, with the fields it appears under."""
@@ -600,6 +629,6 @@ def vocabulary(state: Any) -> dict[str, frozenset[str]]:
 
 
 __all__ = ["Seen", "Vocabulary", "candidates", "chains", "dependency_order", "entity_names",
-           "entity_values", "feeds", "fresh", "ground", "id_like", "is_entity",
+           "entity_values", "feeds", "fresh", "ground", "id_like", "is_entity", "mislabeled",
            "probe_arguments", "produces", "related", "scalars", "schema_of", "seen", "shown",
            "undoes", "unfounded", "ungrounded", "vocabulary", "with_sources"]

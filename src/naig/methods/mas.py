@@ -38,6 +38,7 @@ from naig.stages.calls import (
     grounded,
     made,
     make_calls,
+    requested,
     require_new,
     values_before,
 )
@@ -176,7 +177,8 @@ async def _assistant(d: Draft, reply_only: bool) -> Calls | str | None:
     history = transcript(d.messages)
     tools = [{"name": t.name, "description": t.description,
               "parameters": json.dumps(t.parameters, ensure_ascii=False)} for t in d.tools]
-    params = None if reply_only else existing(d, grounded(d, d.tools), d.tools)
+    params = None if reply_only else existing(
+        d, grounded(d, d.tools, prefer=[requested(d)]), d.tools)
     messages, digest = render("mas_assistant", system=d.system, tools=tools,
                               transcript=history, reply_only=not params)
     shown = [v for t in tools for v in t.values()]

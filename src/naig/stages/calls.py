@@ -8,7 +8,7 @@ only produce calls that name a real tool with well-formed arguments.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from naig.dialogue import FunctionCall, Message, ToolCall, call_key, made_calls
@@ -106,11 +106,30 @@ def values_before(d: Draft, at: int | None = None, extra: Iterable[Message] = ()
     return seen([*d.messages[:at], *extra], d.env.vocabulary())
 
 
+def named(d: Draft, text: str) -> list[Seen]:
+    """The values of the state that ``text`` names as such (a token that exists there,
+    with the fields it exists under); none where the state is not known."""
+    vocabulary = d.env.vocabulary()
+    if vocabulary is None:
+        return []
+    return [v for v in seen([Message(role="user", content=text)], vocabulary) if v.key]
+
+
+def requested(d: Draft, at: int | None = None) -> list[Seen]:
+    """The values of the state the last user message before turn ``at`` (so far, by
+    default) names: a call answering it takes those where it names any of its kind (asked
+    about reservation I45O37, the small model looked up IWKGVL, another of the user's, and
+    the experts rejected the dialogue)."""
+    request = next((m.content or "" for m in reversed(d.messages[:at]) if m.role == "user"),
+                   "")
+    return named(d, request)
+
+
 def grounded(d: Draft, tools: list[Tool], values: list[Seen] | None = None,
-             prefer: list[Seen] | None = None) -> Parameters:
+             prefer: Sequence[list[Seen]] = ()) -> Parameters:
     """The ``tools`` that can be called now, each with its parameter schema grounded in the
-    values the dialogue has shown (``naig.grounding.ground``, ``prefer`` first); tools
-    whose required entity argument has no value yet are left out."""
+    values the dialogue has shown (``naig.grounding.ground``, ``prefer`` first, in order);
+    tools whose required entity argument has no value yet are left out."""
     values = values_before(d) if values is None else values
     out = {}
     for t in tools:

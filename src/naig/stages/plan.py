@@ -22,7 +22,7 @@ from typing import Any
 
 from naig.dialogue import Plan, Subtask
 from naig.errors import ModelOutputError, PromptTooLong
-from naig.grounding import chains, dependency_order, verb, with_sources
+from naig.grounding import chains, dependency_order, mislabeled, verb, with_sources
 from naig.llm.structured import ask
 from naig.prompts import render
 from naig.stages.checks import echoed, out_of_voice, unnamed
@@ -133,6 +133,7 @@ async def plan(d: Draft) -> Plan:
     names = [t.name for t in d.tools]
     by_name = {t.name: t for t in d.tools}
     chosen = chains(_family(d.tools), steps, d.rng)
+    known = d.env.vocabulary()
 
     def validate(raw: Any) -> Plan:
         subtasks = raw["subtasks"]
@@ -143,7 +144,8 @@ async def plan(d: Draft) -> Plan:
             if not str(sub["goal"]).strip():
                 raise ValueError("every subtask needs a goal")
             goal = unnamed(str(sub["goal"]), names)
-            why = out_of_voice(goal, names) or echoed(goal)  # "obtained in subtask 1"
+            why = out_of_voice(goal, names) or echoed(goal) or (  # "obtained in subtask 1"
+                mislabeled(goal, known) if known is not None else None)
             if why:
                 raise ValueError(f"subtask {k + 1}'s goal {why}: say what the user wants")
             if chosen is not None:

@@ -35,6 +35,7 @@ from naig.stages.calls import (
     grounded,
     make_calls,
     replay,
+    requested,
     stated_values,
     to_model_calls,
     values_before,
@@ -101,7 +102,7 @@ def _schema(d: Draft, at: int, original: Message) -> dict[str, Any]:
                 "properties": {"content": {"type": "string", "minLength": 1}}}
     names = {c.function.name for c in original.tool_calls}
     tools = [t for t in d.tools if t.name in names] or d.tools
-    params = grounded(d, tools, values_before(d, at))
+    params = grounded(d, tools, values_before(d, at), prefer=[requested(d, at)])
     if not params:
         raise ModelOutputError("refine: no tool can be called with the values shown before "
                                "this turn")

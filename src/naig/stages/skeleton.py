@@ -28,7 +28,15 @@ from typing import Any, Literal
 
 from naig.dialogue import Message, Subtask, made_calls
 from naig.errors import ModelOutputError, PromptTooLong
-from naig.grounding import Seen, entity_values, fresh, id_like, produces, shown
+from naig.grounding import (
+    Seen,
+    entity_values,
+    fresh,
+    id_like,
+    mislabeled,
+    produces,
+    shown,
+)
 from naig.llm.structured import ask
 from naig.prompts import instructions, render
 from naig.stages.calls import (
@@ -40,7 +48,9 @@ from naig.stages.calls import (
     grounded,
     made,
     make_calls,
+    named,
     replay,
+    requested,
     require_new,
     values_before,
 )
@@ -148,6 +158,10 @@ def _validate(d: Draft, part: Part, tools: list[Tool], repeated: list[str]
                                                                 for c in calls):
             raise ValueError('"calls" must be a list of {"name": ..., "arguments": {...}}')
         raw, said = _stated(d, part, raw, by_name)
+        known = d.env.vocabulary()
+        wrong = mislabeled(str(raw.get("user", "")), known) if known is not None else None
+        if part == "open" and wrong:
+            raise ValueError(f"'user' {wrong}: name each value as what it is")
         if part == "open":
             value = foreknown(str(raw["user"]), "\n".join(m.content or "" for m in d.messages),
                               [(c.get("arguments"), c.get("result")) for c in calls])
@@ -282,7 +296,7 @@ def _amend_request(d: Draft, says: str) -> None:
     d.turns[at].message = m.model_copy(update={"content": text})
 
 
-def _opening(d: Draft, tools: list[Tool]) -> Parameters | None:
+def _opening(d: Draft, tools: list[Tool], goal: str) -> Parameters | None:
     """The argument schemas of a subtask's first call: entity arguments take values the
     dialogue has shown, or new ones the user brings, which the user's message must then
     state (``_validate`` sees to it). Where the environment's state is known, those are
@@ -291,15 +305,25 @@ def _opening(d: Draft, tools: list[Tool]) -> Parameters | None:
     orders are listed, the next request names one of them); where tools are simulated, a
     fresh ID per argument (``fresh``); where tools execute on a state nobody described,
     the arguments are free (a refused call is asked again); so are they where no tool
-    could be grounded."""
+    could be grounded. What the subtask's ``goal`` names comes before anything else (the
+    user's message is written with the call, from the goal)."""
     if d.env.vocabulary() is not None:
         known = [Message(role="system", content=d.start_state)]
-        return grounded(d, tools, values_before(d, extra=known), prefer=values_before(d)) \
-            or None
+        return grounded(d, tools, values_before(d, extra=known),
+                        prefer=[named(d, goal), values_before(d)]) or None
     if d.env.executes:
         return None
     new = [v for t in tools for v in fresh(t, d.tools, d.rng)]
     return grounded(d, tools, values_before(d) + new) or None
+
+
+def _params(d: Draft, tools: list[Tool], part: Part, sub: Subtask) -> Parameters | None:
+    """The argument schemas of a part's calls: the opening's (``_opening``), or a later
+    step's, where an entity argument takes a value the subtask's request names if it
+    names any of its kind (``requested``)."""
+    if part == "open":
+        return _opening(d, tools, sub.goal)
+    return grounded(d, tools, prefer=[requested(d)])
 
 
 async def _step(d: Draft, task: str, sub: Subtask, part: Part, k: int, *, reply: bool
@@ -333,12 +357,10 @@ async def _step(d: Draft, task: str, sub: Subtask, part: Part, k: int, *, reply:
             break
         tools = own or [t for t in [*listed, *d.tools] if t.name not in skip]
         tools = list({t.name: t for t in tools}.values())
-        params = existing(d, _opening(d, tools) if part == "open" else grounded(d, tools),
-                           tools)
+        params = existing(d, _params(d, tools, part, sub), tools)
         if params is not None and not params:  # none of this subtask's: any tool that can
             tools = [t for t in d.tools if t.name not in skip]
-            params = existing(d, _opening(d, tools) if part == "open" else
-                              grounded(d, tools), tools)
+            params = existing(d, _params(d, tools, part, sub), tools)
         if not tools or (params is not None and not params):
             break
         raw = await _ask_part(d, task, sub, part, k, tools=tools, params=params,
