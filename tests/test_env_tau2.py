@@ -219,3 +219,24 @@ def test_a_tool_named_for_a_status_takes_only_records_in_that_status() -> None:
     assert offered("cancel_pending_order", delivered) is None  # not callable now
     assert offered("return_delivered_order_items", pending + delivered) == delivered
     assert offered("get_order_details", pending + delivered) == pending + delivered
+
+
+def test_a_goal_that_asks_a_tool_to_act_on_a_record_it_cannot_is_asked_again() -> None:
+    """tau2:retail: a goal to cancel a delivered order with cancel_pending_order. Offered
+    no tool that could, the subtask drifted into calculate and was rejected after every
+    stage had been paid for; the plan is asked again instead."""
+    from naig.config import MethodSettings
+    from naig.stages.draft import Draft
+    from naig.stages.plan import unusable
+
+    source = resolve("tau2:retail")
+    env = source.make(source.pool, ScriptedLLM(), 1)
+    d = Draft(llm=ScriptedLLM(), env=env, tools=source.pool, seed=1, settings=MethodSettings())
+    orders = env.tau2_env.tools.db.orders  # type: ignore[attr-defined]
+    pending = next(k for k, o in orders.items() if o.status == "pending")
+    delivered = next(k for k, o in orders.items() if o.status == "delivered")
+    cancel = [t for t in source.pool if t.name == "cancel_pending_order"]
+    why = unusable(d, f"Cancel my order {delivered}, I changed my mind.", cancel)
+    assert why is not None and delivered in why
+    assert unusable(d, f"Cancel my order {pending}, I changed my mind.", cancel) is None
+    assert unusable(d, "Cancel my pending order.", cancel) is None  # names none: not judged

@@ -22,9 +22,18 @@ from typing import Any
 
 from naig.dialogue import Plan, Subtask
 from naig.errors import ModelOutputError, PromptTooLong
-from naig.grounding import chains, dependency_order, mislabeled, verb, with_sources
+from naig.grounding import (
+    candidates,
+    chains,
+    dependency_order,
+    entity_names,
+    mislabeled,
+    verb,
+    with_sources,
+)
 from naig.llm.structured import ask
 from naig.prompts import render
+from naig.stages.calls import named
 from naig.stages.checks import echoed, out_of_voice, unnamed
 from naig.stages.draft import Draft
 from naig.tools import Tool
@@ -126,6 +135,25 @@ def asked(goal: str, tools: list[Tool]) -> list[Tool]:
     return [t for t in tools if unasked(goal, [t]) is None]
 
 
+def unusable(d: Draft, goal: str, tools: Iterable[Tool]) -> str | None:
+    """Why ``goal`` asks one of ``tools`` to act on records of the state that it cannot
+    act on now, if it does: the environment's ``narrow`` leaves none of the values the
+    goal names for the tool's argument (tau2:retail: cancel order #W2002172 with
+    ``cancel_pending_order``, an order already delivered; offered no tool that could, the
+    subtask drifted into ``calculate`` and was rejected)."""
+    values = named(d, goal)
+    for t in tools if values else []:
+        top = t.parameters.get("properties") or {}
+        props = {name: {"type": "string", "enum": options}
+                 for name in sorted(entity_names(t, d.tools) & set(top))
+                 if (options := candidates(name, "string", values))}
+        if props and d.env.narrow(t.name, {"type": "object", "properties": props,
+                                           "required": list(props)}) is None:
+            shown = ", ".join(str(v) for p in props.values() for v in p["enum"])
+            return f"asks to {_does(t)} with {shown}, which the state does not allow"
+    return None
+
+
 async def plan(d: Draft) -> Plan:
     s = d.settings
     m = d.rng.randint(s.subtasks_min, max(s.subtasks_min, s.subtasks_max))
@@ -156,6 +184,9 @@ async def plan(d: Draft) -> Plan:
                 if why:
                     raise ValueError(f"subtask {k + 1}'s goal {why}: it must ask for what "
                                      f"its own tools do: {'; then '.join(_does(t) for t in own)}")
+                why = unusable(d, goal, kept)
+                if why:
+                    raise ValueError(f"subtask {k + 1}'s goal {why}: name records it can act on")
                 out.append(Subtask(goal=goal, tools=[t.name for t in kept], steps=n))
                 continue
             unknown = [t for t in sub["tools"] if t not in names]
@@ -166,6 +197,9 @@ async def plan(d: Draft) -> Plan:
             if not kept:
                 raise ValueError(f"subtask {k + 1}'s goal {unasked(goal, picked)}: list the "
                                  "tools that do what it asks for, or ask for what they do")
+            why = unusable(d, goal, kept)
+            if why:
+                raise ValueError(f"subtask {k + 1}'s goal {why}: name records it can act on")
             listed = dependency_order([t.name for t in kept], by_name)
             earlier = [t for s in out for t in s.tools]
             tools = with_sources(listed, earlier, by_name)
