@@ -483,6 +483,13 @@ def test_tools_narrated_and_a_user_who_says_youre_welcome_are_out_of_place() -> 
     assert swapped(system, user=True)  # tau2:airline: a "user" who answers as the system
     found = "You found the details of the user with ID olivia_smith_4705."
     assert swapped(found, user=False) and not swapped("I found the details.", user=False)
+    assert swapped("I am glad you found the information useful!", user=True)  # tau2:retail
+    for line in ("I understand your request and will work on it.",  # MAS's users, built-in
+                 "Would you like to add 3 units of it to your cart?"):
+        assert swapped(line, user=True) and not swapped(line, user=False), line
+    assert not swapped("I found the information useful, thanks.", user=True)
+    assert out_of_voice("The tool result for booking shows B-7 is confirmed.", tools)
+    assert out_of_voice("The result shows B-7 is confirmed.", tools) is None
 
 
 def test_an_action_is_grounded_by_a_call_that_did_it_or_a_result_that_reports_it() -> None:

@@ -154,7 +154,8 @@ _NARRATION = re.compile(
     r"will|can|could|should|must)\b|\b(told|informed|asked|notified|reminded|suggested to|"
     r"let) the user\b|\b(was|were) called with\b|\bthe (tool|function) (was|is|has been) "
     r"called\b|\bthe (tool|function|system) (also )?(found|returned|shows|showed|says|said|"
-    r"reported|gave)\b", re.IGNORECASE)
+    r"reported|gave)\b|\bthe (tool|function)('s)? (call )?(results?|responses?|outputs?)\b",
+    re.IGNORECASE)
 """Talk about the dialogue's parties ("The assistant confirms", "the user wants"); a
 domain's own words ("the user ID") are not narration."""
 
@@ -225,9 +226,16 @@ _SERVICE = re.compile(
     r"\bwith (the|my) (available )?tools( (provided|available|i have))?\b|"
     r"\b(provide|give|tell|share|confirm)( me)? your (user ?(name|id)|id|email|zip|"
     r"(reservation|order|booking|account) (id|number))\b|\bour (policy|policies)\b|"
-    r"\byour request (was|has been|is|could) (not )?(processed|received|denied|rejected)\b",
+    r"\byour request (was|has been|is|could) (not )?(processed|received|denied|rejected)\b|"
+    r"\b(glad|happy|hope) (that )?you (found|find) (the |this |that |my )?(information |"
+    r"answer |details |help )?(useful|helpful)\b|\bi understand your (request|concern|"
+    r"question|need)s?\b|\bi will (work on|look into|process|handle) (your|this|that)\b|"
+    r"\bwould you like (me )?to (add|book|proceed|confirm|cancel|place|make|go ahead|buy|"
+    r"purchase|reserve|update|change|modify|know|see|check)\b",
     re.IGNORECASE)
-"""What only the assistant says: a user who says it has swapped roles."""
+"""What only the assistant says: a user who says it has swapped roles (tau2:retail: "I
+am glad you found the information useful!"; MAS's users on the built-in pool: "I
+understand your request and will work on it", "Would you like to add 3 units?")."""
 _CLIENT = re.compile(
     r"\bthat'?s all i (need|needed|wanted)\b|\bthanks? (you )?(so much )?for (your|the) "
     r"help\b|\byou'?ve been (very |really |so )?helpful\b|"
