@@ -484,7 +484,8 @@ def test_tools_narrated_and_a_user_who_says_youre_welcome_are_out_of_place() -> 
     found = "You found the details of the user with ID olivia_smith_4705."
     assert swapped(found, user=False) and not swapped("I found the details.", user=False)
     assert swapped("I am glad you found the information useful!", user=True)  # tau2:retail
-    for line in ("I understand your request and will work on it.",  # MAS's users, built-in
+    for line in ("No problem! I'm glad to have been of assistance.",  # GorillaFileSystem
+                 "I understand your request and will work on it.",  # MAS's users, built-in
                  "Would you like to add 3 units of it to your cart?"):
         assert swapped(line, user=True) and not swapped(line, user=False), line
     assert not swapped("I found the information useful, thanks.", user=True)
