@@ -103,6 +103,12 @@ def test_errors_and_the_assistants_words_ground_nothing() -> None:
     assert candidates("hotel_id", "string", found) == []
 
 
+def test_a_date_as_people_write_it_names_no_record() -> None:
+    # MAS's assistant placed an order with cart_id="12/07/2023", the user's check-in date
+    found = seen([_user("Check in 12/07/2023 or 12.07.2023, then order with cart C-12.")])
+    assert candidates("cart_id", "string", found) == ["C-12"]
+
+
 def test_tools_are_ordered_by_the_data_that_flows_between_them() -> None:
     assert produces(TRAVEL["search_hotels"], TRAVEL["book_hotel"])
     assert not produces(TRAVEL["book_hotel"], TRAVEL["search_hotels"])

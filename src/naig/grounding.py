@@ -39,7 +39,9 @@ appears under."""
 
 _ID_NAME = ID_NAME
 _TOKEN = re.compile(r"#?[A-Za-z0-9][A-Za-z0-9_.:@#/+-]*[A-Za-z0-9]|\b\d\b")
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DATE = re.compile(r"^(\d{4}-\d{2}-\d{2}|\d{1,2}([/.])\d{1,2}\2\d{2,4})$")
+"""A date, ISO or as people write it (12/07/2023, 12.07.2023): it names no record (MAS's
+assistant once placed an order with ``cart_id="12/07/2023"``)."""
 _TIME = re.compile(r"^\d{1,2}([:.]\d{2}\s*([ap]m)?|[ap]m)$", re.IGNORECASE)
 _INTEGER = re.compile(r"^-?[0-9]+$")
 _ORDINAL = re.compile(r"^\d+(st|nd|rd|th)$", re.IGNORECASE)
