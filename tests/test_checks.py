@@ -571,3 +571,16 @@ def test_a_required_argument_given_an_empty_string_is_no_argument() -> None:
                                    "city": "Dallas"}) is None  # no suite: a choice
     assert address.empty_required({"user_id": "u1", "address1": "", "address2": "",
                                    "city": ""}) == "address1"  # no address at all
+
+
+def test_a_reply_may_count_only_what_the_dialogue_gives() -> None:
+    # TwitterAPI: "I found three tweets" over a search that returned one
+    m = good_dialogue()[:4]  # the weather call and its result: no list in it
+    m.append(Message(role="assistant", content="I found three hotels in Paris for you."))
+    check = checks.claims_grounded(m, TOOLS)
+    assert not check.passed and "found three hotels" in check.detail
+    m[3] = result("call_1", hotels=[{"id": "H-1"}, {"id": "H-2"}, {"id": "H-3"}])
+    assert checks.claims_grounded(m, TOOLS).passed  # a list of three came back
+    m[3] = result("call_1", temperature=18)
+    m[4] = Message(role="assistant", content="It is 18 degrees; there are 2 nights left.")
+    assert checks.claims_grounded(m, TOOLS).passed  # "are 2 nights": the user said 2

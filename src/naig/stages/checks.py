@@ -389,10 +389,49 @@ _ID_TOKEN = re.compile(r"#?\b(?=[A-Za-z0-9_-]*\d)(?=[A-Za-z0-9_-]*[A-Za-z])"
                        r"[A-Za-z0-9][A-Za-z0-9_-]{3,}\b")
 
 
+_NUMBERS = {w: n for n, w in enumerate((
+    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+    "eleven", "twelve"))}
+_COUNT = re.compile(r"\b(?:found|are|were|has|have|had|returned|retrieved|shows?|lists?|"
+                    r"contains?|holds?)\s+(?:only\s+|exactly\s+|a total of\s+)?(\d+|"
+                    + "|".join(_NUMBERS) + r")\s+(?:[a-z]+\s+)?[a-z]+s\b", re.IGNORECASE)
+"""A count a reply gives of things found ("I found three tweets", "there are 2 hotels")."""
+
+
+def _sizes(node: Any) -> Iterator[int]:
+    """The lengths of every list in a JSON value."""
+    if isinstance(node, list):
+        yield len(node)
+    for child in node.values() if isinstance(node, dict) else node \
+            if isinstance(node, list) else ():
+        yield from _sizes(child)
+
+
+def _counted(text: str, earlier: str, results: list[Message]) -> str | None:
+    """A count in ``text`` that nothing earlier gives, if any: no earlier turn, call or
+    result writes the number, and no result holds a list of that many (TwitterAPI: "I
+    found three tweets" over a search that returned one)."""
+    sizes: set[int] = set()
+    for m in results:
+        try:
+            sizes.update(_sizes(json.loads(m.content or "")))
+        except ValueError:
+            continue
+    for hit in _COUNT.finditer(text):
+        word = hit.group(1).lower()
+        n = _NUMBERS.get(word, int(word) if word.isdigit() else -1)
+        if n not in sizes and not re.search(rf"(?<![\d.]){n}(?![\d])|\b{word}\b", earlier,
+                                            re.IGNORECASE):
+            return hit.group(0)
+    return None
+
+
 def claims_grounded(messages: list[Message], tools: list[Tool]) -> Check:
-    """The assistant's replies claim only IDs that exist: every ID-like token in a reply
-    (letters and digits, like a booking or order number) appears earlier in the dialogue.
-    Where tools really execute, earlier results are the state, so a claimed ID exists."""
+    """The assistant's replies claim only IDs that exist and counts that the dialogue
+    gives: every ID-like token in a reply (letters and digits, like a booking or order
+    number) appears earlier in the dialogue, and so does every count of things found, or
+    a result holds that many (``_counted``). Where tools really execute, earlier results
+    are the state, so a claimed ID exists."""
     for i, m in enumerate(messages):
         if m.role != "assistant" or m.tool_calls or not m.content:
             continue
@@ -402,6 +441,10 @@ def claims_grounded(messages: list[Message], tools: list[Tool]) -> Check:
             if token.lstrip("#") not in earlier:
                 return _fail("claims_grounded", f"[{i}] the reply names {token!r}, which no "
                                                 "earlier turn or tool result contains")
+        count = _counted(m.content, earlier, [x for x in messages[:i] if x.role == "tool"])
+        if count is not None:
+            return _fail("claims_grounded", f"[{i}] the reply says {count!r}, but no earlier "
+                                            "turn or tool result gives that many")
     return _ok("claims_grounded")
 
 
