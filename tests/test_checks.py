@@ -584,3 +584,20 @@ def test_a_reply_may_count_only_what_the_dialogue_gives() -> None:
     m[3] = result("call_1", temperature=18)
     m[4] = Message(role="assistant", content="It is 18 degrees; there are 2 nights left.")
     assert checks.claims_grounded(m, TOOLS).passed  # "are 2 nights": the user said 2
+
+
+def test_a_written_result_keeps_to_the_bounds_its_call_set() -> None:
+    from naig.tools import out_of_bounds
+
+    hotels = {"hotels": [{"hotel_id": "H-1", "price_usd": 180}, {"hotel_id": "H-2",
+                                                                  "price_usd": 240}]}
+    assert out_of_bounds({"max_price_usd": 200}, hotels) == \
+        "price_usd 240 breaks the call's max_price_usd 200"
+    assert out_of_bounds({"max_price_usd": 250}, hotels) is None
+    assert out_of_bounds({"min_rating": 4}, {"items": [{"rating": 3.5}]}) is not None
+    assert out_of_bounds({"nights": 2}, hotels) is None  # no bound
+    m = good_dialogue()
+    m[2] = call("call_1", "get_weather", city="Paris", max_temperature=10)
+    check = checks.values_wellformed(m, TOOLS)
+    assert not check.passed and "temperature 18 breaks" in check.detail
+    assert checks.values_wellformed(m, TOOLS, results=False).passed  # a real result is true

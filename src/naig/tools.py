@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+from collections.abc import Iterator
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -314,6 +315,40 @@ def degenerate(value: Any, key: str = "") -> str | None:
             or _PLACEHOLDER.search(value) or restates(key, value)
             or (ID_NAME.search(key) and len(value.split()) > 2)):
         return value
+    return None
+
+
+_BOUND = re.compile(r"^(?:(max|min)(?:imum)?_(\w+)|(\w+?)_(max|min)(?:imum)?)$", re.IGNORECASE)
+
+
+def _numbers(node: Any, key: str = "") -> Iterator[tuple[str, float]]:
+    """Every number in a JSON value, with the field it sits under."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from _numbers(v, str(k))
+    elif isinstance(node, list):
+        for v in node:
+            yield from _numbers(v, key)
+    elif isinstance(node, int | float) and not isinstance(node, bool):
+        yield key, float(node)
+
+
+def out_of_bounds(arguments: Any, result: Any) -> str | None:
+    """A number in a written result that breaks a bound its call set, if any: a price over
+    the call's ``max_price`` (``max_price_usd`` bounds ``price_usd``; ``min_rating``,
+    ``rating``). Only results the model writes are judged: an environment's are true."""
+    if not isinstance(arguments, dict):
+        return None
+    for name, bound in arguments.items():
+        hit = _BOUND.match(str(name))
+        if not hit or isinstance(bound, bool) or not isinstance(bound, int | float):
+            continue
+        side = (hit.group(1) or hit.group(4)).lower()
+        field = (hit.group(2) or hit.group(3)).lower().split("_")[0]
+        for key, value in _numbers(result):
+            if field in key.lower().split("_") and (value > bound if side == "max"
+                                                    else value < bound):
+                return f"{key} {value:g} breaks the call's {name} {bound:g}"
     return None
 
 

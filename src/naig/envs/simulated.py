@@ -16,7 +16,7 @@ from naig.envs.base import Environment, ToolResult
 from naig.llm.base import LLM
 from naig.llm.structured import ask
 from naig.prompts import render
-from naig.tools import Tool, parse_arguments, simulated_results
+from naig.tools import Tool, out_of_bounds, parse_arguments, simulated_results
 
 
 def _memory_key(name: str, arguments: dict[str, Any]) -> str:
@@ -54,7 +54,12 @@ class SimulatedEnvironment(Environment):
                                   arguments=json.dumps(arguments), earlier=earlier,
                                   result_schema=json.dumps(schema))
         seed = self._seed ^ int(hashlib.sha256(key.encode()).hexdigest()[:8], 16)
-        value = await ask(self._llm, messages, schema, _as_object,
+        def check(value: Any) -> Any:
+            broken = out_of_bounds(arguments, _as_object(value))
+            if broken is not None:
+                raise ValueError(f"the result's {broken}; a result keeps to its call")
+            return value
+        value = await ask(self._llm, messages, schema, check,
                           stage="env", seed=seed, template_hash=digest, max_tokens=400)
         result = ToolResult(content=json.dumps(value, ensure_ascii=False),
                             error=isinstance(value, dict) and "error" in value)

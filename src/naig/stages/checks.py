@@ -15,7 +15,7 @@ from typing import Any
 from naig.dialogue import Check, MadeCall, Message, made_calls
 from naig.grounding import Vocabulary, id_like, scalars, shown, ungrounded, verb
 from naig.prompts import placeholders
-from naig.tools import Tool, degenerate, parse_arguments
+from naig.tools import Tool, degenerate, out_of_bounds, parse_arguments
 
 Rule = Callable[[list[Message], list[Tool]], Check]
 
@@ -130,9 +130,10 @@ def schema_valid_arguments(messages: list[Message], tools: list[Tool]) -> Check:
 def values_wellformed(messages: list[Message], tools: list[Tool], *,
                       results: bool = True) -> Check:
     """No call argument or tool result holds a string no real value looks like (no letter
-    or digit, or JSON structure inside it: a model that lost its place). Tool results are
-    judged only where the model wrote them (``results``): what an executing environment
-    returned is real, a file's JSON text included."""
+    or digit, or JSON structure inside it: a model that lost its place), and no result
+    breaks a bound its call set (``out_of_bounds``: a hotel over the call's highest
+    price). Tool results are judged only where the model wrote them (``results``): what an
+    executing environment returned is real, a file's JSON text included."""
     for i, m in enumerate(messages):
         texts = [c.function.arguments for c in m.tool_calls or []]
         texts += [m.content or ""] if m.role == "tool" and results else []
@@ -143,6 +144,16 @@ def values_wellformed(messages: list[Message], tools: list[Tool], *,
                 continue  # not JSON: the format checks report it
             if junk is not None:
                 return _fail("values_wellformed", f"[{i}] holds {junk!r}, which is no value")
+    calls = {c.id: c.function.arguments for m in messages for c in m.tool_calls or []}
+    for i, m in enumerate(messages):
+        if m.role != "tool" or not results or m.tool_call_id not in calls:
+            continue
+        try:
+            broken = out_of_bounds(json.loads(calls[m.tool_call_id]), json.loads(m.content or ""))
+        except ValueError:
+            continue
+        if broken is not None:
+            return _fail("values_wellformed", f"[{i}] the result's {broken}")
     return _ok("values_wellformed")
 
 
