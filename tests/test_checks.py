@@ -601,3 +601,15 @@ def test_a_written_result_keeps_to_the_bounds_its_call_set() -> None:
     check = checks.values_wellformed(m, TOOLS)
     assert not check.passed and "temperature 18 breaks" in check.detail
     assert checks.values_wellformed(m, TOOLS, results=False).passed  # a real result is true
+
+
+def test_a_reply_that_announces_a_change_and_stops_fails() -> None:
+    # tau2:retail, kept at fb654d1: "I found the user ID and now I will modify their
+    # default address." and the turn ended there
+    m = good_dialogue()
+    m[6] = Message(role="assistant", content="It is 18 degrees. I will now book the hotel.")
+    check = checks.actions_grounded(m, TOOLS)
+    assert not check.passed and "I will now book" in check.detail
+    m[6] = Message(role="assistant", content="It is 18 degrees. I will book H-1001 once you "
+                                             "confirm: shall I?")
+    assert checks.actions_grounded(m, TOOLS).passed  # asking first is right

@@ -407,3 +407,32 @@ def test_a_step_takes_the_value_its_request_names_over_others_shown() -> None:
     assert offered("Weather in Paris, then book hotel H-2 for 2 nights.") == ["H-2"]
     assert offered("Weather in Paris, then book a hotel there.") == ["H-1", "H-2"]
     assert offered("Weather in Paris, then book hotel H-9.") == ["H-1", "H-2"]  # no such hotel
+
+
+def test_a_subtask_that_looked_up_but_never_made_its_change_gets_one_step_for_it() -> None:
+    # a reply written after a lookup alone mostly claimed the change anyway and was refused
+    # three times, losing the dialogue
+    book = {"name": "book_hotel", "arguments": {"hotel_id": "H-1", "nights": 2},
+            "result": {"booking_id": "B-7"}}
+    llm = ScriptedLLM([{"calls": [WEATHER], "user": "Weather in Paris, then book H-1 for 2 "
+                                                    "nights.", "reply": "It is 18 degrees."},
+                       {"calls": [book], "reply": "18 degrees; booked B-7."}])
+    d = make_draft(llm)
+    _plan(d, ("weather then hotel", ["get_weather", "book_hotel"], 1))
+    asyncio.run(skeleton(d))
+    assert _offered(llm.requests[1]) == ["book_hotel"]  # only the change left undone
+    calls = [c.function.name for m in d.messages for c in m.tool_calls or []]
+    assert calls == ["get_weather", "book_hotel"]
+    assert d.messages[-1].content == "18 degrees; booked B-7."
+
+
+def test_a_reply_stopped_at_its_bound_keeps_its_whole_sentences() -> None:
+    from naig.stages.skeleton import REPLY_CHARS, _schema, _whole
+
+    schema = _schema("reply", [], None, results=False, reply=True, most=1)
+    assert schema["properties"]["reply"]["maxLength"] == REPLY_CHARS  # the JSON closes
+    long = ("Your order holds a vacuum cleaner. " * 40)[:REPLY_CHARS - 10] + " and a desk la"
+    long = long[:REPLY_CHARS]
+    assert len(long) == REPLY_CHARS
+    assert _whole(long).endswith("vacuum cleaner.") and len(_whole(long)) < REPLY_CHARS
+    assert _whole("Booked B-7, and") == "Booked B-7, and"  # short: the model meant it

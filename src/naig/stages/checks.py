@@ -474,6 +474,8 @@ _DONE_BY: dict[str, tuple[str, ...]] = {
     "returned": ("return",), "exchanged": ("exchange",), "transferred": ("transfer",),
     "retweeted": ("retweet",), "commented": ("comment",), "compared": ("diff", "compare")}
 """An action a reply may claim, and the verbs a tool's name starts with that do it."""
+ACTIONS = frozenset(v for verbs in _DONE_BY.values() for v in verbs)
+"""The verbs of tools that change something: what a reply may claim was done."""
 _CLAIM = re.compile(r"\b(?:has been|have been|is now|was|were|is|are|i've|i have|i|you've|"
                     r"you have|you|we've|we have|we|and)\s+"
                     r"(?:successfully\s+|now\s+|also\s+|just\s+)?(" + "|".join(_DONE_BY)
@@ -508,12 +510,24 @@ def _replies(messages: list[Message]) -> Iterator[tuple[int, Message, list[Messa
             yield i, m, messages[opened:i]
 
 
+_PROMISE = re.compile(r"\b(?:i will|i'll|let me|i am going to|i'm going to)\s+(?:now\s+|also\s+|"
+                      r"then\s+|proceed to\s+|go ahead and\s+)*(" + "|".join(_BASE) + r")\b",
+                      re.IGNORECASE)
+"""A reply announcing a change it is about to make ("I will now modify the address")."""
+
+
 def actions_grounded(messages: list[Message], tools: list[Tool]) -> Check:
     """A reply claims only actions a call since the request did ("I have cancelled your
     booking" after a cancel call that succeeded), or that a result since then reports (a
     status ``cancelled``, ``"deleted": true``): seen in kept data, "I confirmed that the
-    event has been removed" after no call that removes anything."""
+    event has been removed" after no call that removes anything. Nor does a reply that
+    ends the assistant's turn announce a change it then never makes ("I will now modify
+    the default address", tau2:retail), unless it asks the user first (it ends with "?")."""
     for i, m, since in _replies(messages):
+        promise = _PROMISE.search(m.content or "")
+        if promise and not (m.content or "").rstrip().endswith("?"):
+            return _fail("actions_grounded", f"[{i}] the reply says {promise.group(0)!r} and "
+                                             "stops: make the change, or ask before it")
         failed = {x.tool_call_id for x in since if x.is_error}
         verbs = {verb(c.function.name)
                  for x in since for c in x.tool_calls or [] if c.id not in failed}

@@ -36,6 +36,7 @@ from naig.grounding import (
     mislabeled,
     produces,
     shown,
+    verb,
 )
 from naig.llm.structured import ask
 from naig.prompts import instructions, render
@@ -55,6 +56,7 @@ from naig.stages.calls import (
     values_before,
 )
 from naig.stages.checks import (
+    ACTIONS,
     actions_grounded,
     claims_grounded,
     denials_grounded,
@@ -70,6 +72,20 @@ from naig.transcript import describe, transcript
 Part = Literal["open", "step", "reply"]
 
 _TEXT = {"type": "string", "minLength": 1}
+REPLY_CHARS = 800
+"""Longest reply the grammar lets the model write, so that its JSON closes before the
+length limit: a small model listing an order's every field ran past it, and three
+cut-off answers lost the dialogue (tau2:retail, 2026-11-29). A reply stopped at the bound
+keeps its whole sentences (``_whole``)."""
+_REPLY = {**_TEXT, "maxLength": REPLY_CHARS}
+
+
+def _whole(text: str) -> str:
+    """``text`` cut after its last whole sentence, where the bound stopped it inside one."""
+    if len(text) < REPLY_CHARS - 1 or text.rstrip().endswith((".", "!", "?")):
+        return text
+    ends = [m.end() for m in re.finditer(r"[.!?](?=\s)", text)]
+    return text[:ends[-1]] if ends else text
 
 
 def _schema(part: Part, tools: list[Tool], params: Parameters | None, *, results: bool,
@@ -80,7 +96,7 @@ def _schema(part: Part, tools: list[Tool], params: Parameters | None, *, results
     if part == "open":  # after the call: a small model then states the values it used
         props["user"] = _TEXT
     if reply:
-        props["reply"] = _TEXT
+        props["reply"] = _REPLY
     return {"type": "object", "additionalProperties": False, "required": list(props),
             "properties": props}
 
@@ -99,6 +115,8 @@ def _spoken(d: Draft, answer: Any, *, alone: bool) -> dict[str, Any]:
     names = [t.name for t in d.tools]
     raw: dict[str, Any] = {k: unnamed(v, names) if k in ("user", "reply") and
                            isinstance(v, str) else v for k, v in answer.items()}
+    if isinstance(raw.get("reply"), str):
+        raw["reply"] = _whole(raw["reply"])
     for key in ("user", "reply"):
         if key not in raw:
             continue
@@ -208,7 +226,7 @@ async def _ask_part(d: Draft, task: str, sub: Subtask, part: Part, k: int, *,
         d.llm, messages, schema, _validate(d, part, tools, [] if repeated is None else repeated),
         stage="skeleton",
         seed=d.request_seed("skeleton"), template_hash=digest,
-        temperature=d.settings.temperature, max_tokens=200 + 350 * (part != "reply"),
+        temperature=d.settings.temperature, max_tokens=350 + 350 * (part != "reply"),
         attempts=d.settings.attempts_per_output,
         instructions=instructions(messages, history, task, sub.goal, *failed))
     return raw
@@ -345,6 +363,7 @@ async def _step(d: Draft, task: str, sub: Subtask, part: Part, k: int, *, reply:
     failed: list[str] = []
     repeated: list[str] = []
     refused_last = ""
+    refusals: list[str] = []  # the tools refused on the way, told to the caller
     for _ in range(d.settings.attempts_per_output):
         # after a refusal, any tool but the one refused: what the environment asks for
         # first ("authenticate before posting") is often no tool of the plan's
@@ -380,10 +399,11 @@ async def _step(d: Draft, task: str, sub: Subtask, part: Part, k: int, *, reply:
             elif raw.get("_says"):
                 _amend_request(d, str(raw["_says"]))
             d.append(*done)
-            return raw
+            return raw | {"_refused": refusals}
         failed.append(f"{describe(done[0])} -> {refused[0].content}")
         refused_last = next(c.function.name for c in done[0].tool_calls or []
                             if c.id == refused[0].tool_call_id)
+        refusals.append(refused_last)
         await replay(d)  # undo whatever the refused calls changed
     if part == "step" and not failed:
         return None  # nothing new to do: the subtask moves to its reply
@@ -417,13 +437,25 @@ def off_plan(d: Draft, sub: Subtask, since: int) -> str | None:
         f"its calls ({', '.join(sorted(called))}) do none of what it asks ({', '.join(sub.tools)})"
 
 
+def undone(d: Draft, sub: Subtask, since: int) -> list[str]:
+    """The subtask's tools that change something (``ACTIONS``: cancel, modify, mkdir) and
+    that no successful call from message ``since`` on made. Its reply, asked for then,
+    mostly claimed the change anyway ("I have successfully modified") and was refused
+    three times, losing the dialogue (6 of the skeleton's failures, tau2 and
+    GorillaFileSystem, 2026-11-28)."""
+    called = {c.key[0] for c in made_calls(d.messages[since:]) if c.result is not None}
+    return [n for n in sub.tools if n not in called and verb(n) in ACTIONS]
+
+
 async def _subtask(d: Draft, task: str, sub: Subtask) -> None:
     """The subtask's parts in order. Where its drawn steps all went to what comes first
-    and none to its own tools (``cd`` before ``rmdir``, a lookup after a refusal), it gets
-    one step more for them; a subtask that still did none of what it asks is not done."""
+    and none to its own tools (``cd`` before ``rmdir``, a lookup after a refusal), or
+    none to the change it asks for (a lookup, and no ``modify``), it gets one step more,
+    offered those tools; a subtask that still did none of what it asks is not done."""
     inline = not d.env.executes  # simulated: the last step's answer carries the reply
     since = len(d.messages)
     raw = await _step(d, task, sub, "open", 1, reply=inline and sub.steps == 1)
+    refused = list(raw["_refused"]) if raw else []
     taken = 1
     for k in range(2, sub.steps + 1):
         try:
@@ -433,8 +465,10 @@ async def _subtask(d: Draft, task: str, sub: Subtask) -> None:
         if step is None:
             break
         raw, taken = step, k
-    if off_plan(d, sub, since) and taken == sub.steps:
-        more = sub.model_copy(update={"steps": sub.steps + 1})
+        refused += step["_refused"]
+    left = [n for n in undone(d, sub, since) if n not in refused]  # refused: not again
+    if (off_plan(d, sub, since) or left) and taken == sub.steps:
+        more = sub.model_copy(update={"steps": sub.steps + 1, "tools": left or sub.tools})
         try:
             step = await _step(d, task, more, "step", more.steps, reply=inline)
         except ModelOutputError:
