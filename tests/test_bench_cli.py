@@ -18,7 +18,7 @@ from .contract import assert_contract
 
 def _cmd(stem: Path, *extra: str, n: int = 2, delay: str = "0") -> list[str]:
     return [sys.executable, "-m", "naig.cli", "bench", "-n", str(n), "--model",
-            f"scripted:{delay}", "--seed", "4", "--subtasks", "2", "--steps", "1-2",
+            f"scripted:{delay}", "--seed", "1", "--subtasks", "2", "--steps", "1-2",
             "--refine-steps", "2", "-o", str(stem), *extra]
 
 

@@ -35,7 +35,7 @@ needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None,
 
 def _cmd(out: Path, cache: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "naig.cli", "generate", "--tools", "builtin", "-n", str(N),
-            "--model", "scripted:0.01", "--seed", "5", "--subtasks", "2", "--steps", "1-2",
+            "--model", "scripted:0.01", "--seed", "1", "--subtasks", "2", "--steps", "1-2",
             "--refine-steps", "2", "-o", str(out), "--cache-path", str(cache), *extra]
 
 
