@@ -219,6 +219,12 @@ def test_a_turn_that_contains_an_earlier_one_is_repetition() -> None:
     m[6] = m[6].model_copy(update={"content": m[1].content + " Also, all done."})
     check = checks.no_repetition(m, TOOLS)
     assert not check.passed and "within it" in check.detail
+    # a turn a result holds too is data, quoted: a tweet's text the user gave, posted
+    text = "Excited to share our latest project insights with the whole team!"
+    m[1] = m[1].model_copy(update={"content": text})
+    m[5] = result("call_2", booking_id="B-77", note=text)
+    m[6] = m[6].model_copy(update={"content": f"Booked B-77 with the note '{text}'"})
+    assert checks.no_repetition(m, TOOLS).passed
 
 
 def test_code_in_a_turn_is_not_speech() -> None:
@@ -536,6 +542,8 @@ def test_a_value_that_only_restates_its_parameter_is_a_placeholder() -> None:
     assert degenerate(address) == "new address 1"
     assert degenerate({"username": "your_username"}) == "your_username"
     assert degenerate({"title": "My title"}) == "My title"
+    assert degenerate({"username": "example_user"}) == "example_user"  # TwitterAPI
+    assert degenerate({"email": "mia.li@example.com"}) is None
     for real in ({"address1": "621 Spruce Street", "city": "New York"}, {"city": "city"},
                  {"name": "Project name"}, {"file_name": "new_file.txt"},
                  {"title": "Team sync"}, {"zip": "76180"}):

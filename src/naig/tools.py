@@ -294,6 +294,8 @@ def restates(key: str, value: str) -> bool:
     new city, new zip"; a value that is the bare name ("city") is left to the schema."""
     words = re.findall(r"[a-z0-9']+", value.lower().replace("_", " "))
     rest = [w for w in words if w not in _FILLER]
+    if words and not rest and {"example", "sample", "dummy"} & set(words):
+        return True  # "example_user" (TwitterAPI): nothing but filler
     name = re.sub(r"[^a-z0-9]", "", key.lower())
     return bool(name) and 0 < len(rest) < len(words) <= 5 and "".join(rest) == name
 

@@ -288,15 +288,18 @@ _WORD = re.compile(r"\w+")
 
 def repeats(text: str, earlier: list[Message]) -> str | None:
     """How ``text`` repeats an earlier user or assistant turn word for word, if it does:
-    the same turn again (over 20 characters), or an earlier one (over 40) inside it."""
+    the same turn again (over 20 characters), or an earlier one (over 40) inside it, but
+    not where a tool result holds that turn too: then it is data, quoted (a tweet's text
+    the user gave, posted, and the reply reports: TwitterAPI)."""
     said = " ".join(text.lower().split())
+    data = [" ".join((m.content or "").lower().split()) for m in earlier if m.role == "tool"]
     for j, m in enumerate(earlier):
         if m.role not in ("user", "assistant") or not m.content:
             continue
         before = " ".join(m.content.lower().split())
         if len(said) > 20 and said == before:
             return f"repeats [{j}] word for word"
-        if len(before) > 40 and before in said:
+        if len(before) > 40 and before in said and not any(before in x for x in data):
             return f"repeats [{j}] word for word within it"
     return None
 
