@@ -621,3 +621,17 @@ def test_a_reply_that_announces_a_change_and_stops_fails() -> None:
     m[6] = Message(role="assistant", content="It is 18 degrees. I will book H-1001 once you "
                                              "confirm: shall I?")
     assert checks.actions_grounded(m, TOOLS).passed  # asking first is right
+
+
+def test_a_user_who_asks_again_in_the_same_words_repeats_but_a_reply_may_restate() -> None:
+    m = good_dialogue()
+    first = "I want to reserve a hotel room in San Francisco for May with a view of the bay"
+    m[1] = m[1].model_copy(update={"content": first + ", and check the weather."})
+    m.append(Message(role="user", content=first + " please."))
+    m.append(Message(role="assistant", content="It is done."))
+    check = checks.no_repetition(m, TOOLS)
+    assert not check.passed and "copies [1]" in check.detail
+    m[-2] = m[-2].model_copy(update={"content": "Thanks, that's all."})
+    m[6] = m[6].model_copy(update={"content": "I have reserved a hotel room in San Francisco "
+                                              "for May with a view of the bay: B-77."})
+    assert checks.no_repetition(m, TOOLS).passed  # a reply restating what it did

@@ -217,7 +217,8 @@ def unsayable(text: str, tools: Iterable[str], earlier: list[Message], *,
     ``earlier``: the other party's words (``swapped``; ``user`` says whose turn it is),
     out of voice (``out_of_voice``), a repetition (``repeats``), or the prompts' own words
     (``echoed``), each of which verification would reject."""
-    return (swapped(text, user=user) or out_of_voice(text, tools) or repeats(text, earlier)
+    return (swapped(text, user=user) or out_of_voice(text, tools)
+            or repeats(text, earlier, user=user)
             or echoed(text))
 
 
@@ -286,11 +287,15 @@ def turns_in_voice(messages: list[Message], tools: list[Tool]) -> Check:
 _WORD = re.compile(r"\w+")
 
 
-def repeats(text: str, earlier: list[Message]) -> str | None:
+def repeats(text: str, earlier: list[Message], *, user: bool = False) -> str | None:
     """How ``text`` repeats an earlier user or assistant turn word for word, if it does:
     the same turn again (over 20 characters), or an earlier one (over 40) inside it, but
     not where a tool result holds that turn too: then it is data, quoted (a tweet's text
-    the user gave, posted, and the reply reports: TwitterAPI)."""
+    the user gave, posted, and the reply reports: TwitterAPI). A user's turn (``user``)
+    also may not copy a run of ``PARROT_WORDS`` words of an earlier request: the user
+    asking again for what was asked ("I want to reserve a hotel room in San Francisco for
+    May ..." twice, in kept built-in data). A reply may restate its request ("I have
+    added 2 units of the Lenovo ThinkPad X1 Carbon laptop to your cart")."""
     said = " ".join(text.lower().split())
     data = [" ".join((m.content or "").lower().split()) for m in earlier if m.role == "tool"]
     for j, m in enumerate(earlier):
@@ -301,6 +306,24 @@ def repeats(text: str, earlier: list[Message]) -> str | None:
             return f"repeats [{j}] word for word"
         if len(before) > 40 and before in said and not any(before in x for x in data):
             return f"repeats [{j}] word for word within it"
+        run = _shared_run(said, before) if user and m.role == "user" else None
+        if run and not any(run in " ".join(_WORD.findall(x)) for x in data):
+            return f"copies [{j}]: '{run}'"
+    return None
+
+
+PARROT_WORDS = 12
+"""A user's turn that shares this many consecutive words with an earlier request copies
+it."""
+
+
+def _shared_run(text: str, other: str) -> str | None:
+    """The first run of ``PARROT_WORDS`` words ``text`` shares with ``other``, if any."""
+    words, others = _WORD.findall(text), " ".join(_WORD.findall(other))
+    for k in range(len(words) - PARROT_WORDS + 1):
+        run = " ".join(words[k:k + PARROT_WORDS])
+        if run in others:
+            return run
     return None
 
 
@@ -312,7 +335,7 @@ def no_repetition(messages: list[Message], tools: list[Tool]) -> Check:
     name = "no_repetition"
     for i, m in enumerate(messages):
         if m.role in ("user", "assistant") and m.content:
-            why = repeats(m.content, messages[:i])
+            why = repeats(m.content, messages[:i], user=m.role == "user")
             if why:
                 return _fail(name, f"[{i}] {why}")
     texts = [(i, " ".join((m.content or "").lower().split())) for i, m in enumerate(messages)
