@@ -436,3 +436,19 @@ def test_a_reply_stopped_at_its_bound_keeps_its_whole_sentences() -> None:
     assert len(long) == REPLY_CHARS
     assert _whole(long).endswith("vacuum cleaner.") and len(_whole(long)) < REPLY_CHARS
     assert _whole("Booked B-7, and") == "Booked B-7, and"  # short: the model meant it
+
+
+def test_a_subtask_whose_tools_the_state_refuses_is_offered_the_look_ups_that_feed_them(
+        ) -> None:
+    # tau2:retail: cancel_pending_order with only delivered orders; offered every tool,
+    # the small model answered with a calculator
+    look = {"name": "list_accounts", "arguments": {"owner": "Ada"}}
+    llm = ScriptedLLM([{"calls": [look], "user": "Which accounts does Ada hold?"},
+                       {"reply": "Ada holds A-1; its balance cannot be read now."}])
+    d = _bank(llm)
+    d.env.narrow = lambda name, schema: None if name == "get_balance" else schema  # type: ignore[method-assign]
+    _plan(d, ("balance", ["get_balance"], 1))
+    asyncio.run(skeleton(d))
+    feeders = {"list_accounts", "open_account"}  # what returns an account ID
+    assert set(_offered(llm.requests[0])) == feeders
+    assert [c.function.name for m in d.messages for c in m.tool_calls or []] == ["list_accounts"]

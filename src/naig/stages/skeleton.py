@@ -377,9 +377,17 @@ async def _step(d: Draft, task: str, sub: Subtask, part: Part, k: int, *, reply:
         tools = own or [t for t in [*listed, *d.tools] if t.name not in skip]
         tools = list({t.name: t for t in tools}.values())
         params = existing(d, _params(d, tools, part, sub), tools)
-        if params is not None and not params:  # none of this subtask's: any tool that can
-            tools = [t for t in d.tools if t.name not in skip]
-            params = existing(d, _params(d, tools, part, sub), tools)
+        if params is not None and not params:
+            # none of this subtask's can be called in this state (cancel_pending_order on
+            # delivered orders): a look-up that feeds them, to find out and say why; then
+            # any tool that can (offered any tool at once, the small model answered
+            # "cancel order #W2002172" with a calculator, tau2:retail)
+            feeders = [t for t in d.tools if t.name not in skip
+                       and any(produces(t, x) for x in listed)]
+            for tools in (feeders, [t for t in d.tools if t.name not in skip]):
+                params = existing(d, _params(d, tools, part, sub), tools)
+                if params is None or params:
+                    break
         if not tools or (params is not None and not params):
             break
         raw = await _ask_part(d, task, sub, part, k, tools=tools, params=params,
