@@ -635,3 +635,19 @@ def test_a_user_who_asks_again_in_the_same_words_repeats_but_a_reply_may_restate
     m[6] = m[6].model_copy(update={"content": "I have reserved a hotel room in San Francisco "
                                               "for May with a view of the bay: B-77."})
     assert checks.no_repetition(m, TOOLS).passed  # a reply restating what it did
+
+
+def test_a_reply_may_give_a_record_only_a_status_a_result_showed() -> None:
+    # tau2:retail: "they have two pending orders" after a look-up that gave no status
+    from naig.grounding import vocabulary
+
+    known = vocabulary({"orders": {"#W1": {"status": "delivered"}, "#W2": {"status":
+                                                                         "pending"}}})
+    m = good_dialogue()
+    m[0] = Message(role="system", content="Only pending orders can be cancelled.")  # policy
+    m[6] = Message(role="assistant", content="Booked B-77. You have two pending orders.")
+    check = checks.claims_grounded(m, TOOLS, known=known)
+    assert not check.passed and "pending orders" in check.detail
+    assert checks.claims_grounded(m, TOOLS).passed  # the state unknown: not judged
+    m[5] = result("call_2", booking_id="B-77", orders=[{"id": "#W2", "status": "pending"}])
+    assert checks.claims_grounded(m, TOOLS, known=known).passed

@@ -463,12 +463,40 @@ def _counted(text: str, earlier: str, results: list[Message]) -> str | None:
     return None
 
 
-def claims_grounded(messages: list[Message], tools: list[Tool]) -> Check:
+def statuses(known: Vocabulary | None) -> frozenset[str]:
+    """The values the state holds under a ``status`` field (tau2: pending, delivered,
+    landed), lower-cased; none where the state is not known."""
+    return frozenset(v.lower() for v, keys in (known or {}).items()
+                     if any(k.lower() == "status" or k.lower().endswith("_status")
+                            for k in keys) and len(v) > 2)
+
+
+def _status_claim(text: str, states: frozenset[str], earlier: str) -> str | None:
+    """A status ``text`` gives a record ("two pending orders", "the order is delivered")
+    that nothing earlier shows, if any (tau2:retail: "they have two pending orders" after a
+    look-up that gave no status; both were delivered)."""
+    if not states:
+        return None
+    names = "|".join(re.escape(x) for x in sorted(states, key=len, reverse=True))
+    claim = re.compile(rf"\b({names})\s+(orders?|reservations?|flights?|items?|bookings?)\b|"
+                       rf"\b(?:is|are|was|were|been|status|currently|still)\s+(?:now\s+)?"
+                       rf"['\"]?({names})\b", re.IGNORECASE)
+    for hit in claim.finditer(text):
+        word = (hit.group(1) or hit.group(3)).lower()
+        if word not in earlier.lower():
+            return hit.group(0)
+    return None
+
+
+def claims_grounded(messages: list[Message], tools: list[Tool], *,
+                    known: Vocabulary | None = None) -> Check:
     """The assistant's replies claim only IDs that exist and counts that the dialogue
     gives: every ID-like token in a reply (letters and digits, like a booking or order
     number) appears earlier in the dialogue, and so does every count of things found, or
-    a result holds that many (``_counted``). Where tools really execute, earlier results
-    are the state, so a claimed ID exists."""
+    a result holds that many (``_counted``), and, where the state is ``known``, every
+    status it gives a record (``_status_claim``). Where tools really execute, earlier
+    results are the state, so a claimed ID exists."""
+    states = statuses(known)
     for i, m in enumerate(messages):
         if m.role != "assistant" or m.tool_calls or not m.content:
             continue
@@ -482,6 +510,11 @@ def claims_grounded(messages: list[Message], tools: list[Tool]) -> Check:
         if count is not None:
             return _fail("claims_grounded", f"[{i}] the reply says {count!r}, but no earlier "
                                             "turn or tool result gives that many")
+        shown = "\n".join(x.content or "" for x in messages[:i] if x.role in ("user", "tool"))
+        status = _status_claim(m.content, states, shown)  # the policy names every status
+        if status is not None:
+            return _fail("claims_grounded", f"[{i}] the reply says {status!r}, but no earlier "
+                                            "turn or tool result gives that status")
     return _ok("claims_grounded")
 
 

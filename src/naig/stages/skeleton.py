@@ -22,6 +22,7 @@ request (``MethodSettings.subtask_tries``): the plan and the subtasks before it 
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from typing import Any, Literal
@@ -239,7 +240,8 @@ def unfounded_reply(d: Draft, reply: str) -> str | None:
     ``denials_grounded``, applied as the reply is written)."""
     messages = [*d.messages, Message(role="assistant", content=reply)]
     at = f"[{len(messages) - 1}] "
-    for rule in (actions_grounded, claims_grounded, denials_grounded):
+    claims = functools.partial(claims_grounded, known=d.env.vocabulary())
+    for rule in (actions_grounded, claims, denials_grounded):
         check = rule(messages, d.tools)
         if not check.passed and check.detail.startswith(at):
             return check.detail.removeprefix(at).replace("the reply ", "", 1)

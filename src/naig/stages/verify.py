@@ -23,7 +23,13 @@ from naig.grounding import scalars, shown
 from naig.llm.base import LLM
 from naig.llm.structured import REASON_CHARS, ask
 from naig.prompts import render, render_text
-from naig.stages.checks import RULES, Rule, users_know_no_results, values_wellformed
+from naig.stages.checks import (
+    RULES,
+    Rule,
+    claims_grounded,
+    users_know_no_results,
+    values_wellformed,
+)
 from naig.tools import Tool
 from naig.transcript import tool_line, transcript
 
@@ -218,7 +224,8 @@ def rules(env: Environment) -> list[Rule]:
     environment's (not checked for well-formed values); where its start state is known,
     what exists there the user may know."""
     own: dict[Rule, Rule] = {
-        users_know_no_results: functools.partial(users_know_no_results, known=env.vocabulary())}
+        users_know_no_results: functools.partial(users_know_no_results, known=env.vocabulary()),
+        claims_grounded: functools.partial(claims_grounded, known=env.vocabulary())}
     if env.executes:
         own[values_wellformed] = functools.partial(values_wellformed, results=False)
     return [own.get(rule, rule) for rule in RULES]
