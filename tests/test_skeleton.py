@@ -214,6 +214,8 @@ def test_where_tools_execute_results_are_real_and_a_refused_call_is_tried_again(
     assert not any(m.is_error for m in d.messages)
     assert "reply" in llm.requests[2].schema_["properties"]
     assert "calls" not in llm.requests[2].schema_["properties"]
+    # the transfer asked for was never made: the reply is told so, to say it and why
+    assert "Not done: transfer." in llm.requests[2].messages[-1].content
 
 
 def test_after_a_refusal_something_else_comes_first_and_the_refused_tool_later() -> None:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 from naig.dialogue import Message, Subtask, made_calls
@@ -209,8 +209,8 @@ def _validate(d: Draft, part: Part, tools: list[Tool], repeated: list[str]
 
 async def _ask_part(d: Draft, task: str, sub: Subtask, part: Part, k: int, *,
                     tools: list[Tool], params: Parameters | None, reply: bool,
-                    failed: list[str], repeated: list[str] | None = None
-                    ) -> dict[str, Any] | None:
+                    failed: list[str], repeated: list[str] | None = None,
+                    missed: Sequence[str] = ()) -> dict[str, Any] | None:
     results = not d.env.executes
     opener = len(d.messages) if part == "open" else max(  # the request of this subtask
         (i for i, m in enumerate(d.messages) if m.role == "user"), default=0)
@@ -220,7 +220,7 @@ async def _ask_part(d: Draft, task: str, sub: Subtask, part: Part, k: int, *,
                               goal=sub.goal, part=part, k=k, steps=sub.steps,
                               tools=[t.name for t in tools], real=d.env.executes,
                               results=results, reply=reply, failed=failed, since=opener,
-                              hidden=bool(hidden))
+                              hidden=bool(hidden), missed=missed)
     schema = _schema(part, tools, params, results=results, reply=reply,
                      most=d.settings.calls_per_step)
     raw: dict[str, Any] | None = await ask(
@@ -489,8 +489,10 @@ async def _subtask(d: Draft, task: str, sub: Subtask) -> None:
         raise ModelOutputError(f"skeleton: the subtask is not done: {why}")
     if raw is None or "reply" not in raw or unfounded_reply(d, str(raw["reply"])):
         tools = [t for t in (d.tool(n) for n in sub.tools) if t is not None]
+        # what was asked and not done, told in words: the reply says so and why
+        missed = [t.name.replace("_", " ") for t in tools if t.name in undone(d, sub, since)]
         raw = await _ask_part(d, task, sub, "reply", 0, tools=tools, params=None, reply=True,
-                              failed=[])
+                              failed=[], missed=missed)
     assert raw is not None  # a reply is always an answer
     d.append(Message(role="assistant", content=str(raw["reply"]).strip()))
 
