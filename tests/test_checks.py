@@ -651,3 +651,18 @@ def test_a_reply_may_give_a_record_only_a_status_a_result_showed() -> None:
     assert checks.claims_grounded(m, TOOLS).passed  # the state unknown: not judged
     m[5] = result("call_2", booking_id="B-77", orders=[{"id": "#W2", "status": "pending"}])
     assert checks.claims_grounded(m, TOOLS, known=known).passed
+
+
+def test_a_look_up_that_returns_what_another_look_up_did_learns_nothing() -> None:
+    # tau2:retail: the user's ID looked up by email after it was found by name
+    from naig.dialogue import MadeCall
+
+    by_name = MadeCall(2, ("find_user_id_by_name_zip", "{}"), '"mia_santos_8853"')
+    by_mail = MadeCall(8, ("find_user_id_by_email", "{}"), '"mia_santos_8853"')
+    assert "learns nothing new" in (checks.repeated_call([by_name, by_mail], 1) or "")
+    cancel = MadeCall(2, ("cancel_pending_order", "{}"), '{"order_id": "#W1"}')
+    read = MadeCall(4, ("get_order_details", "{}"), '{"order_id": "#W1"}')
+    assert checks.repeated_call([cancel, read], 1) is None  # reading back a change: fine
+    made = MadeCall(2, ("mkdir", "{}"), "null")
+    touched = MadeCall(4, ("pwd", "{}"), "null")
+    assert checks.repeated_call([made, touched], 1) is None  # nothing returned: nothing said

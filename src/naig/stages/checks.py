@@ -355,12 +355,22 @@ def no_repetition(messages: list[Message], tools: list[Tool]) -> Check:
     return _ok(name)
 
 
+_NOTHING = frozenset({"null", "[]", "{}", '""', "true", "false", ""})
+
+
 def repeated_call(calls: list[MadeCall], n: int) -> str | None:
     """Why ``calls[n]`` repeats an earlier call with the same arguments, if it does: in
     the same turn, right after that call succeeded, or later with the same result (a call
-    repeated after the state changed, ``ls`` after ``mkdir``, gets a new result)."""
+    repeated after the state changed, ``ls`` after ``mkdir``, gets a new result). A
+    look-up that returns just what another look-up returned learns nothing either
+    (tau2:retail: the user's ID looked up by email after it was found by name); one that
+    reads back what a change returned checks the change, and may."""
     at, key, result = calls[n]
     for back, (j, earlier, earlier_result) in enumerate(reversed(calls[:n]), 1):
+        if earlier != key and result is not None and result == earlier_result \
+                and not {verb(key[0]), verb(earlier[0])} & ACTIONS \
+                and result.strip() not in _NOTHING:
+            return f"{key[0]} learns nothing new: it returned what {earlier[0]} at [{j}] did"
         if earlier != key:
             continue
         if j == at:
@@ -570,9 +580,11 @@ def _replies(messages: list[Message]) -> Iterator[tuple[int, Message, list[Messa
 
 
 _PROMISE = re.compile(r"\b(?:i will|i'll|let me|i am going to|i'm going to)\s+(?:now\s+|also\s+|"
-                      r"then\s+|proceed to\s+|go ahead and\s+)*(" + "|".join(_BASE) + r")\b",
+                      r"then\s+|proceed to\s+|go ahead and\s+)*(" + "|".join(_BASE) +
+                      r"|get|retrieve|fetch|look up|look into|check|search|find|list|show)\b",
                       re.IGNORECASE)
-"""A reply announcing a change it is about to make ("I will now modify the address")."""
+"""A reply announcing what it is about to do ("I will now modify the address", "Now, I
+will proceed to get the details")."""
 
 
 def actions_grounded(messages: list[Message], tools: list[Tool]) -> Check:
