@@ -387,6 +387,8 @@ async def _step(d: Draft, task: str, sub: Subtask, part: Part, k: int, *, reply:
             feeders = [t for t in d.tools if t.name not in skip
                        and any(produces(t, x) for x in listed)]
             for tools in (feeders, [t for t in d.tools if t.name not in skip]):
+                if not tools:
+                    continue
                 params = existing(d, _params(d, tools, part, sub), tools)
                 if params is None or params:
                     break
