@@ -635,6 +635,11 @@ def test_a_user_who_asks_again_in_the_same_words_repeats_but_a_reply_may_restate
     m[6] = m[6].model_copy(update={"content": "I have reserved a hotel room in San Francisco "
                                               "for May with a view of the bay: B-77."})
     assert checks.no_repetition(m, TOOLS).passed  # a reply restating what it did
+    m[6] = m[6].model_copy(update={"content": "You can reserve a hotel room in San Francisco "
+                                              "for May with a view of the bay, and check the "
+                                              "weather."})
+    check = checks.no_repetition(m, TOOLS)  # a reply that gives the request back
+    assert not check.passed and "copies [1]" in check.detail
 
 
 def test_a_reply_may_give_a_record_only_a_status_a_result_showed() -> None:
@@ -666,3 +671,13 @@ def test_a_look_up_that_returns_what_another_look_up_did_learns_nothing() -> Non
     made = MadeCall(2, ("mkdir", "{}"), "null")
     touched = MadeCall(4, ("pwd", "{}"), "null")
     assert checks.repeated_call([made, touched], 1) is None  # nothing returned: nothing said
+
+
+def test_a_reply_names_only_long_numbers_the_dialogue_gave() -> None:
+    # tau2:retail: a zip code (76180) after a look-up that returned only the user's ID
+    m = good_dialogue()
+    m[6] = Message(role="assistant", content="Booked B-77; your zip is 76180.")
+    check = checks.claims_grounded(m, TOOLS)
+    assert not check.passed and "76180" in check.detail
+    m[6] = Message(role="assistant", content="Booked B-77 for $12500 in 2024.")
+    assert checks.claims_grounded(m, TOOLS).passed  # an amount, a year

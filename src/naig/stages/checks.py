@@ -294,8 +294,8 @@ def repeats(text: str, earlier: list[Message], *, user: bool = False) -> str | N
     the user gave, posted, and the reply reports: TwitterAPI). A user's turn (``user``)
     also may not copy a run of ``PARROT_WORDS`` words of an earlier request: the user
     asking again for what was asked ("I want to reserve a hotel room in San Francisco for
-    May ..." twice, in kept built-in data). A reply may restate its request ("I have
-    added 2 units of the Lenovo ThinkPad X1 Carbon laptop to your cart")."""
+    May ..." twice, in kept built-in data); a reply, of ``ECHO_REPLY`` words (it may
+    restate what it did)."""
     said = " ".join(text.lower().split())
     data = [" ".join((m.content or "").lower().split()) for m in earlier if m.role == "tool"]
     for j, m in enumerate(earlier):
@@ -306,7 +306,8 @@ def repeats(text: str, earlier: list[Message], *, user: bool = False) -> str | N
             return f"repeats [{j}] word for word"
         if len(before) > 40 and before in said and not any(before in x for x in data):
             return f"repeats [{j}] word for word within it"
-        run = _shared_run(said, before) if user and m.role == "user" else None
+        run = None if m.role != "user" else _shared_run(said, before,
+                                                         PARROT_WORDS if user else ECHO_REPLY)
         if run and not any(run in " ".join(_WORD.findall(x)) for x in data):
             return f"copies [{j}]: '{run}'"
     return None
@@ -315,14 +316,21 @@ def repeats(text: str, earlier: list[Message], *, user: bool = False) -> str | N
 PARROT_WORDS = 12
 """A user's turn that shares this many consecutive words with an earlier request copies
 it."""
+ECHO_REPLY = 16
+"""A reply that shares this many with a request gives it back: "You can find user id by
+email and modify the default address of a user. Details: email ..." (kept on tau2:retail
+at 7d3a929). A confirmation restates fewer ("I was able to add 2 units of the Lenovo
+ThinkPad X1 Carbon laptop to your cart": 12); of the replies in this project's benchmark
+data that share 16 or more, nearly all speak as the user, copy the policy or give the
+request back."""
 
 
-def _shared_run(text: str, other: str) -> str | None:
-    """The first run of ``PARROT_WORDS`` words ``text`` shares with ``other``, if any."""
-    words, others = _WORD.findall(text), " ".join(_WORD.findall(other))
-    for k in range(len(words) - PARROT_WORDS + 1):
-        run = " ".join(words[k:k + PARROT_WORDS])
-        if run in others:
+def _shared_run(text: str, other: str, size: int) -> str | None:
+    """The first run of ``size`` words ``text`` shares with ``other``, if any."""
+    words, others = _WORD.findall(text), " " + " ".join(_WORD.findall(other)) + " "
+    for k in range(len(words) - size + 1):
+        run = " ".join(words[k:k + size])
+        if f" {run} " in others:
             return run
     return None
 
@@ -434,6 +442,10 @@ def errors_acknowledged(messages: list[Message], tools: list[Tool]) -> Check:
 
 _ID_TOKEN = re.compile(r"#?\b(?=[A-Za-z0-9_-]*\d)(?=[A-Za-z0-9_-]*[A-Za-z])"
                        r"[A-Za-z0-9][A-Za-z0-9_-]{3,}\b")
+_LONG_NUMBER = re.compile(r"(?<![$€£¥\d.,])\b\d{5,}\b(?![.,]\d)")
+"""A number of five digits or more, not an amount: a zip code, an item or phone number
+(tau2:retail: a reply gave the user's zip 76180 after a look-up that returned only the
+user's ID)."""
 
 
 _NUMBERS = {w: n for n, w in enumerate((
@@ -512,7 +524,7 @@ def claims_grounded(messages: list[Message], tools: list[Tool], *,
             continue
         earlier = "\n".join(x.content or "" for x in messages[:i])
         earlier += "\n".join(c.function.arguments for x in messages[:i] for c in x.tool_calls or [])
-        for token in _ID_TOKEN.findall(m.content):
+        for token in [*_ID_TOKEN.findall(m.content), *_LONG_NUMBER.findall(m.content)]:
             if token.lstrip("#") not in earlier:
                 return _fail("claims_grounded", f"[{i}] the reply names {token!r}, which no "
                                                 "earlier turn or tool result contains")
