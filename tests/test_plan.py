@@ -113,3 +113,18 @@ def test_a_goal_that_asks_for_what_a_later_subtask_does_is_asked_again() -> None
     assert asked("Cancel my reservation and get its flights", [cancel, update]) == [cancel]
     place = shop["place_order"]  # told "check out the cart and ship it to an address"
     assert unasked("I want to check out my cart and ship it to 1 Main St", [place]) is None
+
+
+def test_a_goal_that_asks_for_a_change_none_of_its_tools_makes_overreaches() -> None:
+    # TwitterAPI: "post a tweet and then retweet it" for a subtask that posts and reads
+    from naig.stages.plan import overreach
+
+    def tool(name: str) -> Any:
+        return tool_from_dict({"name": name, "parameters": {"type": "object"}}, "t")
+
+    post, read, retweet = tool("post_tweet"), tool("get_tweet"), tool("retweet")
+    pool = [post, read, retweet]
+    goal = "I want to post a tweet and then retweet it."
+    assert overreach(goal, [post, read], pool) == "asks to retweet, which none of its tools does"
+    assert overreach(goal, [post, retweet], pool) is None
+    assert overreach("Show me my posts and retweets.", [read], pool) is None  # nouns

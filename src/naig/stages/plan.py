@@ -34,7 +34,7 @@ from naig.grounding import (
 from naig.llm.structured import ask
 from naig.prompts import render
 from naig.stages.calls import named
-from naig.stages.checks import echoed, out_of_voice, unnamed
+from naig.stages.checks import ACTIONS, echoed, out_of_voice, unnamed
 from naig.stages.draft import Draft
 from naig.tools import Tool
 
@@ -126,6 +126,20 @@ def about(goal: str, tools: Iterable[Tool], others: Iterable[Tool] = ()) -> str 
     return f"asks for what a later subtask does ({', '.join(elsewhere)})" if elsewhere else None
 
 
+def overreach(goal: str, own: Iterable[Tool], pool: Iterable[Tool]) -> str | None:
+    """A change ``goal`` asks for ("... and then retweet it") that a tool of the dialogue
+    does but none of the subtask's own, if any: the subtask cannot make it, and its reply
+    claimed it or the experts failed the dialogue (TwitterAPI: "post a tweet and then
+    retweet it" for a subtask that posts and reads the tweet back). Only a verb asked for
+    as such counts ("to retweet", "and cancel"), not a noun ("my posts")."""
+    mine = {verb(t.name) for t in own}
+    for v in dict.fromkeys(verb(t.name) for t in pool):
+        if v in ACTIONS and v not in mine and re.search(
+                rf"\b(to|and|then|also|please)\s+{re.escape(v)}\b", goal, re.IGNORECASE):
+            return f"asks to {v}, which none of its tools does"
+    return None
+
+
 def asked(goal: str, tools: list[Tool]) -> list[Tool]:
     """The tools whose action ``goal`` asks for (``unasked``): a subtask keeps only those,
     and is written again where none is left (tau2:airline: "get the details of a user"
@@ -180,7 +194,8 @@ async def plan(d: Draft) -> Plan:
                 own = [by_name[t] for t in chosen[k]]
                 others = [by_name[t] for c in chosen[k + 1:] for t in c]
                 kept = asked(goal, own)
-                why = about(goal, own, others) or (None if kept else unasked(goal, own))
+                why = about(goal, own, others) or (None if kept else unasked(goal, own)) \
+                    or overreach(goal, kept or own, d.tools)
                 if why:
                     raise ValueError(f"subtask {k + 1}'s goal {why}: it must ask for what "
                                      f"its own tools do: {'; then '.join(_does(t) for t in own)}")
@@ -197,6 +212,10 @@ async def plan(d: Draft) -> Plan:
             if not kept:
                 raise ValueError(f"subtask {k + 1}'s goal {unasked(goal, picked)}: list the "
                                  "tools that do what it asks for, or ask for what they do")
+            why = overreach(goal, kept, d.tools)
+            if why:
+                raise ValueError(f"subtask {k + 1}'s goal {why}: list the tool that does it, "
+                                 "or leave it out")
             why = unusable(d, goal, kept)
             if why:
                 raise ValueError(f"subtask {k + 1}'s goal {why}: name records it can act on")
