@@ -421,3 +421,16 @@ def test_a_subtask_whose_tools_cannot_run_in_this_state_takes_one_that_can() -> 
     asyncio.run(skeleton(d))
     offered = json.dumps(llm.requests[0].schema_)
     assert '"const": "ls"' in offered and '"const": "rmdir"' not in offered
+
+
+def test_prompts_show_a_tools_own_description_without_the_class_preamble() -> None:
+    """Every BFCL tool's description opens with its class's preamble ("This tool belongs to
+    the TwitterAPI, ..."): the planner, shown it as what each tool does, wrote it as a goal."""
+    from naig.stages.plan import _does
+    from naig.transcript import tool_line
+
+    comment = next(t for t in bfcl.pool(["TwitterAPI"]) if t.name == "comment")
+    assert comment.description.startswith("This tool belongs to the TwitterAPI")
+    assert comment.summary.startswith("Comment on a tweet")
+    assert _does(comment) == "comment on a tweet for the authenticated user"
+    assert "belongs to" not in tool_line(comment)

@@ -432,7 +432,7 @@ def tools_list(
     table.add_column("family")
     table.add_column("description")
     for t in source.pool:
-        table.add_row(t.name, t.family, t.description.split("\n")[0][:100])
+        table.add_row(t.name, t.family, t.summary.split("\n")[0][:100])
     out.print(table)
 
 

@@ -34,6 +34,15 @@ class Tool(BaseModel):
     family: str = ""
     """The domain or file the tool came from; sampling draws a dialogue's tools from one."""
 
+    @property
+    def summary(self) -> str:
+        """The description without BFCL's preamble, the same for every tool of a class
+        ("This tool belongs to the TwitterAPI, which provides ... Tool description:
+        Comment on a tweet"): what prompts show. The data keeps the whole description."""
+        head, said, rest = self.description.partition("Tool description:")
+        return rest.strip() if said and head.lstrip().startswith("This tool belongs to") \
+            else self.description.strip()
+
     def results(self) -> dict[str, Any]:
         """The schema a result must fit: the known one, else any JSON object."""
         return self.result_schema or {"type": "object"}

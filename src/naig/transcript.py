@@ -42,7 +42,8 @@ def transcript(messages: Sequence[Message], marks: Mapping[int, str] | None = No
 
 def tool_line(tool: Tool) -> str:
     """A tool as one line for prompts: its signature (``?`` marks optional arguments, an
-    enum lists its values) and description."""
+    enum lists its values) and description (``Tool.summary``: BFCL's preamble, the same
+    for every tool of a class, took most of the line and clipped the rest)."""
     props = tool.parameters.get("properties") or {}
     required = set(tool.parameters.get("required") or [])
     args = []
@@ -51,4 +52,4 @@ def tool_line(tool: Tool) -> str:
         if isinstance(schema, dict) and "enum" in schema:
             kind = "|".join(str(v) for v in schema["enum"][:8])
         args.append(f"{name}{'' if name in required else '?'}: {kind}")
-    return _clip(f"{tool.name}({', '.join(args)}): {tool.description}", 400)
+    return _clip(f"{tool.name}({', '.join(args)}): {tool.summary}", 400)

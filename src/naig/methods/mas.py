@@ -175,7 +175,7 @@ async def _user(d: Draft, p: Plan, t: int, *, opening: bool) -> Move:
 
 async def _assistant(d: Draft, reply_only: bool) -> Calls | str | None:
     history = transcript(d.messages)
-    tools = [{"name": t.name, "description": t.description,
+    tools = [{"name": t.name, "description": t.summary,
               "parameters": json.dumps(t.parameters, ensure_ascii=False)} for t in d.tools]
     params = None if reply_only else existing(
         d, grounded(d, d.tools, prefer=[requested(d)]), d.tools)

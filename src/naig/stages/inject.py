@@ -167,7 +167,7 @@ async def _clarification(d: Draft, at: int) -> int:
 async def _after_reply(d: Draft, kind: Kind, at: int) -> int:
     if kind == "tool_awareness":
         names = ("request", "reply")
-        missing = d.unavailable[0].description if d.unavailable else ""
+        missing = d.unavailable[0].summary if d.unavailable else ""
         raw = await _ask(d, kind, _text(*names), at=at, missing=missing)
     else:
         names = ("message", "reply")

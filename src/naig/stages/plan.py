@@ -61,8 +61,10 @@ def _family(tools: list[Tool]) -> list[Tool]:
 
 def _does(tool: Tool) -> str:
     """What a tool does, in words: its description's first sentence (the goals are the
-    user's words, which never name a function)."""
-    first = re.split(r"(?<=[.!?])\s", tool.description.strip(), maxsplit=1)[0].rstrip(".")
+    user's words, which never name a function), after BFCL's preamble (``Tool.summary``):
+    shown the preamble's first sentence, the planner was told that every tool "belongs to
+    the TwitterAPI" and copied that as a goal."""
+    first = re.split(r"(?<=[.!?])\s", tool.summary, maxsplit=1)[0].rstrip(".")
     return (first[:1].lower() + first[1:]) if first else tool.name.replace("_", " ")
 
 
