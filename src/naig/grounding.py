@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from naig.dialogue import Message
-from naig.tools import ID_NAME, Tool
+from naig.tools import ID_NAME, Tool, leaves
 
 Vocabulary = Mapping[str, frozenset[str]]
 """What exists in an environment's state: each value (as text) and the field names it
@@ -299,17 +299,8 @@ def entity_values(tool: Tool, tools: Iterable[Tool], arguments: Mapping[str, Any
     kinds = {name: _entity_kind(schema) or "string"
              for name, schema in _entity_params(tool, [t.name for t in tools
                                                        if t.name != tool.name])}
-
-    def walk(node: Any, key: str) -> Iterable[tuple[str, str, str | int]]:
-        if isinstance(node, dict):
-            for k, v in node.items():
-                yield from walk(v, str(k))
-        elif isinstance(node, list):
-            for v in node:
-                yield from walk(v, key)
-        elif key in kinds and isinstance(node, str | int) and not isinstance(node, bool):
-            yield key, kinds[key], node
-    return walk(dict(arguments), "")
+    return ((key, kinds[key], v) for key, v in leaves(dict(arguments))
+            if key in kinds and isinstance(v, str | int) and not isinstance(v, bool))
 
 
 def ungrounded(tool: Tool, tools: Iterable[Tool], arguments: Mapping[str, Any],

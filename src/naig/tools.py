@@ -332,16 +332,23 @@ def degenerate(value: Any, key: str = "") -> str | None:
 _BOUND = re.compile(r"^(?:(max|min)(?:imum)?_(\w+)|(\w+?)_(max|min)(?:imum)?)$", re.IGNORECASE)
 
 
-def _numbers(node: Any, key: str = "") -> Iterator[tuple[str, float]]:
-    """Every number in a JSON value, with the field it sits under."""
+def leaves(node: Any, key: str = "") -> Iterator[tuple[str, Any]]:
+    """Every scalar in a JSON value, with the field it sits under (a list's items sit
+    under the list's field)."""
     if isinstance(node, dict):
         for k, v in node.items():
-            yield from _numbers(v, str(k))
+            yield from leaves(v, str(k))
     elif isinstance(node, list):
         for v in node:
-            yield from _numbers(v, key)
-    elif isinstance(node, int | float) and not isinstance(node, bool):
-        yield key, float(node)
+            yield from leaves(v, key)
+    else:
+        yield key, node
+
+
+def _numbers(node: Any) -> Iterator[tuple[str, float]]:
+    """Every number in a JSON value, with the field it sits under."""
+    return ((k, float(v)) for k, v in leaves(node)
+            if isinstance(v, int | float) and not isinstance(v, bool))
 
 
 def out_of_bounds(arguments: Any, result: Any) -> str | None:
