@@ -177,11 +177,11 @@ def _validate(d: Draft, part: Part, tools: list[Tool], repeated: list[str]
                                                                 for c in calls):
             raise ValueError('"calls" must be a list of {"name": ..., "arguments": {...}}')
         raw, said = _stated(d, part, raw, by_name)
-        known = d.env.vocabulary()
-        wrong = mislabeled(str(raw.get("user", "")), known) if known is not None else None
-        if part == "open" and wrong:
-            raise ValueError(f"'user' {wrong}: name each value as what it is")
         if part == "open":
+            known = d.env.vocabulary()
+            wrong = mislabeled(str(raw["user"]), known) if known is not None else None
+            if wrong:
+                raise ValueError(f"'user' {wrong}: name each value as what it is")
             value = foreknown(str(raw["user"]), "\n".join(m.content or "" for m in d.messages),
                               [(c.get("arguments"), c.get("result")) for c in calls])
             if value is not None:
