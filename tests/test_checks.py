@@ -681,3 +681,11 @@ def test_a_reply_names_only_long_numbers_the_dialogue_gave() -> None:
     assert not check.passed and "76180" in check.detail
     m[6] = Message(role="assistant", content="Booked B-77 for $12500 in 2024.")
     assert checks.claims_grounded(m, TOOLS).passed  # an amount, a year
+
+
+def test_a_request_that_gives_details_none_holds_a_placeholder() -> None:
+    from naig.stages.checks import out_of_voice
+
+    text = "I want to delete the Archives directory. Details: None."  # GorillaFileSystem
+    assert out_of_voice(text) is not None
+    assert out_of_voice("None of my orders arrived. Details: order #W1.") is None

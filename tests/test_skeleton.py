@@ -454,3 +454,14 @@ def test_a_subtask_whose_tools_the_state_refuses_is_offered_the_look_ups_that_fe
     feeders = {"list_accounts", "open_account"}  # what returns an account ID
     assert set(_offered(llm.requests[0])) == feeders
     assert [c.function.name for m in d.messages for c in m.tool_calls or []] == ["list_accounts"]
+
+
+def test_a_path_of_dots_is_not_stated_for_the_user() -> None:
+    # GorillaFileSystem: "Details: folder .." added to a request to delete a folder
+    from naig.tools import tool_from_dict
+
+    d = make_draft(ScriptedLLM())
+    cd = tool_from_dict({"name": "cd", "parameters": {"type": "object", "properties": {
+        "folder": {"type": "string"}}}}, "fs")
+    assert unstated(d, cd, {"folder": ".."}, "delete Archives") == ""
+    assert unstated(d, cd, {"folder": "Reports"}, "delete Archives") == "Details: folder Reports."

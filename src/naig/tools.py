@@ -284,8 +284,13 @@ _JSON_INSIDE = re.compile(r"[}\]]\s*[,}\]]|[{\[]\s*\"|\"\s*:")
 _PLACEHOLDER = re.compile(r"\b(placeholder|lorem ipsum|xxx+|to be generated|tbd)\b",
                           re.IGNORECASE)
 _PATH = re.compile(r"(\.\.?|~)?(/\.\.?)*/?")
-"""A path made only of dots and slashes: ``..`` (the parent folder), ``../..``, ``/``, ``.``;
-a real value with no letter in it (GorillaFileSystem's ``cd`` takes ``..``). Not ``...``."""
+
+
+def relative_path(value: str) -> bool:
+    """Whether ``value`` is a path made only of dots and slashes: ``..`` (the parent
+    folder), ``../..``, ``/``, ``.``; a real value with no letter in it (GorillaFileSystem's
+    ``cd`` takes ``..``), which no user states. Not ``...``."""
+    return bool(value.strip()) and _PATH.fullmatch(value.strip()) is not None
 ID_NAME = re.compile(r"(^|_)(id|ids|uuid|number|numbers)$", re.IGNORECASE)
 """A parameter or field named like an identifier: ``hotel_id``, ``item_ids``,
 ``flight_number``. (Not ``*_code``: a currency or country code names no record.)"""
@@ -321,7 +326,7 @@ def degenerate(value: Any, key: str = "") -> str | None:
     if isinstance(value, list):
         return next((d for v in value if (d := degenerate(v, key)) is not None), None)
     if isinstance(value, str) and value.strip() and (
-            (not any(c.isalnum() for c in value) and not _PATH.fullmatch(value.strip()))
+            (not any(c.isalnum() for c in value) and not relative_path(value))
             or _JSON_INSIDE.search(value)
             or _PLACEHOLDER.search(value) or restates(key, value)
             or (ID_NAME.search(key) and len(value.split()) > 2)):

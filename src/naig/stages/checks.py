@@ -171,6 +171,12 @@ _NARRATION = re.compile(
 domain's own words ("the user ID") are not narration."""
 
 
+_NOTHING_SAID = re.compile(r"\b(details|value|id|name)s?:\s*(none|null|n/?a|undefined)\b",
+                          re.IGNORECASE)
+"""A field filled with nothing: "Details: None." (a request on GorillaFileSystem, imitating
+the details code adds to requests)."""
+
+
 def out_of_voice(text: str, tools: Iterable[str] = ()) -> str | None:
     """Why ``text`` is not what a speaker says, if it is not: code or JSON in it, a turn
     that ends announcing what never comes ("the last 10 lines are:"), narration about "the
@@ -183,6 +189,9 @@ def out_of_voice(text: str, tools: Iterable[str] = ()) -> str | None:
         return f"holds code, not words: {code.group(0)!r}"
     if text.rstrip().endswith(":"):  # a list a grammar's string could not hold
         return "stops at a colon before what it announces: say it in the sentence"
+    empty = _NOTHING_SAID.search(text)
+    if empty:
+        return f"gives {empty.group(0)!r}, a placeholder: say it or leave it out"
     told = _NARRATION.search(text)
     if told:
         return (f"narrates {told.group(0)!r} instead of speaking (the speaker says 'I', to "

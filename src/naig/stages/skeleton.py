@@ -67,7 +67,7 @@ from naig.stages.checks import (
     unsayable,
 )
 from naig.stages.draft import Draft
-from naig.tools import Tool
+from naig.tools import Tool, leaves, relative_path
 from naig.transcript import describe, transcript
 
 Part = Literal["open", "step", "reply"]
@@ -281,7 +281,8 @@ def unstated(d: Draft, tool: Tool, arguments: Any, said: str, *, ids: bool = Tru
     sentences: list[str] = []
     details: list[str] = []
     for key, value in _pairs(arguments):
-        if shown(value, said) or shown(value, "\n".join(sentences + details)):
+        if shown(value, said) or shown(value, "\n".join(sentences + details)) \
+                or relative_path(value):  # "..": the assistant's way there, not the user's
             continue
         if value in ids_of:
             if ids and bring and (known is None or value in known):
@@ -293,14 +294,10 @@ def unstated(d: Draft, tool: Tool, arguments: Any, said: str, *, ids: bool = Tru
     return " ".join(sentences)
 
 
-def _pairs(node: Any, key: str = "") -> list[tuple[str, str]]:
+def _pairs(node: Any) -> list[tuple[str, str]]:
     """Every scalar in a call's arguments with the parameter it fills (booleans aside)."""
-    if isinstance(node, dict):
-        return [p for k, v in node.items() for p in _pairs(v, str(k))]
-    if isinstance(node, list):
-        return [p for v in node for p in _pairs(v, key)]
-    return [] if node is None or isinstance(node, bool) or str(node) == "" else \
-        [(key, str(node))]
+    return [(k, str(v)) for k, v in leaves(node)
+            if v is not None and not isinstance(v, bool) and str(v) != ""]
 
 
 def _amend_request(d: Draft, says: str) -> None:
