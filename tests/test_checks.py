@@ -489,6 +489,8 @@ def test_tools_narrated_and_a_user_who_says_youre_welcome_are_out_of_place() -> 
     assert swapped(system, user=True)  # tau2:airline: a "user" who answers as the system
     found = "You found the details of the user with ID olivia_smith_4705."
     assert swapped(found, user=False) and not swapped("I found the details.", user=False)
+    assert swapped("You found that the file 'a.txt' has been removed.", user=False)
+    assert not swapped("I hope you found the answer useful.", user=False)
     assert swapped("I am glad you found the information useful!", user=True)  # tau2:retail
     for line in ("No problem! I'm glad to have been of assistance.",  # GorillaFileSystem
                  "I understand your request and will work on it.",  # MAS's users, built-in
@@ -689,3 +691,11 @@ def test_a_request_that_gives_details_none_holds_a_placeholder() -> None:
     text = "I want to delete the Archives directory. Details: None."  # GorillaFileSystem
     assert out_of_voice(text) is not None
     assert out_of_voice("None of my orders arrived. Details: order #W1.") is None
+
+
+def test_a_reply_that_says_it_sorted_needs_a_sort() -> None:
+    # GorillaFileSystem, kept: "I sorted its contents line by line" after touch alone
+    m = good_dialogue()
+    m[6] = Message(role="assistant", content="Booked B-77, and I sorted the list for you.")
+    check = checks.actions_grounded(m, TOOLS)
+    assert not check.passed and "I sorted" in check.detail

@@ -261,10 +261,11 @@ understand your request and will work on it", "Would you like to add 3 units?").
 _CLIENT = re.compile(
     r"\bthat'?s all i (need|needed|wanted)\b|\bthanks? (you )?(so much )?for (your|the) "
     r"help\b|\byou'?ve been (very |really |so )?helpful\b|"
-    r"\byou (also )?(found|retrieved|fetched|looked up) the (details|information)\b",
+    r"(?<!hope )(?<!if )\byou (also )?(found|retrieved|fetched|looked up) (that|the|a|an)\b",
     re.IGNORECASE)
 """What only the user says: an assistant who says it has swapped roles (or tells the user
-that they found what its own calls found, kept on tau2:airline)."""
+that they found what its own calls found: "You found the details", kept on tau2:airline;
+"You found that the file ... has been removed", kept on GorillaFileSystem)."""
 
 
 def swapped(text: str, *, user: bool) -> str | None:
@@ -562,7 +563,8 @@ _DONE_BY: dict[str, tuple[str, ...]] = {
     "sent": ("send", "post"), "posted": ("post", "send"), "scheduled": ("schedule", "create"),
     "moved": ("mv", "move"), "copied": ("cp", "copy"), "renamed": ("mv", "rename"),
     "returned": ("return",), "exchanged": ("exchange",), "transferred": ("transfer",),
-    "retweeted": ("retweet",), "commented": ("comment",), "compared": ("diff", "compare")}
+    "retweeted": ("retweet",), "commented": ("comment",), "compared": ("diff", "compare"),
+    "sorted": ("sort",)}
 """An action a reply may claim, and the verbs a tool's name starts with that do it."""
 ACTIONS = frozenset(v for verbs in _DONE_BY.values() for v in verbs)
 """The verbs of tools that change something: what a reply may claim was done."""
@@ -576,7 +578,7 @@ _BASE = {"remove": "removed", "delete": "deleted", "cancel": "cancelled", "book"
          "post": "posted", "schedule": "scheduled", "move": "moved", "copy": "copied",
          "rename": "renamed", "return": "returned", "exchange": "exchanged",
          "transfer": "transferred", "retweet": "retweeted", "comment": "commented",
-         "compare": "compared"}
+         "compare": "compared", "sort": "sorted"}
 _DID = re.compile(r"\b(?:was able to|were able to|managed to|i successfully|i have successfully)"
                   r"\s+(?:successfully\s+)?(" + "|".join(_BASE) + r")\b", re.IGNORECASE)
 """A claim made with the plain verb: "I was able to successfully copy the file" after a
