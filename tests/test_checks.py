@@ -699,3 +699,20 @@ def test_a_reply_that_says_it_sorted_needs_a_sort() -> None:
     m[6] = Message(role="assistant", content="Booked B-77, and I sorted the list for you.")
     check = checks.actions_grounded(m, TOOLS)
     assert not check.passed and "I sorted" in check.detail
+
+
+def test_a_reply_finds_only_ids_a_result_returned_and_confirms_only_what_a_call_made() -> None:
+    # TwitterAPI, kept: the user said tweet 1234, the post returned 0, and the reply said
+    # "I found the tweet with ID 1234 ... Your booking has been confirmed."
+    m = good_dialogue()
+    m[1] = m[1].model_copy(update={"content": m[1].content + " My old booking is B-12."})
+    m[6] = Message(role="assistant", content="I found the booking with ID B-12 for you.")
+    check = checks.claims_grounded(m, TOOLS)
+    assert not check.passed and "B-12" in check.detail  # only the user said it
+    m[6] = Message(role="assistant", content="I found the booking with ID B-77 for you.")
+    assert checks.claims_grounded(m, TOOLS).passed
+    m[6] = Message(role="assistant", content="It is 18 degrees. Your booking is confirmed.")
+    assert checks.actions_grounded(m, TOOLS).passed  # book_hotel ran since the request
+    del m[4:6]
+    check = checks.actions_grounded(m, TOOLS)
+    assert not check.passed and "booking is confirmed" in check.detail

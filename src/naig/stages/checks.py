@@ -452,6 +452,13 @@ def errors_acknowledged(messages: list[Message], tools: list[Tool]) -> Check:
 
 _ID_TOKEN = re.compile(r"#?\b(?=[A-Za-z0-9_-]*\d)(?=[A-Za-z0-9_-]*[A-Za-z])"
                        r"[A-Za-z0-9][A-Za-z0-9_-]{3,}\b")
+_FOUND_ID = re.compile(r"\bfound (?:the |a |an |your )?(?:\w+ )?(?:with |whose )?(?:the )?"
+                       r"(?:id|number)\s*(?:is\s*|of\s*|:\s*)?['\"`#]?"
+                       r"([A-Za-z0-9_-]*\d[A-Za-z0-9_-]*)\b",
+                       re.IGNORECASE)
+"""A reply that says it found a record by its ID ("I found the tweet with ID 1234"): only
+a result can show that the ID exists (TwitterAPI, kept: the user said 1234, the post
+returned 0)."""
 _LONG_NUMBER = re.compile(r"(?<![$€£¥\d.,])\b\d{5,}\b(?![.,]\d)")
 """A number of five digits or more, not an amount: a zip code, an item or phone number
 (tau2:retail: a reply gave the user's zip 76180 after a look-up that returned only the
@@ -542,8 +549,13 @@ def claims_grounded(messages: list[Message], tools: list[Tool], *,
         if count is not None:
             return _fail("claims_grounded", f"[{i}] the reply says {count!r}, but no earlier "
                                             "turn or tool result gives that many")
-        shown = "\n".join(x.content or "" for x in messages[:i] if x.role in ("user", "tool"))
-        status = _status_claim(m.content, states, shown)  # the policy names every status
+        told = "\n".join(x.content or "" for x in messages[:i] if x.role in ("user", "tool"))
+        found = _FOUND_ID.search(m.content)
+        results = "\n".join(x.content or "" for x in messages[:i] if x.role == "tool")
+        if found and not shown(found.group(1).strip("'\"`#.,"), results):
+            return _fail("claims_grounded", f"[{i}] the reply says {found.group(0)!r}, but no "
+                                            "earlier result returned that ID")
+        status = _status_claim(m.content, states, told)  # the policy names every status
         if status is not None:
             return _fail("claims_grounded", f"[{i}] the reply says {status!r}, but no earlier "
                                             "turn or tool result gives that status")
@@ -610,6 +622,15 @@ _PROMISE = re.compile(r"\b(?:i will|i'll|let me|i am going to|i'm going to)\s+(?
 will proceed to get the details")."""
 
 
+_CONFIRMED = re.compile(r"\b(booking|reservation|order|purchase|appointment)s? (has been|have "
+                        r"been|is|was|are|were) (now )?confirmed\b", re.IGNORECASE)
+_MAKES = frozenset({"book", "reserve", "place", "order", "create", "schedule", "purchase",
+                    "buy", "update", "modify", "change", "exchange", "return", "cancel"})
+"""A reply that says a booking or order is confirmed needs a call since the request that
+made or changed one ("Your booking has been confirmed." after a comment on a tweet, kept
+on TwitterAPI)."""
+
+
 def actions_grounded(messages: list[Message], tools: list[Tool]) -> Check:
     """A reply claims only actions a call since the request did ("I have cancelled your
     booking" after a cancel call that succeeded), or that a result since then reports (a
@@ -618,6 +639,11 @@ def actions_grounded(messages: list[Message], tools: list[Tool]) -> Check:
     ends the assistant's turn announce a change it then never makes ("I will now modify
     the default address", tau2:retail), unless it asks the user first (it ends with "?")."""
     for i, m, since in _replies(messages):
+        confirmed = _CONFIRMED.search(m.content or "")
+        if confirmed and not {verb(c.function.name) for x in since
+                              for c in x.tool_calls or []} & _MAKES:
+            return _fail("actions_grounded", f"[{i}] the reply says {confirmed.group(0)!r}, "
+                                             "but no call since the request made one")
         promise = _PROMISE.search(m.content or "")
         if promise and not (m.content or "").rstrip().endswith("?"):
             return _fail("actions_grounded", f"[{i}] the reply says {promise.group(0)!r} and "
