@@ -491,6 +491,7 @@ def test_tools_narrated_and_a_user_who_says_youre_welcome_are_out_of_place() -> 
     assert swapped(found, user=False) and not swapped("I found the details.", user=False)
     assert swapped("You found that the file 'a.txt' has been removed.", user=False)
     assert not swapped("I hope you found the answer useful.", user=False)
+    assert swapped("I found that you've successfully commented on tweet 0.", user=False)
     assert swapped("I am glad you found the information useful!", user=True)  # tau2:retail
     for line in ("No problem! I'm glad to have been of assistance.",  # GorillaFileSystem
                  "I understand your request and will work on it.",  # MAS's users, built-in

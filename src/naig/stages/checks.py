@@ -261,11 +261,13 @@ understand your request and will work on it", "Would you like to add 3 units?").
 _CLIENT = re.compile(
     r"\bthat'?s all i (need|needed|wanted)\b|\bthanks? (you )?(so much )?for (your|the) "
     r"help\b|\byou'?ve been (very |really |so )?helpful\b|"
-    r"(?<!hope )(?<!if )\byou (also )?(found|retrieved|fetched|looked up) (that|the|a|an)\b",
+    r"(?<!hope )(?<!if )\byou (also )?(found|retrieved|fetched|looked up) (that|the|a|an)\b|"
+    r"\byou(?:'ve| have) (?:now )?successfully\b",
     re.IGNORECASE)
 """What only the user says: an assistant who says it has swapped roles (or tells the user
 that they found what its own calls found: "You found the details", kept on tau2:airline;
-"You found that the file ... has been removed", kept on GorillaFileSystem)."""
+"You found that the file ... has been removed", kept on GorillaFileSystem; "you've
+successfully commented on the tweet", kept on TwitterAPI)."""
 
 
 def swapped(text: str, *, user: bool) -> str | None:
