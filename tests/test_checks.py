@@ -485,6 +485,8 @@ def test_tools_narrated_and_a_user_who_says_youre_welcome_are_out_of_place() -> 
     asking = "I want to cancel it. Please provide your user id and reservation id."
     assert swapped(asking, user=True)  # tau2:airline: the user asked for the assistant's ID
     assert not swapped("Please give me your opening hours.", user=True)
+    assert swapped("Details, please. Please provide the reservation ID and the user ID.",
+                   user=True)  # tau2:airline, a user asking for what they must give
     system = "Your request was not processed: it does not adhere to our policy."
     assert swapped(system, user=True)  # tau2:airline: a "user" who answers as the system
     found = "You found the details of the user with ID olivia_smith_4705."

@@ -257,3 +257,16 @@ def test_a_value_called_by_another_kinds_name_is_mislabeled() -> None:
                  "pay with credit card credit_card_1977273",  # "card" names no field
                  "the flight X9Y8Z7 I heard of"):  # exists nowhere: another rule's business
         assert mislabeled(fine, known) is None, fine
+
+
+def test_an_all_capitals_id_the_state_holds_is_a_value_a_user_names() -> None:
+    # tau2:airline's reservation IDs often have no digit ("IWKGVL"): named in a goal, the
+    # opening looked up another reservation of the user's
+    from naig.grounding import mislabeled
+
+    known = vocabulary({"reservations": {"IWKGVL": {"reservation_id": "IWKGVL"}},
+                        "flights": {"HAT083": {"flight_number": "HAT083"}}})
+    found = seen([_user("PLEASE show me reservation IWKGVL.")], known)
+    assert candidates("reservation_id", "string", found) == ["IWKGVL"]
+    assert seen([_user("PLEASE show me reservation IWKGVL.")]) == []  # no state: no token
+    assert mislabeled("the status of flight IWKGVL", known) is not None

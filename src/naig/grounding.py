@@ -165,14 +165,22 @@ def _leaves(node: Any, key: str = "") -> Iterable[tuple[str, str | int]]:
         yield key, node
 
 
-def _tokens(text: str) -> Iterable[str]:
+_CAPS = re.compile(r"^[A-Z][A-Z0-9]{4,}$")
+"""An all-capitals word of five or more: tau2:airline's reservation IDs, many without a
+digit ("IWKGVL"); a token only where the state has it."""
+
+
+def _tokens(text: str, caps: bool = False) -> Iterable[str]:
+    """The identifier-like tokens of ``text`` (with a digit, ``_``, ``@`` or ``#``; with
+    ``caps``, all-capitals words too)."""
     for hit in _TOKEN.finditer(text):
         if hit.start() > 0 and text[hit.start() - 1] in "$€£¥":
             continue  # an amount, not an ID
         token = hit.group(0).rstrip(".")
         if _DATE.match(token) or _TIME.match(token) or _ORDINAL.match(token):
             continue  # a date, a time, "5th": no entity
-        if any(c.isdigit() for c in token) or any(c in token for c in "_@#"):
+        if any(c.isdigit() for c in token) or any(c in token for c in "_@#") \
+                or (caps and _CAPS.match(token)):
             yield token
 
 
@@ -199,7 +207,7 @@ def seen(messages: Iterable[Message], vocabulary: Vocabulary | None = None) -> l
                 for k in keys or [key]:
                     out.setdefault((leaf, k, False), Seen(leaf, k, False))
         elif m.content and m.role in ("system", "user"):
-            for token in _tokens(m.content):
+            for token in _tokens(m.content, caps=vocabulary is not None):
                 keys = [""] if vocabulary is None else sorted(vocabulary.get(token, ()))
                 for key in keys:
                     out.setdefault((token, key, True), Seen(token, key, True))
@@ -587,7 +595,7 @@ def scalars(node: Any) -> list[str]:
 
 
 _LABELED = re.compile(r"\b([A-Za-z]+)\s+(?:(?:id|ID|number|no\.?|#)\s+)?(?:is\s+)?"
-                      r"(#?[A-Za-z0-9][\w#-]*\d[\w-]*)")
+                      r"(#?[A-Za-z0-9][\w#-]*\d[\w-]*|[A-Z][A-Z0-9]{4,}\b)")
 
 
 def _a(word: str) -> str:

@@ -246,7 +246,7 @@ _SERVICE = re.compile(
     r"\byou'?re (very |most )?welcome\b|\bi (can'?t|cannot|am unable to) (help|assist) "
     r"(you )?with (that|this|your)\b|\bi can only (help|assist)\b|"
     r"\bwith (the|my) (available )?tools( (provided|available|i have))?\b|"
-    r"\b(provide|give|tell|share|confirm)( me)? your (user ?(name|id)|id|email|zip|"
+    r"\b(provide|give|tell|share|confirm)( me)? (your|the) (user ?(name|id)|id|email|zip|"
     r"(reservation|order|booking|account) (id|number))\b|\bour (policy|policies)\b|"
     r"\byour request (was|has been|is|could) (not )?(processed|received|denied|rejected)\b|"
     r"\b(glad|happy|hope) (that )?you (found|find) (the |this |that |my )?(information |"
