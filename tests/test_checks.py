@@ -719,3 +719,16 @@ def test_a_reply_finds_only_ids_a_result_returned_and_confirms_only_what_a_call_
     del m[4:6]
     check = checks.actions_grounded(m, TOOLS)
     assert not check.passed and "booking is confirmed" in check.detail
+
+
+def test_a_reply_that_calls_a_reservation_a_flight_fails_where_the_state_is_known() -> None:
+    # tau2:airline: "The flight with number MEMLVX is already booked" (a reservation)
+    from naig.grounding import vocabulary
+
+    known = vocabulary({"reservations": {"MEMLVX": {"reservation_id": "MEMLVX"}},
+                        "flights": {"HAT235": {"flight_number": "HAT235"}}})
+    m = good_dialogue()
+    m[6] = Message(role="assistant", content="The flight with number MEMLVX is booked: B-77.")
+    check = checks.claims_grounded(m, TOOLS, known=known)
+    assert not check.passed and "calls MEMLVX a flight" in check.detail
+    assert checks.claims_grounded(m, TOOLS).passed  # the state unknown: not judged

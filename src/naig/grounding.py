@@ -594,7 +594,8 @@ def scalars(node: Any) -> list[str]:
     return [] if node is None or isinstance(node, bool) else [str(node)]
 
 
-_LABELED = re.compile(r"\b([A-Za-z]+)\s+(?:(?:id|ID|number|no\.?|#)\s+)?(?:is\s+)?"
+_LABELED = re.compile(r"\b([A-Za-z]+)\s+(?:with\s+)?(?:the\s+)?(?:(?:id|ID|number|no\.?|#)\s+)?"
+                      r"(?:is\s+)?"
                       r"(#?[A-Za-z0-9][\w#-]*\d[\w-]*|[A-Z][A-Z0-9]{4,}\b)")
 
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from naig.dialogue import Check, MadeCall, Message, made_calls
-from naig.grounding import Vocabulary, id_like, scalars, shown, ungrounded, verb
+from naig.grounding import Vocabulary, id_like, mislabeled, scalars, shown, ungrounded, verb
 from naig.prompts import placeholders
 from naig.tools import Tool, degenerate, out_of_bounds, parse_arguments
 
@@ -557,6 +557,9 @@ def claims_grounded(messages: list[Message], tools: list[Tool], *,
         if found and not shown(found.group(1).strip("'\"`#.,"), results):
             return _fail("claims_grounded", f"[{i}] the reply says {found.group(0)!r}, but no "
                                             "earlier result returned that ID")
+        wrong = mislabeled(m.content, known) if known else None
+        if wrong is not None:
+            return _fail("claims_grounded", f"[{i}] the reply {wrong}")
         status = _status_claim(m.content, states, told)  # the policy names every status
         if status is not None:
             return _fail("claims_grounded", f"[{i}] the reply says {status!r}, but no earlier "
