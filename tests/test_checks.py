@@ -609,6 +609,17 @@ def test_a_written_result_keeps_to_the_bounds_its_call_set() -> None:
     assert out_of_bounds({"max_price_usd": 250}, hotels) is None
     assert out_of_bounds({"min_rating": 4}, {"items": [{"rating": 3.5}]}) is not None
     assert out_of_bounds({"nights": 2}, hotels) is None  # no bound
+    # where the result is written after its call (the simulated environment), its schema
+    # carries the bound: shown to the model, and to a server that decodes numeric ranges
+    from naig.tools import bounded
+
+    schema = {"type": "object", "properties": {"hotels": {"type": "array", "items": {
+        "type": "object", "properties": {"price_usd": {"type": "number"},
+                                         "stars": {"type": "integer"}}}}}}
+    inner = bounded(schema, {"max_price_usd": 200})["properties"]["hotels"]["items"]
+    assert inner["properties"]["price_usd"]["maximum"] == 200
+    assert "maximum" not in inner["properties"]["stars"]
+    assert bounded(schema, {"nights": 2}) is schema
     m = good_dialogue()
     m[2] = call("call_1", "get_weather", city="Paris", max_temperature=10)
     check = checks.values_wellformed(m, TOOLS)

@@ -375,6 +375,35 @@ def out_of_bounds(arguments: Any, result: Any) -> str | None:
     return None
 
 
+def bounded(schema: Any, arguments: Any) -> Any:
+    """A result schema with the bounds a call set written in (``max_price: 500`` makes
+    every ``price`` field's ``maximum`` 500), so that a result written after its call is
+    decoded within them (``out_of_bounds``); the simulated environment's results are.
+    Unchanged where the call sets none."""
+    limits: list[tuple[str, str, float]] = []
+    for name, bound in (arguments.items() if isinstance(arguments, dict) else ()):
+        hit = _BOUND.match(str(name))
+        if hit and not isinstance(bound, bool) and isinstance(bound, int | float):
+            side = "maximum" if (hit.group(1) or hit.group(4)).lower() == "max" else "minimum"
+            limits.append(((hit.group(2) or hit.group(3)).lower().split("_")[0], side, bound))
+
+    def walk(node: Any, key: str) -> Any:
+        if isinstance(node, list):
+            return [walk(v, key) for v in node]
+        if not isinstance(node, dict):
+            return node
+        out = {k: walk(v, str(k)) if k in ("items", "anyOf", "oneOf", "allOf") else v
+               for k, v in node.items()}
+        if isinstance(node.get("properties"), dict):
+            out["properties"] = {k: walk(v, str(k)) for k, v in node["properties"].items()}
+        if node.get("type") in ("number", "integer"):
+            for field, side, bound in limits:
+                if field in key.lower().split("_"):
+                    out[side] = bound
+        return out
+    return walk(schema, "") if limits else schema
+
+
 def parse_arguments(text: str) -> dict[str, Any]:
     """Decode a call's JSON arguments; anything but a JSON object is an error."""
     value = json.loads(text)

@@ -16,7 +16,7 @@ from naig.envs.base import Environment, ToolResult
 from naig.llm.base import LLM
 from naig.llm.structured import ask
 from naig.prompts import render
-from naig.tools import Tool, out_of_bounds, parse_arguments, simulated_results
+from naig.tools import Tool, bounded, out_of_bounds, parse_arguments, simulated_results
 
 
 def _memory_key(name: str, arguments: dict[str, Any]) -> str:
@@ -49,7 +49,7 @@ class SimulatedEnvironment(Environment):
         if key in self._memory:
             return self._memory[key]
         earlier = [f"{k} -> {r.content}" for k, r in list(self._memory.items())[-8:]]
-        schema = simulated_results(tool.results())
+        schema = bounded(simulated_results(tool.results()), arguments)
         messages, digest = render("simulate_result", tool=tool.openai()["function"],
                                   arguments=json.dumps(arguments), earlier=earlier,
                                   result_schema=json.dumps(schema))
