@@ -268,3 +268,13 @@ def test_a_mas_assistant_that_repeats_a_call_gives_its_reply_instead() -> None:
     assert used == 2 and len(llm.requests) == 4  # no retries: every answer was valid
     assert [m.role for m in d.messages[-4:]] == ["user", "assistant", "tool", "assistant"]
     assert d.messages[-1].content == "18 degrees in Paris."
+
+
+def test_the_baseline_writes_a_tool_name_as_words_as_naig_does() -> None:
+    # MAS lost a built-in dialogue to three replies naming 'search_products'; NAIG's
+    # texts have the name written as words before they are judged
+    from naig.methods.mas import _said
+
+    said = _said({"reply": "I looked with search_products and found P1."}, "reply", [],
+                 ["search_products"])
+    assert said == "I looked with search products and found P1."
