@@ -44,16 +44,17 @@ async def _independent_replay(record: Record) -> None:
 
 @pytest.mark.parametrize("spec", ["bfcl:GorillaFileSystem", "tau2:retail"])
 def test_generate_on_a_real_environment(tmp_path: Path, spec: str) -> None:
-    # the run stops at its first kept dialogue; on tau2:retail at seed 2 that is the 6th
-    # attempt (the 1.5B model keeps about one in six at these settings, with an injection
-    # in every dialogue): the test asks that one is kept, not a kept rate
+    # the run stops at its first kept dialogue (the 1.5B model keeps about one in four on
+    # tau2:retail at these settings under today's checks, with an injection in every
+    # dialogue; at seed 2 the first three were rejected at 4a8d6ab): the test asks that
+    # one is kept within 12 attempts, not a kept rate (docs/benchmarks.md has the rates)
     out = tmp_path / "out.jsonl"
     p = subprocess.run(
         [sys.executable, "-m", "naig.cli", "generate", "--tools", spec, "-n", "1",
-         "--max-attempts", "8", "--seed", "2", "--subtasks", "2", "--steps", "1-2",
+         "--max-attempts", "12", "--seed", "2", "--subtasks", "2", "--steps", "1-2",
          "--refine-steps", "1", "--injections", "1-1",
          "-o", str(out), "--cache-path", str(tmp_path / "c.sqlite")],
-        text=True, capture_output=True, timeout=2400)
+        text=True, capture_output=True, timeout=3600)
     assert p.returncode in (0, 1), p.stderr
     kept = [Record.from_json(x) for x in out.read_text().splitlines()]
     others = tmp_path / "out.rejected.jsonl"
