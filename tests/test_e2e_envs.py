@@ -46,8 +46,8 @@ async def _independent_replay(record: Record) -> None:
 def test_generate_on_a_real_environment(tmp_path: Path, spec: str) -> None:
     # the run stops at its first kept dialogue (the 1.5B model keeps about one in four on
     # tau2:retail at these settings under today's checks, with an injection in every
-    # dialogue; at seed 2 the first three were rejected at 4a8d6ab): the test asks that
-    # one is kept within 12 attempts, not a kept rate (docs/benchmarks.md has the rates)
+    # dialogue; at seed 2 the sixth is the first kept at 4a8d6ab): the test asks that one
+    # is kept within 12 attempts, not a kept rate (docs/benchmarks.md has the rates)
     out = tmp_path / "out.jsonl"
     p = subprocess.run(
         [sys.executable, "-m", "naig.cli", "generate", "--tools", spec, "-n", "1",
