@@ -11,7 +11,7 @@ import copy
 import json
 import re
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
@@ -356,22 +356,37 @@ def _numbers(node: Any) -> Iterator[tuple[str, float]]:
             if isinstance(v, int | float) and not isinstance(v, bool))
 
 
+class Bound(NamedTuple):
+    """A bound a call sets on its results: ``max_price_usd: 500`` is ``price`` at most 500."""
+
+    name: str
+    field: str
+    """The first word of the bounded field (``price``), matched against result fields."""
+    most: bool
+    value: float
+
+
+def _bounds(arguments: Any) -> list[Bound]:
+    """The bounds a call's arguments set (``max_*``, ``*_max``, ``min_*``, ``*_min``)."""
+    out = []
+    for name, value in (arguments.items() if isinstance(arguments, dict) else ()):
+        hit = _BOUND.match(str(name))
+        if hit and not isinstance(value, bool) and isinstance(value, int | float):
+            field = (hit.group(2) or hit.group(3)).lower().split("_")[0]
+            out.append(Bound(str(name), field, (hit.group(1) or hit.group(4)).lower() == "max",
+                             value))
+    return out
+
+
 def out_of_bounds(arguments: Any, result: Any) -> str | None:
     """A number in a written result that breaks a bound its call set, if any: a price over
     the call's ``max_price`` (``max_price_usd`` bounds ``price_usd``; ``min_rating``,
     ``rating``). Only results the model writes are judged: an environment's are true."""
-    if not isinstance(arguments, dict):
-        return None
-    for name, bound in arguments.items():
-        hit = _BOUND.match(str(name))
-        if not hit or isinstance(bound, bool) or not isinstance(bound, int | float):
-            continue
-        side = (hit.group(1) or hit.group(4)).lower()
-        field = (hit.group(2) or hit.group(3)).lower().split("_")[0]
+    for b in _bounds(arguments):
         for key, value in _numbers(result):
-            if field in key.lower().split("_") and (value > bound if side == "max"
-                                                    else value < bound):
-                return f"{key} {value:g} breaks the call's {name} {bound:g}"
+            if b.field in key.lower().split("_") and (value > b.value if b.most
+                                                      else value < b.value):
+                return f"{key} {value:g} breaks the call's {b.name} {b.value:g}"
     return None
 
 
@@ -380,12 +395,7 @@ def bounded(schema: Any, arguments: Any) -> Any:
     every ``price`` field's ``maximum`` 500), so that a result written after its call is
     decoded within them (``out_of_bounds``); the simulated environment's results are.
     Unchanged where the call sets none."""
-    limits: list[tuple[str, str, float]] = []
-    for name, bound in (arguments.items() if isinstance(arguments, dict) else ()):
-        hit = _BOUND.match(str(name))
-        if hit and not isinstance(bound, bool) and isinstance(bound, int | float):
-            side = "maximum" if (hit.group(1) or hit.group(4)).lower() == "max" else "minimum"
-            limits.append(((hit.group(2) or hit.group(3)).lower().split("_")[0], side, bound))
+    limits = _bounds(arguments)
 
     def walk(node: Any, key: str) -> Any:
         if isinstance(node, list):
@@ -397,9 +407,9 @@ def bounded(schema: Any, arguments: Any) -> Any:
         if isinstance(node.get("properties"), dict):
             out["properties"] = {k: walk(v, str(k)) for k, v in node["properties"].items()}
         if node.get("type") in ("number", "integer"):
-            for field, side, bound in limits:
-                if field in key.lower().split("_"):
-                    out[side] = bound
+            for b in limits:
+                if b.field in key.lower().split("_"):
+                    out["maximum" if b.most else "minimum"] = b.value
         return out
     return walk(schema, "") if limits else schema
 
