@@ -223,7 +223,8 @@ def test_choose_state_is_seeded_and_takes_each_config_from_a_real_scenario() -> 
     for cls, entry_id in state["scenarios"].items():
         entry = scenarios()[entry_id]
         assert cls in entry["involved_classes"]
-        assert state["initial_config"][cls] == entry["initial_config"].get(cls, {})
+        config = entry["initial_config"].get(cls, {})
+        assert state["initial_config"][cls] == {**state["initial_config"][cls], **config}
     seen = {json.dumps(bfcl.choose_state(["TwitterAPI"], s)["initial_config"]) for s in range(8)}
     assert len(seen) > 1
 
@@ -434,3 +435,21 @@ def test_prompts_show_a_tools_own_description_without_the_class_preamble() -> No
     assert comment.summary.startswith("Comment on a tweet")
     assert _does(comment) == "comment on a tweet for the authenticated user"
     assert "belongs to" not in tool_line(comment)
+
+
+def test_a_start_state_states_the_account_a_class_takes_by_default_and_logs_in_with_it() -> None:
+    state = bfcl.choose_state(["TwitterAPI"], 1)
+    config = state["initial_config"]["TwitterAPI"]
+    scenario = scenarios()[state["scenarios"]["TwitterAPI"]]["initial_config"]["TwitterAPI"]
+    assert "password" not in scenario  # the scenario leaves the account to the default
+    assert (config["username"], config["password"]) == ("john", "john123")
+    env = env_for(["TwitterAPI"], state["initial_config"])
+    assert public_state(env.instances["TwitterAPI"]) == public_state(direct("TwitterAPI",
+                                                                           scenario))
+    tools = {t.name: t for t in bfcl.pool(["TwitterAPI"])}
+    login = env.narrow("authenticate_twitter", tools["authenticate_twitter"].parameters) or {}
+    assert login["properties"]["username"]["enum"] == ["john"]
+    assert login["properties"]["password"]["enum"] == ["john123"]
+    # a tool that logs nobody in keeps its free arguments
+    assert env.narrow("get_user_tweets", tools["get_user_tweets"].parameters) == \
+        tools["get_user_tweets"].parameters

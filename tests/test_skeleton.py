@@ -465,3 +465,49 @@ def test_a_path_of_dots_is_not_stated_for_the_user() -> None:
         "folder": {"type": "string"}}}}, "fs")
     assert unstated(d, cd, {"folder": ".."}, "delete Archives") == ""
     assert unstated(d, cd, {"folder": "Reports"}, "delete Archives") == "Details: folder Reports."
+
+
+def test_a_refusal_that_asks_for_a_log_in_gets_it_first_with_the_users_own_account() -> None:
+    pytest.importorskip("bfcl_eval")
+    from naig.envs import bfcl
+
+    tools = bfcl.pool(["TwitterAPI"])
+    state = bfcl.choose_state(["TwitterAPI"], 1)  # a scenario that sets no account
+    env = bfcl.BfclEnvironment(tools, state["initial_config"], name="bfcl:TwitterAPI")
+    post = {"name": "post_tweet", "arguments": {"content": "Hello world", "tags": [],
+                                                "mentions": []}}
+    login = {"name": "authenticate_twitter",
+             "arguments": {"username": "john", "password": "john123"}}
+    llm = ScriptedLLM([{"calls": [post], "user": "Post 'Hello world' for me."},
+                       {"calls": [login], "user": "Post 'Hello world' for me."},
+                       {"calls": [post]},
+                       {"reply": "Logged in and posted your tweet 'Hello world'."}])
+    d = Draft(llm=llm, env=env, tools=tools, seed=3, settings=MethodSettings())
+    _plan(d, ("post a tweet", ["post_tweet"], 1))
+    asyncio.run(skeleton(d))
+    # refused ("Please authenticate before posting"): the log-in is what is offered next,
+    # with the account's own name and password as the only values
+    assert _offered(llm.requests[1]) == ["authenticate_twitter"]
+    branch = llm.requests[1].schema_["properties"]["calls"]["items"]
+    assert branch["properties"]["arguments"]["properties"]["password"]["enum"] == ["john123"]
+    # logged in, the post the plan asks for gets its step, and now runs
+    assert _offered(llm.requests[2]) == ["post_tweet"]
+    calls = [c.function.name for m in d.messages for c in m.tool_calls or []]
+    assert calls == ["authenticate_twitter", "post_tweet"]
+    assert not any(m.is_error for m in d.messages)
+    assert "john123" in (d.messages[1].content or "")  # the user states their own login
+
+
+def test_only_a_refusals_instruction_names_the_tools_to_call_first() -> None:
+    from naig.stages.skeleton import asked_for
+    from naig.tools import Tool
+
+    tools = [Tool(name=n) for n in ("authenticate_twitter", "ticket_login", "post_tweet",
+                                    "get_user_tweets")]
+    names = lambda text: [t.name for t in asked_for(text, tools)]  # noqa: E731
+    assert names("User not authenticated. Please authenticate before posting.") == [
+        "authenticate_twitter"]
+    assert names("User not authenticated. Please log in to create a ticket.") == [
+        "ticket_login"]
+    assert names("Tweet with ID 3 not found.") == []  # no instruction
+    assert names("Please use YYYY-MM-DD.") == []  # one no tool's name holds

@@ -291,6 +291,15 @@ def relative_path(value: str) -> bool:
     folder), ``../..``, ``/``, ``.``; a real value with no letter in it (GorillaFileSystem's
     ``cd`` takes ``..``), which no user states. Not ``...``."""
     return bool(value.strip()) and _PATH.fullmatch(value.strip()) is not None
+_SECRET = re.compile(r"password|secret", re.IGNORECASE)
+
+
+def logs_in(tool: Tool) -> bool:
+    """Whether ``tool`` logs in: it takes a password or a secret (``authenticate_twitter``,
+    ``ticket_login``); its arguments are the account's, which the user states."""
+    return any(_SECRET.search(p) for p in tool.parameters.get("properties") or {})
+
+
 ID_NAME = re.compile(r"(^|_)(id|ids|uuid|number|numbers)$", re.IGNORECASE)
 """A parameter or field named like an identifier: ``hotel_id``, ``item_ids``,
 ``flight_number``. (Not ``*_code``: a currency or country code names no record.)"""

@@ -26,7 +26,7 @@ from naig.dialogue import EnvironmentInfo
 from naig.envs.base import Environment, ToolResult, error_result
 from naig.errors import ConfigError
 from naig.grounding import Vocabulary, vocabulary
-from naig.tools import Tool, tool_from_dict
+from naig.tools import Tool, logs_in, tool_from_dict
 
 INSTALL = ("pip install --no-deps bfcl-eval==2026.3.23 && "
            "pip install mpmath==1.3.0 filelock==4.2.12")
@@ -136,12 +136,26 @@ def choose_state(classes: list[str], seed: int) -> dict[str, Any]:
                 break
         else:
             config[cls] = {}
+        config[cls] = {**_account(cls), **config[cls]}
     return {"classes": list(classes), "initial_config": config, "scenarios": sources}
 
 
+def _module(cls: str) -> Any:
+    return importlib.import_module(_require().CLASS_FILE_PATH_MAPPING[cls])
+
+
+def _account(cls: str) -> dict[str, str]:
+    """The text settings a class takes by default where its scenario leaves them out
+    (TwitterAPI's ``username`` and ``password``), written into the start state: the
+    instance behaves the same, and the user, who knows their own account, can state
+    them (a state without them left TwitterAPI's login unknowable, and every post was
+    refused as unauthenticated)."""
+    defaults = getattr(_module(cls), "DEFAULT_STATE", {})
+    return {k: v for k, v in defaults.items() if isinstance(v, str)}
+
+
 def _instantiate(cls: str, config: dict[str, Any]) -> Any:
-    module = importlib.import_module(_require().CLASS_FILE_PATH_MAPPING[cls])
-    instance = getattr(module, cls)()
+    instance = getattr(_module(cls), cls)()
     if hasattr(instance, "_load_scenario"):  # MathAPI is stateless and has none
         # _load_scenario keeps references into the dict it is given and mutates them
         instance._load_scenario(copy.deepcopy(config), long_context=False)
@@ -222,7 +236,7 @@ class BfclEnvironment(Environment):
         kinds, new = _EXISTING.get(tool, {}), _NEW.get(tool, [])
         fs = self._instances.get("GorillaFileSystem")
         if not (kinds or new) or fs is None:
-            return parameters
+            return self._credentials(tool, parameters)
         here = fs._current_dir
         files = sorted(n for n, v in here.contents.items() if not hasattr(v, "contents"))
         dirs = sorted(n for n, v in here.contents.items() if hasattr(v, "contents"))
@@ -237,6 +251,24 @@ class BfclEnvironment(Environment):
             props[param] = {**props.get(param, {}), "enum": names}
         for param in new:
             props[param] = {**props.get(param, {}), "pattern": r"^[^/]+$"}
+        return out
+
+    def _credentials(self, tool: str, parameters: dict[str, Any]) -> dict[str, Any]:
+        """A log-in tool (one that takes a password or a secret) takes the account's own
+        values for the arguments its class holds a text of the same name for
+        (``authenticate_twitter(username, password)``): a guessed password is no refusal
+        but ``{"authentication_status": false}``, and every post after it is refused."""
+        props = parameters.get("properties") or {}
+        instance = self._instances.get(owners().get(tool, ""))
+        if instance is None or tool not in self._tools or not logs_in(self._tools[tool]):
+            return parameters
+        held = {p: getattr(instance, p, None) for p in props}
+        held = {p: v for p, v in held.items() if isinstance(v, str) and v}
+        if not held:
+            return parameters
+        out = copy.deepcopy(parameters)
+        for p, v in held.items():
+            out["properties"][p] = {**out["properties"][p], "enum": [v]}
         return out
 
     def state_summary(self) -> str:

@@ -67,7 +67,7 @@ from naig.stages.checks import (
     unsayable,
 )
 from naig.stages.draft import Draft
-from naig.tools import Tool, leaves, relative_path
+from naig.tools import Tool, leaves, logs_in, relative_path
 from naig.transcript import describe, transcript
 
 Part = Literal["open", "step", "reply"]
@@ -269,9 +269,9 @@ def unstated(d: Draft, tool: Tool, arguments: Any, said: str, *, ids: bool = Tru
     Doe."): the paper's rule that a subtask's opening request carries everything its calls
     need, kept by code where a small model leaves values out. IDs are added only with
     ``ids`` (a subtask's first call: a later step takes its IDs from what the dialogue
-    shows) and where they may be brought in (they exist in the state, where it is known;
-    any, on simulated tools); a value a call invents otherwise stays unstated, and is
-    refused."""
+    shows) or for a log-in (the user's own account, asked for by a refusal), and where
+    they may be brought in (they exist in the state, where it is known; any, on simulated
+    tools); a value a call invents otherwise stays unstated, and is refused."""
     if not isinstance(arguments, dict):
         return ""
     known = d.env.vocabulary()
@@ -285,7 +285,7 @@ def unstated(d: Draft, tool: Tool, arguments: Any, said: str, *, ids: bool = Tru
                 or relative_path(value):  # "..": the assistant's way there, not the user's
             continue
         if value in ids_of:
-            if ids and bring and (known is None or value in known):
+            if (ids or logs_in(tool)) and bring and (known is None or value in known):
                 sentences.append(f"The {_words(key)} is {value}.")
         else:
             details.append(f"{_words(key)} {value.replace('_', ' ')}")
@@ -362,6 +362,7 @@ async def _step(d: Draft, task: str, sub: Subtask, part: Part, k: int, *, reply:
     failed: list[str] = []
     repeated: list[str] = []
     refused_last = ""
+    asked: list[Tool] = []  # what the last refusal asks to be done first
     refusals: list[str] = []  # the tools refused on the way, told to the caller
     for _ in range(d.settings.attempts_per_output):
         # after a refusal, any tool but the one refused: what the environment asks for
@@ -376,6 +377,10 @@ async def _step(d: Draft, task: str, sub: Subtask, part: Part, k: int, *, reply:
         tools = own or [t for t in [*listed, *d.tools] if t.name not in skip]
         tools = list({t.name: t for t in tools}.values())
         params = existing(d, _params(d, tools, part, sub), tools)
+        first = [t for t in asked if t.name not in skip]
+        callable_first = existing(d, _params(d, first, part, sub), first) if first else None
+        if first and (callable_first is None or callable_first):
+            tools, params = first, callable_first
         if params is not None and not params:
             # none of this subtask's can be called in this state (cancel_pending_order on
             # delivered orders): a look-up that feeds them, to find out and say why; then
@@ -408,17 +413,38 @@ async def _step(d: Draft, task: str, sub: Subtask, part: Part, k: int, *, reply:
             elif raw.get("_says"):
                 _amend_request(d, str(raw["_says"]))
             d.append(*done)
+            if any(c.function.name in {t.name for t in asked} for c in done[0].tool_calls or []):
+                refusals.remove(refused_last)  # done what it asked: the refused tool may run
             return raw | {"_refused": refusals}
         failed.append(f"{describe(done[0])} -> {refused[0].content}")
         refused_last = next(c.function.name for c in done[0].tool_calls or []
                             if c.id == refused[0].tool_call_id)
         refusals.append(refused_last)
+        asked = asked_for(refused[0].content or "", d.tools)
         await replay(d)  # undo whatever the refused calls changed
     if part == "step" and not failed:
         return None  # nothing new to do: the subtask moves to its reply
     why = failed[-1] if failed else f"it only repeated calls already made ({repeated})" \
         if repeated else "no tool can be called in this state"
     raise ModelOutputError(f"skeleton: no try at a step worked: {why}")
+
+
+_ASKS = re.compile(r"\bplease\s+(log\s+in|sign\s+in|[a-z]+)", re.IGNORECASE)
+
+
+def asked_for(refusal: str, tools: Sequence[Tool]) -> list[Tool]:
+    """The tools a refusal asks to be called first, by its instruction's verb ("Please
+    authenticate before posting": ``authenticate_twitter``; "Please log in to ...":
+    ``ticket_login``). Offered every other tool after TwitterAPI's "User not
+    authenticated", the small model picked look-ups, and every post was refused."""
+    hit = _ASKS.search(refusal)
+    if hit is None:
+        return []
+    asked = re.sub(r"\s+", "", hit.group(1).lower())
+    if len(asked) < 5:
+        return []
+    return [t for t in tools if any(len(w) >= 5 and w[:6] == asked[:6]
+                                    for w in t.name.lower().split("_"))]
 
 
 def same_again(messages: list[Message], done: list[Message]) -> str | None:
