@@ -9,7 +9,6 @@ verdict lists every check that ran with its reason.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import json
 import re
@@ -18,7 +17,7 @@ from typing import Any
 
 from naig.dialogue import Check, Message, Verification
 from naig.envs.base import Environment
-from naig.errors import BudgetExhausted, ModelOutputError, NaigError
+from naig.errors import ModelOutputError
 from naig.grounding import scalars, shown
 from naig.llm.base import LLM
 from naig.llm.structured import REASON_CHARS, ask
@@ -208,17 +207,6 @@ def _normal(text: str) -> str:
         return text.strip()
 
 
-def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    """What a caller handles of the experts' failures: a spent budget first (it stops the
-    run), else naig's own error; anything else comes out as the group, hiding nothing."""
-    spent = group.subgroup(BudgetExhausted)
-    if spent is not None:
-        return spent.exceptions[0]
-    if all(isinstance(e, NaigError) for e in group.exceptions):
-        return group.exceptions[0]
-    return group
-
-
 def rules(env: Environment) -> list[Rule]:
     """``RULES`` as they apply on ``env``: where tools execute, their results are the
     environment's (not checked for well-formed values); where its start state is known,
@@ -231,17 +219,24 @@ def rules(env: Environment) -> list[Rule]:
     return [own.get(rule, rule) for rule in RULES]
 
 
+ASKED = ("expert_task_completed", "expert_results_consistent", "expert_arguments_grounded",
+         "expert_consistency")
+"""The order the experts are asked in: the one that fails most first (the task expert, 4
+of the 6 expert rejections on real environments at 85ef2a2, then the results expert)."""
+
+
 async def verify(llm: LLM, messages: list[Message], tools: list[Tool], env: Environment,
                  *, seed: int, experts: bool = True) -> Verification:
+    """The rules, the replay, then, where all of them passed, the experts one after
+    another until one fails: all must pass, so the verdict is the same as asking every
+    expert, and a rejected dialogue does not pay for the experts after its first failure
+    (the experts were 36 of 119 calls of a built-in bench at b92bfe0). Asked at once, they
+    gained nothing on a local model, which answers one request at a time."""
     checks = [rule(messages, tools) for rule in rules(env)]
     checks.append(await replay_check(messages, env))
-    if experts and all(c.passed for c in checks):
-        try:
-            async with asyncio.TaskGroup() as group:  # one failing takes the others down
-                asked = [group.create_task(expert(llm, name, messages, tools, seed + k,
-                                                 executes=env.executes))
-                         for k, name in enumerate(EXPERTS)]
-        except BaseExceptionGroup as e:
-            raise _first(e) from None
-        checks += [task.result() for task in asked]
+    for name in ASKED if experts and all(c.passed for c in checks) else ():
+        checks.append(await expert(llm, name, messages, tools, seed + EXPERTS.index(name),
+                                   executes=env.executes))
+        if not checks[-1].passed:
+            break
     return Verification(passed=all(c.passed for c in checks), checks=checks)
