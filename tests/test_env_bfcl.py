@@ -453,3 +453,15 @@ def test_a_start_state_states_the_account_a_class_takes_by_default_and_logs_in_w
     # a tool that logs nobody in keeps its free arguments
     assert env.narrow("get_user_tweets", tools["get_user_tweets"].parameters) == \
         tools["get_user_tweets"].parameters
+
+
+def test_a_call_that_returns_nothing_reads_in_prompts_as_no_error() -> None:
+    from naig.transcript import NOTHING, describe
+
+    env = env_for(["GorillaFileSystem"], scenarios()["multi_turn_base_0"]["initial_config"])
+    made = call(env, "mkdir", dir_name="notes")
+    assert not made.error and made.content == "null"  # the record keeps the real result
+    line = describe(Message(role="tool", tool_call_id="c1", content=made.content))
+    assert line == f"tool result: null ({NOTHING})"
+    found = describe(Message(role="tool", tool_call_id="c2", content='{"matches": null}'))
+    assert NOTHING not in found

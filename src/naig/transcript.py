@@ -12,6 +12,9 @@ from naig.dialogue import Message
 from naig.tools import Tool
 
 _LIMIT = 600
+NOTHING = "no output, and no error"
+"""What a result of ``null`` reads as: GorillaFileSystem's ``mkdir`` and ``touch`` return
+nothing when they succeed, and the small model reported them as refused."""
 
 
 def _clip(text: str, limit: int = _LIMIT) -> str:
@@ -22,6 +25,8 @@ def _clip(text: str, limit: int = _LIMIT) -> str:
 def describe(message: Message) -> str:
     """One message as it reads in a transcript, without its index."""
     if message.role == "tool":
+        if (message.content or "").strip() == "null":  # mkdir, touch, cd .. on BFCL
+            return f"tool result: null ({NOTHING})"
         return f"tool result: {_clip(message.content or '')}"
     if message.tool_calls:
         calls = ", ".join(f"{c.function.name}({c.function.arguments})" for c in message.tool_calls)
