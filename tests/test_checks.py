@@ -519,6 +519,12 @@ def test_an_action_is_grounded_by_a_call_that_did_it_or_a_result_that_reports_it
     assert not actions_grounded(told, TOOLS).passed  # said of the user: no call added any
     told[-1] = Message(role="assistant", content="I found the contact and removed it.")
     assert not actions_grounded(told, TOOLS).passed  # "and removed": no call removed it
+    booked = good_dialogue()
+    booked[6] = Message(role="assistant", content="You have booked hotel H-1001, B-77.")
+    check = actions_grounded(booked, TOOLS)  # book_hotel was the assistant's call
+    assert not check.passed and "say 'I'" in check.detail
+    booked[6] = Message(role="assistant", content="I have booked hotel H-1001, B-77.")
+    assert actions_grounded(booked, TOOLS).passed
     for seen in ("I compared them line by line.", "I have retweeted it for you.",
                  "I was able to successfully copy the file to the new folder."):
         told[-1] = Message(role="assistant", content=seen)  # kept BFCL data: no diff, retweet

@@ -640,7 +640,8 @@ def actions_grounded(messages: list[Message], tools: list[Tool]) -> Check:
     """A reply claims only actions a call since the request did ("I have cancelled your
     booking" after a cancel call that succeeded), or that a result since then reports (a
     status ``cancelled``, ``"deleted": true``): seen in kept data, "I confirmed that the
-    event has been removed" after no call that removes anything. Nor does a reply that
+    event has been removed" after no call that removes anything. It claims them for the
+    assistant, not the user (``_YOU_DID``). Nor does a reply that
     ends the assistant's turn announce a change it then never makes ("I will now modify
     the default address", tau2:retail), unless it asks the user first (it ends with "?")."""
     for i, m, since in _replies(messages):
@@ -664,7 +665,16 @@ def actions_grounded(messages: list[Message], tools: list[Tool]) -> Check:
             if not verbs & set(_DONE_BY[action]) and action not in results:
                 return _fail("actions_grounded", f"[{i}] the reply says {hit.group(0)!r}, "
                                                  "but no call since the request did that")
+            if _YOU_DID.match(hit.group(0)) and verbs & set(_DONE_BY[action]):
+                return _fail("actions_grounded", f"[{i}] the reply says {hit.group(0)!r}, "
+                                                 "but the assistant's call did that: say 'I'")
     return _ok("actions_grounded")
+
+
+_YOU_DID = re.compile(r"you(?:'ve| have)\b", re.IGNORECASE)
+"""A reply that gives the user what the assistant's own call did ("You have removed the
+event", kept built-in data at b92bfe0); said of what no call did, it is the user's own
+past ("You have placed two orders", read from their record)."""
 
 
 _DENIAL = re.compile(r"\b(couldn'?t|could not|did not|didn'?t|was unable to|unable to|"
