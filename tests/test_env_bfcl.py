@@ -451,8 +451,8 @@ def test_a_start_state_states_the_account_a_class_takes_by_default_and_logs_in_w
     assert login["properties"]["username"]["enum"] == ["john"]
     assert login["properties"]["password"]["enum"] == ["john123"]
     # a tool that logs nobody in keeps its free arguments
-    assert env.narrow("get_user_tweets", tools["get_user_tweets"].parameters) == \
-        tools["get_user_tweets"].parameters
+    assert env.narrow("post_tweet", tools["post_tweet"].parameters) == \
+        tools["post_tweet"].parameters
 
 
 def test_a_call_that_returns_nothing_reads_in_prompts_as_no_error() -> None:
@@ -465,3 +465,18 @@ def test_a_call_that_returns_nothing_reads_in_prompts_as_no_error() -> None:
     assert line == f"tool result: null ({NOTHING})"
     found = describe(Message(role="tool", tool_call_id="c2", content='{"matches": null}'))
     assert NOTHING not in found
+
+
+def test_twitter_look_ups_take_users_who_exist_and_unfollow_one_followed() -> None:
+    state = bfcl.choose_state(["TwitterAPI"], 2)
+    env = env_for(["TwitterAPI"], state["initial_config"])
+    tools = {t.name: t for t in bfcl.pool(["TwitterAPI"])}
+    twitter = env.instances["TwitterAPI"]
+    posters = sorted({t["username"] for t in twitter.tweets.values()} | {twitter.username})
+    tweets = env.narrow("get_user_tweets", tools["get_user_tweets"].parameters) or {}
+    assert tweets["properties"]["username"]["enum"] == posters
+    unfollow = env.narrow("unfollow_user", tools["unfollow_user"].parameters) or {}
+    assert unfollow["properties"]["username_to_unfollow"]["enum"] == sorted(
+        twitter.following_list)
+    follow = tools["follow_user"].parameters  # anyone may be followed
+    assert env.narrow("follow_user", follow) == follow

@@ -174,6 +174,11 @@ def test_where_the_state_is_known_only_what_exists_is_stated_for_the_user() -> N
     # invented: not stated for the user (the call is refused); stated values: nothing to add
     assert unstated(d, book, {"hotel_id": "H-7", "nights": 1}, "") == "Details: nights 1."
     assert unstated(d, book, {"hotel_id": "H-1", "nights": 1}, "book H-1, 1 night") == ""
+    # a name the state holds is said as the state writes it; any other, as words
+    d.env.vocabulary = lambda: vocabulary({"cities": ["new_york"]})  # type: ignore[method-assign]
+    weather = next(t for t in d.tools if t.name == "get_weather")
+    assert unstated(d, weather, {"city": "new_york"}, "") == "Details: city new_york."
+    assert unstated(d, weather, {"city": "los_angeles"}, "") == "Details: city los angeles."
 
 
 def test_a_later_step_states_its_values_in_the_request_that_opened_the_subtask() -> None:

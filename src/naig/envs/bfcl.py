@@ -110,6 +110,13 @@ _NEW: dict[str, list[str]] = {"touch": ["file_name"], "mkdir": ["dir_name"],
 existing: a name, never a path ("path not allowed in destination")."""
 
 
+_PEOPLE: dict[str, dict[str, str]] = {
+    "get_user_tweets": {"username": "posters"}, "get_user_stats": {"username": "posters"},
+    "unfollow_user": {"username_to_unfollow": "followed"}}
+"""TwitterAPI's arguments that name a user who must exist: one who has posted, or one the
+account follows."""
+
+
 def choose_state(classes: list[str], seed: int) -> dict[str, Any]:
     """A start state for ``classes``: the config of a scenario chosen by ``seed``.
 
@@ -235,6 +242,8 @@ class BfclEnvironment(Environment):
         paths, and a name anywhere else is "No such file"."""
         kinds, new = _EXISTING.get(tool, {}), _NEW.get(tool, [])
         fs = self._instances.get("GorillaFileSystem")
+        if tool in _PEOPLE:
+            return self._people(tool, parameters)
         if not (kinds or new) or fs is None:
             return self._credentials(tool, parameters)
         here = fs._current_dir
@@ -251,6 +260,24 @@ class BfclEnvironment(Environment):
             props[param] = {**props.get(param, {}), "enum": names}
         for param in new:
             props[param] = {**props.get(param, {}), "pattern": r"^[^/]+$"}
+        return out
+
+    def _people(self, tool: str, parameters: dict[str, Any]) -> dict[str, Any] | None:
+        """TwitterAPI's look-ups of a user take one who has posted (or the account's own
+        name), and ``unfollow_user`` one the account follows: asked for the tweets of
+        "John Doe", a name the plan made up, the look-up came back empty and the next
+        subtask invented a tweet ID (at 8858cb6)."""
+        tw = self._instances.get("TwitterAPI")
+        if tw is None:
+            return parameters
+        who = {"posters": sorted({str(t.get("username")) for t in tw.tweets.values()
+                                  if t.get("username")} | {tw.username}),
+               "followed": sorted(str(u) for u in tw.following_list)}
+        out = copy.deepcopy(parameters)
+        for param, kind in _PEOPLE[tool].items():
+            if not who[kind]:
+                return None
+            out["properties"][param] = {**out["properties"][param], "enum": who[kind]}
         return out
 
     def _credentials(self, tool: str, parameters: dict[str, Any]) -> dict[str, Any]:

@@ -288,7 +288,9 @@ def unstated(d: Draft, tool: Tool, arguments: Any, said: str, *, ids: bool = Tru
             if (ids or logs_in(tool)) and bring and (known is None or value in known):
                 sentences.append(f"The {_words(key)} is {value}.")
         else:
-            details.append(f"{_words(key)} {value.replace('_', ' ')}")
+            # a name the state holds is said as it is written there ("analyst_pro")
+            said_as = value if known is not None and value in known else value.replace("_", " ")
+            details.append(f"{_words(key)} {said_as}")
     if details:
         sentences.append("Details: " + "; ".join(details) + ".")
     return " ".join(sentences)
