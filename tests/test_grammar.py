@@ -105,3 +105,24 @@ def test_true_schemas_item_lists_and_typed_maps_are_decodable() -> None:
     del schema["properties"]["pair"]  # an items list is draft 4's, refused in tool files
     llama_grammar.json_schema_to_gbnf(json.dumps(calls_schema(
         [tool_from_dict({"name": "f", "parameters": schema}, "t")], most=1)))
+
+
+def test_what_a_speaker_says_is_decoded_without_code_and_stays_one_json_string() -> None:
+    import json
+    import re
+
+    import jsonschema
+
+    from naig.stages.checks import spoken
+
+    text = spoken(800)
+    for said in ("I found 2 tweets, IDs 0 and 1: 'Hello' and 'Bye'.", "Done!"):
+        jsonschema.validate(said, text)
+    for code in ('[ {"content": "Hello"}]', "tweets({", 'I said "hi"', "a\\b", "two\nlines", ""):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(code, text)
+    gbnf = llama_grammar.json_schema_to_gbnf(json.dumps(
+        {"type": "object", "properties": {"reply": text}, "required": ["reply"]}))
+    # the grammar's character class bars what would end or escape the JSON string
+    chars = re.search(r"^reply-1 ::= (\[.*\])$", gbnf, re.MULTILINE)
+    assert chars is not None and chars.group(1).startswith('[^"\\\\')

@@ -436,8 +436,13 @@ def test_a_subtask_that_looked_up_but_never_made_its_change_gets_one_step_for_it
 def test_a_reply_stopped_at_its_bound_keeps_its_whole_sentences() -> None:
     from naig.stages.skeleton import REPLY_CHARS, _schema, _whole
 
+    import jsonschema
+
     schema = _schema("reply", [], None, results=False, reply=True, most=1)
-    assert schema["properties"]["reply"]["maxLength"] == REPLY_CHARS  # the JSON closes
+    reply = schema["properties"]["reply"]  # the JSON closes: the grammar bounds the length
+    jsonschema.validate("a" * REPLY_CHARS, reply)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate("a" * (REPLY_CHARS + 1), reply)
     long = ("Your order holds a vacuum cleaner. " * 40)[:REPLY_CHARS - 10] + " and a desk la"
     long = long[:REPLY_CHARS]
     assert len(long) == REPLY_CHARS

@@ -42,7 +42,7 @@ from naig.stages.calls import (
     require_new,
     values_before,
 )
-from naig.stages.checks import unnamed, unsayable
+from naig.stages.checks import spoken, unnamed, unsayable
 from naig.stages.draft import Draft
 from naig.stages.plan import plan
 from naig.tools import Tool
@@ -63,7 +63,7 @@ class Move:
 
 def _text_field(name: str) -> dict[str, Any]:
     return {"type": "object", "additionalProperties": False, "required": [name],
-            "properties": {name: {"type": "string", "minLength": 1}}}
+            "properties": {name: spoken()}}
 
 
 DONE: dict[str, Any] = {"type": "object", "additionalProperties": False, "required": ["done"],

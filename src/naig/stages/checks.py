@@ -177,6 +177,20 @@ _NOTHING_SAID = re.compile(r"\b(details|value|id|name)s?:\s*(none|null|n/?a|unde
 the details code adds to requests)."""
 
 
+_UNSPOKEN = r'"\\\x00-\x1f\[\]{}'
+"""What a turn's text is decoded without: brackets and braces (a small model wrote JSON
+and code as replies, ``[ {"content": ...``, and lost dialogues on it three tries in a
+row), and the double quote, backslash and control characters, which inside the grammar's
+JSON string could only end or escape it (quotes in text are single)."""
+
+
+def spoken(most: int | None = None) -> dict[str, Any]:
+    """The JSON Schema of what a speaker says: one or more characters (at most ``most``),
+    none of ``_UNSPOKEN``."""
+    count = f"{{1,{most}}}" if most else "+"
+    return {"type": "string", "pattern": f"^[^{_UNSPOKEN}]{count}$"}
+
+
 def out_of_voice(text: str, tools: Iterable[str] = ()) -> str | None:
     """Why ``text`` is not what a speaker says, if it is not: code or JSON in it, a turn
     that ends announcing what never comes ("the last 10 lines are:"), narration about "the

@@ -21,7 +21,7 @@ from naig.grounding import candidates, entity_values, shown
 from naig.llm.structured import ask
 from naig.prompts import instructions, render
 from naig.stages.calls import encode, make_calls, replay, stated_values, values_before
-from naig.stages.checks import claimed, unnamed, unsayable
+from naig.stages.checks import claimed, spoken, unnamed, unsayable
 from naig.stages.draft import Draft
 from naig.transcript import transcript
 
@@ -38,7 +38,7 @@ def choose_kinds(d: Draft) -> list[Kind]:
 
 def _text(*names: str) -> dict[str, Any]:
     return {"type": "object", "additionalProperties": False, "required": list(names),
-            "properties": {n: {"type": "string", "minLength": 1} for n in names}}
+            "properties": {n: spoken() for n in names}}
 
 
 _USER_KEYS = ("message", "request", "answer")

@@ -40,7 +40,7 @@ from naig.stages.calls import (
     to_model_calls,
     values_before,
 )
-from naig.stages.checks import cited_turns, unnamed, unsayable
+from naig.stages.checks import cited_turns, spoken, unnamed, unsayable
 from naig.stages.draft import Draft
 from naig.stages.judge import judge, trusted
 from naig.stages.verify import EXPERTS, expert, rules
@@ -99,7 +99,7 @@ def _kind(m: Message) -> str:
 def _schema(d: Draft, at: int, original: Message) -> dict[str, Any]:
     if not original.tool_calls:
         return {"type": "object", "additionalProperties": False, "required": ["content"],
-                "properties": {"content": {"type": "string", "minLength": 1}}}
+                "properties": {"content": spoken()}}
     names = {c.function.name for c in original.tool_calls}
     tools = [t for t in d.tools if t.name in names] or d.tools
     params = grounded(d, tools, values_before(d, at), prefer=[requested(d, at)])

@@ -63,6 +63,7 @@ from naig.stages.checks import (
     denials_grounded,
     foreknown,
     repeated_call,
+    spoken,
     unnamed,
     unsayable,
 )
@@ -72,13 +73,13 @@ from naig.transcript import describe, transcript
 
 Part = Literal["open", "step", "reply"]
 
-_TEXT = {"type": "string", "minLength": 1}
+_TEXT = spoken()
 REPLY_CHARS = 800
 """Longest reply the grammar lets the model write, so that its JSON closes before the
 length limit: a small model listing an order's every field ran past it, and three
 cut-off answers lost the dialogue (tau2:retail, 2026-11-29). A reply stopped at the bound
 keeps its whole sentences (``_whole``)."""
-_REPLY = {**_TEXT, "maxLength": REPLY_CHARS}
+_REPLY = spoken(REPLY_CHARS)
 
 
 def _whole(text: str) -> str:
