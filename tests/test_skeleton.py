@@ -179,6 +179,7 @@ def test_where_the_state_is_known_only_what_exists_is_stated_for_the_user() -> N
     weather = next(t for t in d.tools if t.name == "get_weather")
     assert unstated(d, weather, {"city": "new_york"}, "") == "Details: city new_york."
     assert unstated(d, weather, {"city": "los_angeles"}, "") == "Details: city los angeles."
+    assert unstated(d, weather, {"city": "paris_2.txt"}, "") == "Details: city paris_2.txt."
 
 
 def test_a_later_step_states_its_values_in_the_request_that_opened_the_subtask() -> None:
@@ -434,9 +435,9 @@ def test_a_subtask_that_looked_up_but_never_made_its_change_gets_one_step_for_it
 
 
 def test_a_reply_stopped_at_its_bound_keeps_its_whole_sentences() -> None:
-    from naig.stages.skeleton import REPLY_CHARS, _schema, _whole
-
     import jsonschema
+
+    from naig.stages.skeleton import REPLY_CHARS, _schema, _whole
 
     schema = _schema("reply", [], None, results=False, reply=True, most=1)
     reply = schema["properties"]["reply"]  # the JSON closes: the grammar bounds the length

@@ -257,6 +257,9 @@ def _earlier_replies(d: Draft, opener: int) -> dict[int, str]:
             if m.role == "assistant" and not m.tool_calls}
 
 
+_CODE_WORD = re.compile(r"^[a-z]+(_[a-z]+)+$")
+
+
 def _words(name: str) -> str:
     """A parameter's name as words: ``order_id`` -> ``order ID``, ``item_ids`` -> ``item
     ID``, ``check_in`` -> ``check in``."""
@@ -289,8 +292,10 @@ def unstated(d: Draft, tool: Tool, arguments: Any, said: str, *, ids: bool = Tru
             if (ids or logs_in(tool)) and bring and (known is None or value in known):
                 sentences.append(f"The {_words(key)} is {value}.")
         else:
-            # a name the state holds is said as it is written there ("analyst_pro")
-            said_as = value if known is not None and value in known else value.replace("_", " ")
+            # a code word is said as words ("window_seat"); a name as it is written: a
+            # file ("test_results.json"), or one the state holds ("analyst_pro")
+            word = _CODE_WORD.match(value) and (known is None or value not in known)
+            said_as = value.replace("_", " ") if word else value
             details.append(f"{_words(key)} {said_as}")
     if details:
         sentences.append("Details: " + "; ".join(details) + ".")
