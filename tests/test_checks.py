@@ -7,6 +7,7 @@ import pytest
 from naig.dialogue import Message
 from naig.stages import checks
 from naig.stages.checks import RULES, no_instruction_echo
+from naig.tools import Tool
 
 from .conftest import TOOLS, call, good_dialogue, result
 
@@ -749,3 +750,24 @@ def test_a_reply_that_calls_a_reservation_a_flight_fails_where_the_state_is_know
     check = checks.claims_grounded(m, TOOLS, known=known)
     assert not check.passed and "calls MEMLVX a flight" in check.detail
     assert checks.claims_grounded(m, TOOLS).passed  # the state unknown: not judged
+
+
+def test_a_claimed_action_names_only_files_a_call_since_the_request_acted_on() -> None:
+    from naig.stages.checks import actions_grounded
+
+    tools = [Tool(name="mv")]
+    moved = [Message(role="system", content="s"),
+             Message(role="user", content="Move previous_report.pdf into document."),
+             call("c1", "mv", source="archive", destination="document"),
+             Message(role="tool", tool_call_id="c1",
+                     content='{"result": "\'archive\' moved to \'document/archive\'"}'),
+             Message(role="assistant", content="Done. The previous_report.pdf file was moved "
+                                               "to the document directory.")]
+    check = actions_grounded(moved, tools)  # kept on GorillaFileSystem: a folder was moved
+    assert not check.passed and "previous_report.pdf" in check.detail
+    moved[-1] = Message(role="assistant", content="I moved archive into document. Your "
+                                                  "previous_report.pdf is inside it.")
+    assert actions_grounded(moved, tools).passed  # the file is named, not said to be moved
+    moved[2] = call("c1", "mv", source="previous_report.pdf", destination="document")
+    moved[-1] = Message(role="assistant", content="The previous_report.pdf file was moved.")
+    assert actions_grounded(moved, tools).passed

@@ -674,7 +674,14 @@ def actions_grounded(messages: list[Message], tools: list[Tool]) -> Check:
         results = " ".join((x.content or "").lower() for x in since
                            if x.role == "tool" and not x.is_error)
         hits = [*_CLAIM.finditer(m.content or ""), *_DID.finditer(m.content or "")]
+        done = " ".join(f"{c.function.arguments} {x.content or ''}" for x in since
+                        for c in x.tool_calls or []) + " " + results
         for hit in hits:
+            other = _other_file(m.content or "", hit, done)
+            if other:
+                return _fail("actions_grounded", f"[{i}] the reply says {other!r} was "
+                                                 f"{hit.group(1).lower()}, but no call since "
+                                                 "the request acted on it")
             action = _BASE.get(hit.group(1).lower(), hit.group(1).lower())
             if not verbs & set(_DONE_BY[action]) and action not in results:
                 return _fail("actions_grounded", f"[{i}] the reply says {hit.group(0)!r}, "
@@ -683,6 +690,20 @@ def actions_grounded(messages: list[Message], tools: list[Tool]) -> Check:
                 return _fail("actions_grounded", f"[{i}] the reply says {hit.group(0)!r}, "
                                                  "but the assistant's call did that: say 'I'")
     return _ok("actions_grounded")
+
+
+_STOP = re.compile(r"[.!?](?=\s|$)")
+_FILE = re.compile(r"(?<![\w.-])[\w-]+\.[a-z][a-z0-9]{1,4}\b", re.IGNORECASE)
+
+
+def _other_file(text: str, hit: re.Match[str], done: str) -> str | None:
+    """A file the sentence of a claimed action names that no call since the request took
+    or returned: GorillaFileSystem kept "The previous_report.pdf file was moved" after
+    ``mv`` of the folder ``archive`` (at 28a581f and 8858cb6)."""
+    bounds = [0, *(x.end() for x in _STOP.finditer(text)), len(text)]
+    sentence = text[max(b for b in bounds if b <= hit.start()):
+                    min(b for b in bounds if b > hit.start())]
+    return next((f for f in _FILE.findall(sentence) if not shown(f, done)), None)
 
 
 _YOU_DID = re.compile(r"you(?:'ve| have)\b", re.IGNORECASE)
