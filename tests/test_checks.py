@@ -503,6 +503,9 @@ def test_tools_narrated_and_a_user_who_says_youre_welcome_are_out_of_place() -> 
     assert not swapped("I found the information useful, thanks.", user=True)
     assert out_of_voice("The tool result for booking shows B-7 is confirmed.", tools)
     assert out_of_voice("The result shows B-7 is confirmed.", tools) is None
+    assert out_of_voice("Search tweets and store the results in a variable named 'found'.",
+                        tools)
+    assert out_of_voice("The variable costs are listed in the report.", tools) is None
 
 
 def test_an_action_is_grounded_by_a_call_that_did_it_or_a_result_that_reports_it() -> None:

@@ -159,6 +159,10 @@ def values_wellformed(messages: list[Message], tools: list[Tool], *,
 
 _CODE = re.compile(r"\b\w+\(\s*[{\[\"']|[{\[]\s*[\"']\w+[\"']\s*:|\(\s*\{\s*$|"
                    r"\b[a-z]+_\w+\(\s*\)|\[\s*\{|[\[{]\s*$")
+_VARIABLE = re.compile(r"\b(?:in|into|as|to) (?:a|the|another) variable\b|\bvariables? "
+                       r"(?:named|called)\b", re.IGNORECASE)
+"""A program's words in a person's mouth (a TwitterAPI plan: "store the results in a
+variable named 'tweets_with_keyword'", at 8858cb6)."""
 _NARRATION = re.compile(
     r"\bthe assistant\b|\bthe user('s)? (wants|wanted|asks|asked|says|said|needs|needed|is|"
     r"was|has|had|provides|provided|gives|gave|selects|selected|requests|requested|would|"
@@ -198,7 +202,7 @@ def out_of_voice(text: str, tools: Iterable[str] = ()) -> str | None:
     for functions). Generators refuse such text before it enters a dialogue;
     ``turns_in_voice`` rejects a dialogue that has it."""
     tools = list(tools)  # read twice below
-    code = _CODE.search(text)
+    code = _CODE.search(text) or _VARIABLE.search(text)
     if code:
         return f"holds code, not words: {code.group(0)!r}"
     if text.rstrip().endswith(":"):  # a list a grammar's string could not hold
