@@ -774,3 +774,17 @@ def test_a_claimed_action_names_only_files_a_call_since_the_request_acted_on() -
     moved[2] = call("c1", "mv", source="previous_report.pdf", destination="document")
     moved[-1] = Message(role="assistant", content="The previous_report.pdf file was moved.")
     assert actions_grounded(moved, tools).passed
+
+
+def test_nothing_is_found_where_every_result_came_back_empty() -> None:
+    m = good_dialogue()[:4] + [Message(role="assistant", content="I found 1 tweet about AI, "
+                                                                  "ID 0.")]
+    m[3] = Message(role="tool", tool_call_id="call_1", content="[]")  # the search: nothing
+    check = checks.denials_grounded(m, TOOLS)
+    assert not check.passed and "came back empty" in check.detail
+    for said in ("I found no tweets about AI.", "I found that there are no tweets yet."):
+        m[4] = Message(role="assistant", content=said)
+        assert checks.denials_grounded(m, TOOLS).passed, said
+    m[3] = result("call_1", temperature=18)  # something came back: a finding may be true
+    m[4] = Message(role="assistant", content="I found the weather: 18 degrees.")
+    assert checks.denials_grounded(m, TOOLS).passed

@@ -522,3 +522,23 @@ def test_only_a_refusals_instruction_names_the_tools_to_call_first() -> None:
         "ticket_login"]
     assert names("Tweet with ID 3 not found.") == []  # no instruction
     assert names("Please use YYYY-MM-DD.") == []  # one no tool's name holds
+
+
+def test_an_opening_whose_tools_name_nothing_that_exists_is_offered_what_feeds_them() -> None:
+    pytest.importorskip("bfcl_eval")
+    from naig.envs import bfcl
+
+    tools = bfcl.pool(["TwitterAPI"])
+    state = bfcl.choose_state(["TwitterAPI"], 1)  # no tweet exists yet
+    assert not state["initial_config"]["TwitterAPI"]["tweets"]
+    env = bfcl.BfclEnvironment(tools, state["initial_config"], name="bfcl:TwitterAPI")
+    search = {"name": "search_tweets", "arguments": {"keyword": "AI"}}
+    llm = ScriptedLLM([{"calls": [search], "user": "Find a tweet about AI for me."},
+                       {"reply": "I found no tweet about AI."}])
+    d = Draft(llm=llm, env=env, tools=tools, seed=3, settings=MethodSettings())
+    _plan(d, ("get a tweet", ["get_tweet"], 1))
+    asyncio.run(skeleton(d))
+    offered = _offered(llm.requests[0])
+    assert "get_tweet" not in offered  # no tweet ID to call it with: none is invented
+    assert {"search_tweets", "get_user_tweets"} <= set(offered)  # what returns tweet IDs
+    assert [c.function.name for m in d.messages for c in m.tool_calls or []] == ["search_tweets"]

@@ -725,11 +725,18 @@ _EMPTY = re.compile(r"\[\s*\]|\{\s*\}|\bnull\b|\bfalse\b|\bnot found\b|:\s*0\b|\
                     re.IGNORECASE)
 
 
+_FOUND = re.compile(r"\bi (?:have |also |just )?found (?!no\b|nothing\b|none\b|0\b|zero\b|"
+                    r"that\b|out\b)\w+", re.IGNORECASE)
+_BLANK = re.compile(r"^\s*(\[\s*\]|\{\s*\}|null|\"\")?\s*$")
+
+
 def denials_grounded(messages: list[Message], tools: list[Tool]) -> Check:
     """A reply says nothing was found only where a result since the request came back
     empty or failed: seen in kept data, "I did not find Mia Santos's user id" right after
     the call that found it, and a repair that answered a placed order with "I couldn't
-    find any products"."""
+    find any products". Nor does it say it found something where every result came back
+    empty (TwitterAPI: "I found 1 tweet containing 'AI'. The tweet ID is 0" after a search
+    that returned ``[]``, at 5cf4e91)."""
     for i, m, since in _replies(messages):
         results = [x for x in since if x.role == "tool"]
         denial = _DENIAL.search(m.content or "")
@@ -737,6 +744,10 @@ def denials_grounded(messages: list[Message], tools: list[Tool]) -> Check:
                                            for x in results):
             return _fail("denials_grounded", f"[{i}] the reply says {denial.group(0)!r}, but "
                                              "every result since the request found something")
+        found = _FOUND.search(m.content or "")
+        if found and results and all(_BLANK.match(x.content or "") for x in results):
+            return _fail("denials_grounded", f"[{i}] the reply says {found.group(0)!r}, but "
+                                             "every result since the request came back empty")
     return _ok("denials_grounded")
 
 

@@ -330,12 +330,15 @@ def _opening(d: Draft, tools: list[Tool], goal: str) -> Parameters | None:
     orders are listed, the next request names one of them); where tools are simulated, a
     fresh ID per argument (``fresh``); where tools execute on a state nobody described,
     the arguments are free (a refused call is asked again); so are they where no tool
-    could be grounded. What the subtask's ``goal`` names comes before anything else (the
-    user's message is written with the call, from the goal)."""
+    could be grounded, except where the state is known: there none of them can be called
+    yet (``_step`` offers what feeds them; asked for a tweet where none exists, the model
+    invented ID 123456 three times and the dialogue was lost, at 5cf4e91). What the
+    subtask's ``goal`` names comes before anything else (the user's message is written
+    with the call, from the goal)."""
     if d.env.vocabulary() is not None:
         known = [Message(role="system", content=d.start_state)]
         return grounded(d, tools, values_before(d, extra=known),
-                        prefer=[named(d, goal), values_before(d)]) or None
+                        prefer=[named(d, goal), values_before(d)])
     if d.env.executes:
         return None
     new = [v for t in tools for v in fresh(t, d.tools, d.rng)]
