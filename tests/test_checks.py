@@ -788,3 +788,18 @@ def test_nothing_is_found_where_every_result_came_back_empty() -> None:
     m[3] = result("call_1", temperature=18)  # something came back: a finding may be true
     m[4] = Message(role="assistant", content="I found the weather: 18 degrees.")
     assert checks.denials_grounded(m, TOOLS).passed
+
+
+def test_a_call_that_undoes_what_the_dialogue_just_made_on_the_same_values_repeats() -> None:
+    tools = [Tool(name="mkdir"), Tool(name="rmdir")]
+    m = [Message(role="system", content="s"),
+         Message(role="user", content="Delete the Archives directory."),
+         call("c1", "mkdir", dir_name="Archives"),
+         Message(role="tool", tool_call_id="c1", content="null"),
+         call("c2", "rmdir", dir_name="Archives"),
+         Message(role="tool", tool_call_id="c2", content='{"result": "removed"}'),
+         Message(role="assistant", content="The Archives directory is gone.")]
+    check = checks.no_repetition(m, tools)
+    assert not check.passed and "undoes mkdir" in check.detail
+    m[4] = call("c2", "rmdir", dir_name="Old")  # another folder: the removal stands
+    assert checks.no_repetition(m, tools).passed

@@ -381,7 +381,10 @@ def test_file_system_calls_take_only_entries_that_exist_where_they_run() -> None
     assert enum("cd", "folder") == ["archive", "document"]  # at the root: no ".."
     assert env.narrow("cat", tools["cat"].parameters) is None  # no file here to read
     touch = env.narrow("touch", tools["touch"].parameters) or {}
-    assert touch["properties"]["file_name"]["pattern"] == "^[^/]+$"  # a new name, no path
+    assert touch["properties"]["file_name"]["pattern"] == bfcl.NAME  # a new name, no path
+    import re
+    assert [bool(re.match(bfcl.NAME, n)) for n in ("a.txt", "my notes", " Archives", "a/b")] \
+        == [True, True, False, False]
     # "document" holds files: rmdir is never asked to meet "Directory not empty"
     assert enum("rmdir", "dir_name") == ["archive"]
     assert not call(env, "mkdir", dir_name="empty").error
@@ -391,7 +394,7 @@ def test_file_system_calls_take_only_entries_that_exist_where_they_run() -> None
     assert enum("cd", "folder") == [".."]
     assert enum("mv", "source") == ["final_report.pdf", "previous_report.pdf"]
     mv = env.narrow("mv", tools["mv"].parameters) or {}
-    assert mv["properties"]["destination"]["pattern"] == "^[^/]+$"
+    assert mv["properties"]["destination"]["pattern"] == bfcl.NAME
 
     class Run:  # what existing() reads of a draft
         def __init__(self) -> None:

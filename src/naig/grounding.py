@@ -347,7 +347,12 @@ def undoes(producer: Tool, consumer: Tool) -> bool:
     ``book_hotel``, ``rmdir`` after ``mkdir``), by the verbs their names start with. Such a
     consumer takes what the user brings (a booking made before the dialogue), never what
     the dialogue just made: a task that books and at once cancels teaches nothing."""
-    return verb(producer.name) in _CREATES and verb(consumer.name) in _UNDOES
+    return reverses(producer.name, consumer.name)
+
+
+def reverses(producer: str, consumer: str) -> bool:
+    """``undoes`` by tool name."""
+    return verb(producer) in _CREATES and verb(consumer) in _UNDOES
 
 
 def feeds(producer: Tool, consumer: Tool) -> set[str]:

@@ -117,6 +117,11 @@ _PEOPLE: dict[str, dict[str, str]] = {
 account follows."""
 
 
+NAME = r"^[^/\s]([^/]*[^/\s])?$"
+"""A new entry's name: no path, and no space at either end (the model made and removed
+``" Archives"`` to answer "delete the Archives directory", at d9e8d79)."""
+
+
 def choose_state(classes: list[str], seed: int) -> dict[str, Any]:
     """A start state for ``classes``: the config of a scenario chosen by ``seed``.
 
@@ -259,7 +264,7 @@ class BfclEnvironment(Environment):
                 return None
             props[param] = {**props.get(param, {}), "enum": names}
         for param in new:
-            props[param] = {**props.get(param, {}), "pattern": r"^[^/]+$"}
+            props[param] = {**props.get(param, {}), "pattern": NAME}
         return out
 
     def _people(self, tool: str, parameters: dict[str, Any]) -> dict[str, Any] | None:

@@ -13,7 +13,16 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from naig.dialogue import Check, MadeCall, Message, made_calls
-from naig.grounding import Vocabulary, id_like, mislabeled, scalars, shown, ungrounded, verb
+from naig.grounding import (
+    Vocabulary,
+    id_like,
+    mislabeled,
+    reverses,
+    scalars,
+    shown,
+    ungrounded,
+    verb,
+)
 from naig.prompts import placeholders
 from naig.tools import Tool, degenerate, out_of_bounds, parse_arguments
 
@@ -416,7 +425,28 @@ def repeated_call(calls: list[MadeCall], n: int) -> str | None:
         if earlier_result is not None and (back == 1 or earlier_result == result):
             why = "right after it" if back == 1 else "with the same result"
             return f"repeats the call {key[0]} made at [{j}], which succeeded ({why})"
+    return _undone(calls, n)
+
+
+def _undone(calls: list[MadeCall], n: int) -> str | None:
+    """Why ``calls[n]`` undoes what an earlier call of the dialogue made, on the same
+    values, if it does (``rmdir(" Archives")`` after ``mkdir(" Archives")``, kept on
+    GorillaFileSystem at d9e8d79 as the answer to "delete the Archives directory"): the
+    two together do nothing."""
+    at, key, _ = calls[n]
+    values = set(scalars(_arguments(key[1])))
+    for j, earlier, earlier_result in calls[:n]:
+        if earlier_result is not None and reverses(earlier[0], key[0]) and values \
+                and values <= set(scalars(_arguments(earlier[1]))):
+            return f"{key[0]} undoes {earlier[0]} at [{j}] on the same values"
     return None
+
+
+def _arguments(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return {}
 
 
 def grounded_ids(messages: list[Message], tools: list[Tool]) -> Check:
