@@ -542,3 +542,18 @@ def test_an_opening_whose_tools_name_nothing_that_exists_is_offered_what_feeds_t
     assert "get_tweet" not in offered  # no tweet ID to call it with: none is invented
     assert {"search_tweets", "get_user_tweets"} <= set(offered)  # what returns tweet IDs
     assert [c.function.name for m in d.messages for c in m.tool_calls or []] == ["search_tweets"]
+
+
+def test_a_call_may_not_fill_a_parameter_with_other_than_what_its_request_states() -> None:
+    from naig.stages.skeleton import contradicted
+
+    request = "Book H-1 in Los Angeles. Details: check in 2023-10-15; guest name Jane Smith."
+    why = contradicted(request, {"hotel_id": "H-1", "guest_name": "John Doe"})
+    assert why is not None and "Jane Smith" in why
+    assert contradicted(request, {"hotel_id": "H-1", "guest_name": "Jane Smith"}) is None
+    assert contradicted(request, {"check_in": "2023-10-15", "nights": 2}) is None
+    assert contradicted("Book a room for me.", {"guest_name": "John Doe"}) is None  # unsaid
+    assert contradicted("Hotels in the city of Paris.", {"city": "Paris"}) is None  # words
+    assert contradicted("Details: seat window seat.", {"seat": "window_seat"}) is None
+    assert contradicted("Details: file name1 a.txt; file name2 b.txt.",
+                        {"file_name1": "a.txt", "file_name2": "b.txt"}) is None

@@ -192,10 +192,15 @@ def _validate(d: Draft, part: Part, tools: list[Tool], repeated: list[str]
         values: list[Seen] = values_before(d, extra=[Message(role="user", content=now)]
                                            if now else [])
         history = made(d.messages)
+        request = str(raw["user"]) if part == "open" else next(
+            (m.content or "" for m in reversed(d.messages) if m.role == "user"), "")
         for n, c in enumerate(calls):
             try:
                 check_call(by_name.get(str(c.get("name"))), c, d.tools, values, names,
                            said=said, user_states=part == "open")
+                wrong = contradicted(request, c.get("arguments"))
+                if wrong:
+                    raise ValueError(wrong)
                 require_new([c], history, strict=not d.env.executes)
             except ValueError as e:
                 if n == 0 and isinstance(e, RepeatedCall):
@@ -232,6 +237,29 @@ async def _ask_part(d: Draft, task: str, sub: Subtask, part: Part, k: int, *,
         attempts=d.settings.attempts_per_output,
         instructions=instructions(messages, history, task, sub.goal, *failed))
     return raw
+
+
+def contradicted(request: str, arguments: Any) -> str | None:
+    """Why a call's arguments go against what its request states, if they do: the request
+    names a parameter by its words and gives a value in its details ("Details: guest name
+    Jane Smith", as ``unstated`` writes them, and the model after it), and the call fills
+    that parameter with another ("John Doe"; built-in pool at d9e8d79, where
+    the experts caught it after every stage had been paid for)."""
+    if not isinstance(arguments, dict):
+        return None
+    details = [x.strip() for hit in re.finditer(r"\bDetails: ([^\n]*?)\.?$", request, re.MULTILINE)
+               for x in hit.group(1).split(";")]
+    for key, value in _pairs(arguments):
+        label = _words(key).lower()
+        if shown(value, request):
+            continue
+        for said in details:
+            stated = said[len(label):].strip()
+            if said.lower().startswith(label + " ") and not shown(stated, value) \
+                    and not shown(stated, value.replace("_", " ")):  # "window seat"
+                return (f"{key} is {value!r}, but the request says {said!r}: use the value "
+                        "the user gave")
+    return None
 
 
 def unfounded_reply(d: Draft, reply: str) -> str | None:
