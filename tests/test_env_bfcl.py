@@ -385,6 +385,9 @@ def test_file_system_calls_take_only_entries_that_exist_where_they_run() -> None
     import re
     assert [bool(re.match(bfcl.NAME, n)) for n in ("a.txt", "my notes", " Archives", "a/b")] \
         == [True, True, False, False]
+    llama_grammar = pytest.importorskip("llama_cpp.llama_grammar")
+    gbnf = llama_grammar.json_schema_to_gbnf(json.dumps(touch))  # the model decodes it
+    assert "\\s" not in gbnf  # llama.cpp refused the grammar: "unknown escape at \s]"
     # "document" holds files: rmdir is never asked to meet "Directory not empty"
     assert enum("rmdir", "dir_name") == ["archive"]
     assert not call(env, "mkdir", dir_name="empty").error

@@ -117,9 +117,10 @@ _PEOPLE: dict[str, dict[str, str]] = {
 account follows."""
 
 
-NAME = r"^[^/\s]([^/]*[^/\s])?$"
+NAME = r"^[^/ ]([^/]*[^/ ])?$"
 """A new entry's name: no path, and no space at either end (the model made and removed
-``" Archives"`` to answer "delete the Archives directory", at d9e8d79)."""
+``" Archives"`` to answer "delete the Archives directory", at d9e8d79). Spaces, not a
+whitespace escape: llama.cpp's grammar parser refused ``\\s`` in a character class."""
 
 
 def choose_state(classes: list[str], seed: int) -> dict[str, Any]:
