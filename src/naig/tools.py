@@ -291,6 +291,8 @@ def relative_path(value: str) -> bool:
     folder), ``../..``, ``/``, ``.``; a real value with no letter in it (GorillaFileSystem's
     ``cd`` takes ``..``), which no user states. Not ``...``."""
     return bool(value.strip()) and _PATH.fullmatch(value.strip()) is not None
+
+
 _SECRET = re.compile(r"password|secret", re.IGNORECASE)
 
 

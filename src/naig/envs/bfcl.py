@@ -246,10 +246,10 @@ class BfclEnvironment(Environment):
         """The file system's tools that act on an entry take one that exists in the current
         directory (its files, its folders, or ``..`` to go up): GorillaFileSystem takes no
         paths, and a name anywhere else is "No such file"."""
-        kinds, new = _EXISTING.get(tool, {}), _NEW.get(tool, [])
-        fs = self._instances.get("GorillaFileSystem")
         if tool in _PEOPLE:
             return self._people(tool, parameters)
+        kinds, new = _EXISTING.get(tool, {}), _NEW.get(tool, [])
+        fs = self._instances.get("GorillaFileSystem")
         if not (kinds or new) or fs is None:
             return self._credentials(tool, parameters)
         here = fs._current_dir
@@ -295,8 +295,7 @@ class BfclEnvironment(Environment):
         instance = self._instances.get(owners().get(tool, ""))
         if instance is None or tool not in self._tools or not logs_in(self._tools[tool]):
             return parameters
-        held = {p: getattr(instance, p, None) for p in props}
-        held = {p: v for p, v in held.items() if isinstance(v, str) and v}
+        held = {p: v for p in props if isinstance(v := getattr(instance, p, None), str) and v}
         if not held:
             return parameters
         out = copy.deepcopy(parameters)

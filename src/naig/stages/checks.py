@@ -433,20 +433,17 @@ def _undone(calls: list[MadeCall], n: int) -> str | None:
     values, if it does (``rmdir(" Archives")`` after ``mkdir(" Archives")``, kept on
     GorillaFileSystem at d9e8d79 as the answer to "delete the Archives directory"): the
     two together do nothing."""
-    at, key, _ = calls[n]
-    values = set(scalars(_arguments(key[1])))
+    def values(key: tuple[str, str]) -> set[str]:
+        try:
+            return set(scalars(parse_arguments(key[1])))
+        except ValueError:
+            return set()
+    undoing = values(calls[n].key)
     for j, earlier, earlier_result in calls[:n]:
-        if earlier_result is not None and reverses(earlier[0], key[0]) and values \
-                and values <= set(scalars(_arguments(earlier[1]))):
-            return f"{key[0]} undoes {earlier[0]} at [{j}] on the same values"
+        if earlier_result is not None and reverses(earlier[0], calls[n].key[0]) and undoing \
+                and undoing <= values(earlier):
+            return f"{calls[n].key[0]} undoes {earlier[0]} at [{j}] on the same values"
     return None
-
-
-def _arguments(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError:
-        return {}
 
 
 def grounded_ids(messages: list[Message], tools: list[Tool]) -> Check:

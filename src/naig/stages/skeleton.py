@@ -413,13 +413,13 @@ async def _step(d: Draft, task: str, sub: Subtask, part: Part, k: int, *, reply:
         # asked to go to a folder)
         if part == "step" and not failed and listed and not own:
             break
-        tools = own or [t for t in [*listed, *d.tools] if t.name not in skip]
-        tools = list({t.name: t for t in tools}.values())
-        params = existing(d, _params(d, tools, part, sub), tools)
-        first = [t for t in asked if t.name not in skip]
-        callable_first = existing(d, _params(d, first, part, sub), first) if first else None
-        if first and (callable_first is None or callable_first):
-            tools, params = first, callable_first
+        # what the last refusal asks for ("Please authenticate"), where it can be called
+        tools = [t for t in asked if t.name not in skip]
+        params = existing(d, _params(d, tools, part, sub), tools) if tools else {}
+        if params is not None and not params:
+            tools = own or [t for t in [*listed, *d.tools] if t.name not in skip]
+            tools = list({t.name: t for t in tools}.values())
+            params = existing(d, _params(d, tools, part, sub), tools)
         if params is not None and not params:
             # none of this subtask's can be called in this state (cancel_pending_order on
             # delivered orders): a look-up that feeds them, to find out and say why; then
