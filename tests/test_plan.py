@@ -128,3 +128,33 @@ def test_a_goal_that_asks_for_a_change_none_of_its_tools_makes_overreaches() -> 
     assert overreach(goal, [post, read], pool) == "asks to retweet, which none of its tools does"
     assert overreach(goal, [post, retweet], pool) is None
     assert overreach("Show me my posts and retweets.", [read], pool) is None  # nouns
+
+
+def test_a_goal_must_speak_of_the_tools_left_when_the_unasked_ones_are_dropped() -> None:
+    # built-in at d9e8d79: "add a quantity of the selected product to your cart" for
+    # place_order and get_order_status; place_order was dropped (not asked for), and the
+    # subtask went on with get_order_status alone ("order 1000", then nothing to report)
+    from naig.stages.plan import about, asked, overreach
+
+    shop = {t.name: t for t in load_builtin("shop")}
+    goal = "add a quantity of the selected product to your cart"
+    own = [shop["place_order"], shop["get_order_status"]]
+    assert about(goal, own) is None  # "cart": place_order's words
+    kept = asked(goal, own)
+    assert kept == [shop["get_order_status"]]
+    assert about(goal, kept) == "speaks of none of its tools"
+    # and a goal that opens with a change none of its tools makes asks for it
+    assert overreach(goal, kept, shop.values()) == "asks to add, which none of its tools does"
+    assert overreach(goal, [shop["add_to_cart"]], shop.values()) is None
+
+
+def test_a_picked_tool_the_goal_does_not_speak_of_is_asked_again() -> None:
+    off = {"task": "Trip", "subtasks": [{"goal": "I want a quiet room for two nights",
+                                         "tools": ["get_weather"]}]}
+    good = {"task": "Trip", "subtasks": [{"goal": "I want the weather in Paris",
+                                          "tools": ["get_weather"]}]}
+    llm = ScriptedLLM([off, good])
+    p = asyncio.run(plan(make_draft(llm, subtasks_min=1, subtasks_max=1, steps_min=1,
+                                    steps_max=1)))
+    assert p.subtasks[0].goal == "I want the weather in Paris"
+    assert "speaks of none of its tools" in llm.requests[1].messages[-1].content

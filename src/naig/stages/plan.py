@@ -137,7 +137,8 @@ def overreach(goal: str, own: Iterable[Tool], pool: Iterable[Tool]) -> str | Non
     mine = {verb(t.name) for t in own}
     for v in dict.fromkeys(verb(t.name) for t in pool):
         if v in ACTIONS and v not in mine and re.search(
-                rf"\b(to|and|then|also|please)\s+{re.escape(v)}\b", goal, re.IGNORECASE):
+                rf"(^\W*|\b(to|and|then|also|please)\s+){re.escape(v)}\b", goal,
+                re.IGNORECASE):
             return f"asks to {v}, which none of its tools does"
     return None
 
@@ -196,7 +197,8 @@ async def plan(d: Draft) -> Plan:
                 own = [by_name[t] for t in chosen[k]]
                 others = [by_name[t] for c in chosen[k + 1:] for t in c]
                 kept = asked(goal, own)
-                why = about(goal, own, others) or (None if kept else unasked(goal, own)) \
+                why = about(goal, own, others) or (about(goal, kept) if kept else
+                                                   unasked(goal, own)) \
                     or overreach(goal, kept or own, d.tools)
                 if why:
                     raise ValueError(f"subtask {k + 1}'s goal {why}: it must ask for what "
@@ -214,7 +216,7 @@ async def plan(d: Draft) -> Plan:
             if not kept:
                 raise ValueError(f"subtask {k + 1}'s goal {unasked(goal, picked)}: list the "
                                  "tools that do what it asks for, or ask for what they do")
-            why = overreach(goal, kept, d.tools)
+            why = about(goal, kept) or overreach(goal, kept, d.tools)
             if why:
                 raise ValueError(f"subtask {k + 1}'s goal {why}: list the tool that does it, "
                                  "or leave it out")
