@@ -37,7 +37,7 @@ def _broken_arguments() -> list[Message]:
 
 def _broken_repetition() -> list[Message]:
     m = good_dialogue()
-    loop = "I can help with that. " * 12
+    loop = "It is 18 degrees. " + "I can help with that. " * 12
     m[6] = m[6].model_copy(update={"content": loop})
     return m
 
@@ -63,7 +63,7 @@ def _broken_action() -> list[Message]:
 
 def _broken_claim() -> list[Message]:
     m = good_dialogue()
-    m[6] = m[6].model_copy(update={"content": "Done: your booking number is B-78."})
+    m[6] = m[6].model_copy(update={"content": "It is sunny. Your booking number is B-78."})
     return m
 
 
@@ -102,7 +102,14 @@ def _broken_foreknowledge() -> list[Message]:
 
 def _broken_denial() -> list[Message]:
     m = good_dialogue()  # the booking came back, and the reply says nothing was found
-    m[6] = m[6].model_copy(update={"content": "Sorry, I couldn't find a room in Paris."})
+    m[6] = m[6].model_copy(update={"content": "It is 18 degrees, but sorry, I "
+                                              "couldn't find a room in Paris."})
+    return m
+
+
+def _broken_report() -> list[Message]:
+    m = good_dialogue()  # weather and a booking came back, and the reply gives neither
+    m[6] = m[6].model_copy(update={"content": "I'm glad I could help."})
     return m
 
 
@@ -120,6 +127,7 @@ BROKEN = {
     "actions_grounded": _broken_action,
     "users_know_no_results": _broken_foreknowledge,
     "denials_grounded": _broken_denial,
+    "results_reported": _broken_report,
     "errors_acknowledged": _broken_acknowledgement,
     "no_instruction_echo": _broken_echo,
 }
@@ -538,7 +546,8 @@ def test_an_action_is_grounded_by_a_call_that_did_it_or_a_result_that_reports_it
 def test_a_denial_after_an_empty_or_failed_result_is_true() -> None:
     m = good_dialogue()
     m[5] = result("call_2", rooms=[])  # nothing came back: "couldn't find" is the truth
-    m[6] = m[6].model_copy(update={"content": "Sorry, I couldn't find a room in Paris."})
+    m[6] = m[6].model_copy(update={"content": "It is 18 degrees, but sorry, I "
+                                              "couldn't find a room in Paris."})
     assert checks.denials_grounded(m, TOOLS).passed
     m[5] = result("call_2", error="Hotel H-1001 is full")
     assert checks.denials_grounded(m, TOOLS).passed
@@ -803,3 +812,32 @@ def test_a_call_that_undoes_what_the_dialogue_just_made_on_the_same_values_repea
     assert not check.passed and "undoes mkdir" in check.detail
     m[4] = call("c2", "rmdir", dir_name="Old")  # another folder: the removal stands
     assert checks.no_repetition(m, tools).passed
+
+
+def test_a_reply_gives_something_its_results_returned() -> None:
+    m = good_dialogue()[:4] + [Message(role="assistant", content="I have not added any "
+                                                                  "products yet.")]
+    check = checks.results_reported(m, TOOLS)
+    assert not check.passed and "18" in check.detail and "sunny" in check.detail
+    for said in ("It is 18 degrees.", "Paris is SUNNY today.",  # any value, any case
+                 "Would you like me to book a hotel too?"):  # a question may come first
+        m[4] = Message(role="assistant", content=said)
+        assert checks.results_reported(m, TOOLS).passed, said
+    m[3] = result("call_1", temperature=1400.0)
+    m[4] = Message(role="assistant", content="It is 1,400 degrees.")  # comma and ".0" aside
+    assert checks.results_reported(m, TOOLS).passed
+    m[3] = result("call_1", city="Paris", temperature=3)  # what the call passed; a digit
+    m[4] = Message(role="assistant", content="Done.")
+    assert checks.results_reported(m, TOOLS).passed
+    m[3] = result("call_1", status="Comment added successfully")  # a message: its words
+    m[4] = Message(role="assistant", content="I have added your comment.")
+    assert checks.results_reported(m, TOOLS).passed
+    m[4] = Message(role="assistant", content="Thank you, goodbye.")
+    assert not checks.results_reported(m, TOOLS).passed
+
+
+def test_a_result_with_nothing_new_lets_the_reply_say_so() -> None:
+    m = good_dialogue()  # the booking came back null: the reply may speak of that alone
+    m[5] = Message(role="tool", tool_call_id="call_2", content="null")
+    m[6] = Message(role="assistant", content="The booking went through.")
+    assert checks.results_reported(m, TOOLS).passed

@@ -70,7 +70,7 @@ def _focus_last_reply(d) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_a_judge_preferring_the_original_decides_in_one_call() -> None:
-    llm = ScriptedLLM(respond=_judge_says("original", "A brand new reply."))
+    llm = ScriptedLLM(respond=_judge_says("original", "A brand new reply: sunny, booking B-77."))
     d = make_draft(llm, good_dialogue(), masks_per_step=1, judge="on")
     _focus_last_reply(d)
     before = [m.model_copy() for m in d.messages]
@@ -84,13 +84,13 @@ def test_a_judge_preferring_the_original_decides_in_one_call() -> None:
 
 
 def test_a_judge_preferring_the_candidate_is_asked_again_in_the_other_order() -> None:
-    llm = ScriptedLLM(respond=_judge_says("new", "A brand new reply."))
+    llm = ScriptedLLM(respond=_judge_says("new", "A brand new reply: sunny, booking B-77."))
     d = make_draft(llm, good_dialogue(), masks_per_step=1, judge="on")
     _focus_last_reply(d)
     record = asyncio.run(refine_step(d, 1))
     assert record is not None and record.kept == ["new"]
     assert record.reasons == ["judge preferred the candidate in both orders"]
-    assert d.messages[6] == Message(role="assistant", content="A brand new reply.")
+    assert d.messages[6] == Message(role="assistant", content="A brand new reply: sunny, booking B-77.")
     assert d.turns[6].selections == 1
     assert _judged(llm) == ["candidate", "candidate"]
     first, second = (r.messages[-1].content for r in llm.requests[1:])
@@ -102,7 +102,7 @@ def test_a_judge_preferring_the_candidate_is_asked_again_in_the_other_order() ->
 def _always_a(request):  # type: ignore[no-untyped-def]
     if "better" in request.schema_["properties"]:
         return {"better": "A", "reason": "first is best"}
-    return {"content": "A different reply."}
+    return {"content": "A different reply: sunny, booking B-77."}
 
 
 def test_a_position_biased_judge_keeps_the_original() -> None:
@@ -156,7 +156,7 @@ def _sensible(request):  # type: ignore[no-untyped-def]
             return {"better": known, "reason": "-"}
         a = prompt.split("\nA: ")[1].split("\nB: ")[0]
         return {"better": "A" if a.startswith("assistant: It is") else "B", "reason": "-"}
-    return {"content": "A brand new reply."}
+    return {"content": "A brand new reply: sunny, booking B-77."}
 
 
 def test_a_judge_that_passes_calibration_is_trusted() -> None:
@@ -266,7 +266,7 @@ def test_a_candidate_that_fixes_a_failing_check_is_kept_without_a_judge() -> Non
 def test_an_auto_judge_that_follows_the_position_once_is_not_asked_again() -> None:
     def sensible_then_biased(request):  # type: ignore[no-untyped-def]
         if "better" not in request.schema_["properties"]:
-            return {"content": "A different reply."}
+            return {"content": "A different reply: sunny and confirmed."}  # fits both
         prompt = request.messages[-1].content
         known = _calibration_answer(prompt)
         if known:  # the calibration: it knows the real reply

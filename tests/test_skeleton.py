@@ -101,6 +101,19 @@ def test_a_reply_claiming_what_no_call_did_is_asked_again_alone_and_told_why() -
     assert "'reply' names 'B-99', which no earlier turn" in llm.requests[2].messages[-1].content
 
 
+def test_a_reply_giving_nothing_the_results_returned_is_asked_again_alone() -> None:
+    llm = ScriptedLLM([{"calls": [WEATHER], "user": "What is the weather in Paris?",
+                        "reply": "I'm glad I could help."},
+                       {"reply": "Thank you for asking."},
+                       {"reply": "It is 18 degrees in Paris."}])
+    d = make_draft(llm)
+    _plan(d, ("weather", ["get_weather"], 1))
+    asyncio.run(skeleton(d))
+    assert d.messages[-1].content == "It is 18 degrees in Paris."
+    assert list(llm.requests[1].schema_["properties"]) == ["reply"]
+    assert "'reply' gives none of what the results" in llm.requests[2].messages[-1].content
+
+
 def test_a_reply_is_written_with_earlier_replies_hidden_and_its_request_pointed_at() -> None:
     hotel = {"name": "book_hotel", "arguments": {"hotel_id": "H-1", "nights": 2},
              "result": {"booking_id": "B-7"}}

@@ -104,6 +104,13 @@ def example(schema: dict[str, Any], salt: str = "") -> Any:
     return build(schema)
 
 
+def _loaded(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
 def schema_example(request: Request) -> Any:
     """A responder that answers every structured request with ``example`` of its schema.
 
@@ -116,6 +123,16 @@ def schema_example(request: Request) -> Any:
             and isinstance(value.get("calls"), list):
         stated = [v for c in value["calls"] for v in scalars(c.get("arguments"))]
         value["user"] = " ".join([value["user"], *stated])
+    if isinstance(value, dict) and isinstance(value.get("reply"), str):
+        # a reply gives something its results returned: the calls' beside it, or the
+        # transcript's last result
+        results = [c.get("result") for c in value.get("calls") or [] if isinstance(c, dict)]
+        if not results:
+            prompt = "\n".join(m.content for m in request.messages)
+            last = re.findall(r"^\[\d+\] tool result: (.+)$", prompt, re.M)[-1:]
+            results = [_loaded(x) for x in last]
+        given = [v for r in results for v in scalars(r)][:1]
+        value["reply"] = " ".join([value["reply"], *given])
     if isinstance(value, dict) and isinstance(value.get("subtasks"), list):
         # a plan's goals ask for what the prompt says each subtask's tools do
         prompt = "\n".join(m.content for m in request.messages)

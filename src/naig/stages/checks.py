@@ -778,6 +778,52 @@ def denials_grounded(messages: list[Message], tools: list[Tool]) -> Check:
     return _ok("denials_grounded")
 
 
+def _news(result: Message, passed: str) -> list[str]:
+    """What a successful ``result`` returned that its calls did not pass (``passed``): the
+    values a reply can report. A single digit (a tweet ID 0, an item count) does not count,
+    nor does a true or false: "I have posted your tweet" reports enough."""
+    return [v for v in scalars(_json(result.content))
+            if v.strip() and not re.fullmatch(r"-?\d(\.0+)?", v.strip()) and not shown(v, passed)]
+
+
+_FLAT = frozenset({"with", "that", "this", "from", "have", "your", "been", "were", "what",
+                   "which", "there", "their", "into", "about"})
+
+
+def _reports(value: str, text: str) -> bool:
+    """Whether ``text`` gives ``value``: as written (a thousands comma or a price's ".0"
+    aside), or, for words (a status message, a file's content, a tweet), one of its words
+    of four letters or more ("Comment added successfully": "I have added your comment")."""
+    plain = re.sub(r"(?<=\d),(?=\d{3})", "", text)
+    if shown(value, plain) or shown(re.sub(r"(?<=\d)\.0+$", "", value), plain):
+        return True
+    words = {w for w in re.findall(r"[a-z]{4,}", value.lower()) if w not in _FLAT}
+    return len(value.split()) > 1 and bool(words & set(re.findall(r"[a-z]{4,}", text.lower())))
+
+
+def results_reported(messages: list[Message], tools: list[Tool]) -> Check:
+    """A reply that follows successful calls gives the user something their results
+    returned, unless it asks a question or a result returned nothing new (``null``, ``[]``,
+    what the call passed: the reply may be saying so). The built-in run at d9e8d79
+    answered a product's details and stock with "I have not added any products to your
+    cart yet", and a booking with "I'm glad I could help" (both rejected by the experts
+    after every stage was paid for; applied as the reply is written, it is written again)."""
+    for i, m, since in _replies(messages):
+        text = m.content or ""
+        said = [k for k, x in enumerate(since) if x.role == "assistant" and x.content
+                and not x.tool_calls]  # a reply already said: what came back before it
+        since = since[said[-1] + 1:] if said else since
+        passed = " ".join(v for x in since for c in x.tool_calls or []
+                          for v in scalars(_json(c.function.arguments)))
+        news = [_news(x, passed) for x in since if x.role == "tool" and not x.is_error]
+        if news and all(news) and text.strip() and not text.rstrip().endswith("?") \
+                and not any(_reports(v, text) for vs in news for v in vs):
+            some = ", ".join(dict.fromkeys(v[:40] for vs in news for v in vs[:2]))
+            return _fail("results_reported", f"[{i}] the reply gives none of what the results "
+                                             f"since the request returned ({some})")
+    return _ok("results_reported")
+
+
 _SPECIFIC = re.compile(r"^-?\d+\.\d+$|\d{3,}")
 
 
@@ -851,5 +897,5 @@ RULES: tuple[Rule, ...] = (roles_in_order, turns_nonempty, tool_results_match_ca
                            call_names_known, schema_valid_arguments, values_wellformed,
                            turns_in_voice, no_repetition,
                            grounded_ids, claims_grounded, actions_grounded,
-                           users_know_no_results, denials_grounded,
+                           users_know_no_results, denials_grounded, results_reported,
                            errors_acknowledged, no_instruction_echo)

@@ -63,6 +63,7 @@ from naig.stages.checks import (
     denials_grounded,
     foreknown,
     repeated_call,
+    results_reported,
     spoken,
     unnamed,
     unsayable,
@@ -265,12 +266,13 @@ def contradicted(request: str, arguments: Any) -> str | None:
 def unfounded_reply(d: Draft, reply: str) -> str | None:
     """Why ``reply``, said next, claims what the dialogue does not show: an action no call
     since the request did, an ID no turn holds, nothing found where results found
-    something (the rules ``actions_grounded``, ``claims_grounded`` and
-    ``denials_grounded``, applied as the reply is written)."""
+    something, none of what the results returned (the rules ``actions_grounded``,
+    ``claims_grounded``, ``denials_grounded`` and ``results_reported``, applied as the
+    reply is written)."""
     messages = [*d.messages, Message(role="assistant", content=reply)]
     at = f"[{len(messages) - 1}] "
     claims = functools.partial(claims_grounded, known=d.env.vocabulary())
-    for rule in (actions_grounded, claims, denials_grounded):
+    for rule in (actions_grounded, claims, denials_grounded, results_reported):
         check = rule(messages, d.tools)
         if not check.passed and check.detail.startswith(at):
             return check.detail.removeprefix(at).replace("the reply ", "", 1)
