@@ -535,6 +535,8 @@ def test_an_action_is_grounded_by_a_call_that_did_it_or_a_result_that_reports_it
     booked[6] = Message(role="assistant", content="You have booked hotel H-1001, B-77.")
     check = actions_grounded(booked, TOOLS)  # book_hotel was the assistant's call
     assert not check.passed and "say 'I'" in check.detail
+    booked[6] = Message(role="assistant", content="I found that you booked hotel H-1001.")
+    assert "say 'I'" in actions_grounded(booked, TOOLS).detail  # kept built-in, d9e8d79
     booked[6] = Message(role="assistant", content="I have booked hotel H-1001, B-77.")
     assert actions_grounded(booked, TOOLS).passed
     for seen in ("I compared them line by line.", "I have retweeted it for you.",

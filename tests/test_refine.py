@@ -90,7 +90,8 @@ def test_a_judge_preferring_the_candidate_is_asked_again_in_the_other_order() ->
     record = asyncio.run(refine_step(d, 1))
     assert record is not None and record.kept == ["new"]
     assert record.reasons == ["judge preferred the candidate in both orders"]
-    assert d.messages[6] == Message(role="assistant", content="A brand new reply: sunny, booking B-77.")
+    assert d.messages[6] == Message(role="assistant",
+                                    content="A brand new reply: sunny, booking B-77.")
     assert d.turns[6].selections == 1
     assert _judged(llm) == ["candidate", "candidate"]
     first, second = (r.messages[-1].content for r in llm.requests[1:])

@@ -737,10 +737,11 @@ def _other_file(text: str, hit: re.Match[str], done: str) -> str | None:
     return next((f for f in _FILE.findall(sentence) if not shown(f, done)), None)
 
 
-_YOU_DID = re.compile(r"you(?:'ve| have)\b", re.IGNORECASE)
+_YOU_DID = re.compile(r"you(?:'ve| have)?\b", re.IGNORECASE)
 """A reply that gives the user what the assistant's own call did ("You have removed the
-event", kept built-in data at b92bfe0); said of what no call did, it is the user's own
-past ("You have placed two orders", read from their record)."""
+event", kept built-in data at b92bfe0; "I found that you booked a seat", at d9e8d79);
+said of what no call did, it is the user's own past ("You have placed two orders", read
+from their record)."""
 
 
 _DENIAL = re.compile(r"\b(couldn'?t|could not|did not|didn'?t|was unable to|unable to|"
