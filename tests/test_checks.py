@@ -244,6 +244,12 @@ def test_code_in_a_turn_is_not_speech() -> None:
     m[6] = m[6].model_copy(update={"content": "You can call get_product_details() for it."})
     check = checks.turns_in_voice(m, TOOLS)  # a function no tool of this dialogue names
     assert not check.passed and "get_product_details()" in check.detail
+    for coded in ("add to cart(product_id: 'product id', quantity: 5)",  # built-in plan
+                  "Please run search(query='lamp')."):
+        m[6] = m[6].model_copy(update={"content": coded})
+        assert "code" in checks.turns_in_voice(m, TOOLS).detail, coded
+    m[6] = m[6].model_copy(update={"content": "Booked (note: two nights), B-77, sunny."})
+    assert checks.turns_in_voice(m, TOOLS).passed  # a space before the bracket: words
 
 
 def test_narration_is_talk_about_the_parties_not_a_domains_words() -> None:
@@ -289,6 +295,22 @@ def test_a_user_may_state_a_record_that_exists_in_the_start_state() -> None:
     assert not checks.users_know_no_results(m, TOOLS).passed
     assert checks.users_know_no_results(m, TOOLS, known={"B-77": frozenset({"id"})}).passed
     assert not checks.users_know_no_results(m, TOOLS, known={"B-78": frozenset({"id"})}).passed
+
+
+def test_a_user_may_not_state_what_a_later_request_returns() -> None:
+    m = good_dialogue()  # a user who tells a booking number only the next request returns
+    m[6] = Message(role="assistant", content="It is 18 degrees and sunny in Paris.")
+    m[4:6] = []
+    m += [Message(role="user", content="You found my booking B-77, thanks."),
+          Message(role="assistant", content="Glad it is sorted."),
+          Message(role="user", content="Now book hotel H-1001 for 2 nights."),
+          call("call_2", "book_hotel", hotel_id="H-1001", nights=2),
+          result("call_2", booking_id="B-77", status="confirmed"),
+          Message(role="assistant", content="Booked: B-77.")]
+    check = checks.users_know_no_results(m, TOOLS)
+    assert not check.passed and check.detail.startswith("[5]") and "B-77" in check.detail
+    m[5] = Message(role="user", content="Thanks.")
+    assert checks.users_know_no_results(m, TOOLS).passed
 
 
 def test_a_user_who_speaks_as_the_assistant_has_swapped_roles() -> None:
@@ -836,6 +858,11 @@ def test_a_reply_gives_something_its_results_returned() -> None:
     assert checks.results_reported(m, TOOLS).passed
     m[4] = Message(role="assistant", content="Thank you, goodbye.")
     assert not checks.results_reported(m, TOOLS).passed
+    m[3] = result("call_1", name="Hotel Lumiere")  # "hotel": the request's word, not news
+    m[4] = Message(role="assistant", content="I looked at the hotel for you.")
+    assert not checks.results_reported(m, TOOLS).passed
+    m[4] = Message(role="assistant", content="It is the Hotel Lumiere.")
+    assert checks.results_reported(m, TOOLS).passed
 
 
 def test_a_result_with_nothing_new_lets_the_reply_say_so() -> None:

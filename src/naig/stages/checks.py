@@ -167,7 +167,9 @@ def values_wellformed(messages: list[Message], tools: list[Tool], *,
 
 
 _CODE = re.compile(r"\b\w+\(\s*[{\[\"']|[{\[]\s*[\"']\w+[\"']\s*:|\(\s*\{\s*$|"
-                   r"\b[a-z]+_\w+\(\s*\)|\[\s*\{|[\[{]\s*$")
+                   r"\b[a-z]+_\w+\(\s*\)|\[\s*\{|[\[{]\s*$|\b\w+\(\s*[a-z_]+\s*[:=]\s*\S")
+"""Code in words: a call (``get_tweet("1")``, ``cart(product_id: 'x', quantity: 5)``, the
+planner's goals on the built-in pool at 34a30af), JSON, a bracket left open."""
 _VARIABLE = re.compile(r"\b(?:in|into|as|to) (?:a|the|another) variable\b|\bvariables? "
                        r"(?:named|called)\b", re.IGNORECASE)
 """A program's words in a person's mouth (a TwitterAPI plan: "store the results in a
@@ -791,15 +793,20 @@ _FLAT = frozenset({"with", "that", "this", "from", "have", "your", "been", "were
                    "which", "there", "their", "into", "about"})
 
 
-def _reports(value: str, text: str) -> bool:
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"[a-z]{4,}", text.lower())) - _FLAT
+
+
+def _reports(value: str, text: str, asked: set[str]) -> bool:
     """Whether ``text`` gives ``value``: as written (a thousands comma or a price's ".0"
     aside), or, for words (a status message, a file's content, a tweet), one of its words
-    of four letters or more ("Comment added successfully": "I have added your comment")."""
+    of four letters or more that the request and the calls' arguments (``asked``) do not
+    hold ("Comment added successfully": "I have added your comment"; not "hotel" from
+    "Hotel XYZ" after "book a hotel room")."""
     plain = re.sub(r"(?<=\d),(?=\d{3})", "", text)
     if shown(value, plain) or shown(re.sub(r"(?<=\d)\.0+$", "", value), plain):
         return True
-    words = {w for w in re.findall(r"[a-z]{4,}", value.lower()) if w not in _FLAT}
-    return len(value.split()) > 1 and bool(words & set(re.findall(r"[a-z]{4,}", text.lower())))
+    return len(value.split()) > 1 and bool((_words(value) - asked) & _words(text))
 
 
 def results_reported(messages: list[Message], tools: list[Tool]) -> Check:
@@ -817,8 +824,10 @@ def results_reported(messages: list[Message], tools: list[Tool]) -> Check:
         passed = " ".join(v for x in since for c in x.tool_calls or []
                           for v in scalars(_json(c.function.arguments)))
         news = [_news(x, passed) for x in since if x.role == "tool" and not x.is_error]
+        asked = _words(f"{passed} " + " ".join(x.content or "" for x in since
+                                               if x.role == "user"))
         if news and all(news) and text.strip() and not text.rstrip().endswith("?") \
-                and not any(_reports(v, text) for vs in news for v in vs):
+                and not any(_reports(v, text, asked) for vs in news for v in vs):
             some = ", ".join(dict.fromkeys(v[:40] for vs in news for v in vs[:2]))
             return _fail("results_reported", f"[{i}] the reply gives none of what the results "
                                              f"since the request returned ({some})")
@@ -849,15 +858,15 @@ def foreknown(user: str, before: str, calls: Iterable[tuple[Any, Any]],
 
 def users_know_no_results(messages: list[Message], tools: list[Tool], *,
                           known: Vocabulary | None = None) -> Check:
-    """A user states nothing that only a later result of the same request gives (seen in
-    kept data: a user asking to check out "a cart with a total of $2999.97" before the
-    cart was filled); what exists in the start state (``known``) the user may know."""
-    users = [i for i, m in enumerate(messages) if m.role == "user"] + [len(messages)]
-    for at, end in zip(users, users[1:], strict=False):
-        results = {m.tool_call_id: _json(m.content) for m in messages[at:end]
-                   if m.role == "tool"}
+    """A user states nothing that only a later result gives (seen in kept data: a user
+    asking to check out "a cart with a total of $2999.97" before the cart was filled; in
+    rejected built-in data, a user who told the assistant "booking ID 98765" that a
+    booking of the next request returned); what exists in the start state (``known``) the
+    user may know, and what a call passes is not only a result's."""
+    for at in (i for i, m in enumerate(messages) if m.role == "user"):
+        results = {m.tool_call_id: _json(m.content) for m in messages[at:] if m.role == "tool"}
         calls = [(_json(c.function.arguments), results.get(c.id))
-                 for m in messages[at:end] for c in m.tool_calls or []]
+                 for m in messages[at:] for c in m.tool_calls or []]
         before = "\n".join(m.content or "" for m in messages[:at])
         value = foreknown(messages[at].content or "", before, calls, known)
         if value is not None:
