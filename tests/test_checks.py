@@ -699,6 +699,12 @@ def test_a_user_who_asks_again_in_the_same_words_repeats_but_a_reply_may_restate
                                               "weather."})
     check = checks.no_repetition(m, TOOLS)  # a reply that gives the request back
     assert not check.passed and "copies [1]" in check.detail
+    m[6] = m[6].model_copy(update={"content": "I found a hotel room reservation for May "
+                                              "16th in San Francisco with booking ID B-77."})
+    m[-2] = m[-2].model_copy(update={"content": "You found a hotel room reservation for May "
+                                                "16th in San Francisco with booking ID B-77."})
+    check = checks.no_repetition(m, TOOLS)  # a user who gives a reply back (built-in)
+    assert not check.passed and "copies [6]" in check.detail
 
 
 def test_a_reply_may_give_a_record_only_a_status_a_result_showed() -> None:

@@ -333,10 +333,12 @@ def repeats(text: str, earlier: list[Message], *, user: bool = False) -> str | N
     the same turn again (over 20 characters), or an earlier one (over 40) inside it, but
     not where a tool result holds that turn too: then it is data, quoted (a tweet's text
     the user gave, posted, and the reply reports: TwitterAPI). A user's turn (``user``)
-    also may not copy a run of ``PARROT_WORDS`` words of an earlier request: the user
-    asking again for what was asked ("I want to reserve a hotel room in San Francisco for
-    May ..." twice, in kept built-in data); a reply, of ``ECHO_REPLY`` words (it may
-    restate what it did)."""
+    also may not copy a run of ``PARROT_WORDS`` words of another turn: the user asking
+    again for what was asked ("I want to reserve a hotel room in San Francisco for May ..."
+    twice, in kept built-in data), or giving a reply back (an injected user turn, "You
+    found a hotel room reservation for May 16th in San Francisco with booking ID 98765",
+    from the reply that reported the booking); a reply, of ``ECHO_REPLY`` words of a
+    request (it may restate what it did)."""
     said = " ".join(text.lower().split())
     data = [" ".join((m.content or "").lower().split()) for m in earlier if m.role == "tool"]
     for j, m in enumerate(earlier):
@@ -347,8 +349,8 @@ def repeats(text: str, earlier: list[Message], *, user: bool = False) -> str | N
             return f"repeats [{j}] word for word"
         if len(before) > 40 and before in said and not any(before in x for x in data):
             return f"repeats [{j}] word for word within it"
-        run = None if m.role != "user" else _shared_run(said, before,
-                                                         PARROT_WORDS if user else ECHO_REPLY)
+        size = PARROT_WORDS if user else ECHO_REPLY if m.role == "user" else None
+        run = _shared_run(said, before, size) if size else None
         if run and not any(run in " ".join(_WORD.findall(x)) for x in data):
             return f"copies [{j}]: '{run}'"
     return None
