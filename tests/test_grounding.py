@@ -71,6 +71,15 @@ def test_values_keep_the_kind_results_showed_them_under() -> None:
     assert ground(place, SHOP.values(), found) is None
 
 
+def test_a_value_stated_in_a_requests_details_fills_only_its_own_kind() -> None:
+    # built-in at d9e8d79: "Details: max price 1000" became get_order_status("1000")
+    found = seen([_user("The cheapest laptop, please. Details: max price 1000; product id "
+                        "P-1001; sort price low.")])
+    assert candidates("order_id", "string", found) == []
+    assert candidates("product_id", "string", found) == ["P-1001"]
+    assert candidates("order_id", "string", seen([_user("Where is my order 1000?")])) == ["1000"]
+
+
 def test_where_the_state_is_known_words_must_name_what_exists() -> None:
     state = {"users": {"mia_li_3668": {"user_id": "mia_li_3668", "orders": ["#W4316152"]}}}
     known = vocabulary(state)

@@ -184,13 +184,31 @@ def _tokens(text: str, caps: bool = False) -> Iterable[str]:
             yield token
 
 
+_DETAILS = re.compile(r"\bDetails: ([^\n]*?)\.?$", re.MULTILINE)
+
+
+def _labels(text: str) -> dict[str, str]:
+    """The parameter each token of a request's details is stated for, as the skeleton
+    writes them ("Details: max price 1000; sort price low": 1000 is a ``max_price``)."""
+    out: dict[str, str] = {}
+    for hit in _DETAILS.finditer(text):
+        for item in hit.group(1).split(";"):
+            for token in _tokens(item):
+                label = item[:item.find(token)].strip().lower()
+                if re.fullmatch(r"[a-z]+( [a-z]+)*", label):
+                    out.setdefault(token, label.replace(" ", "_"))
+    return out
+
+
 def seen(messages: Iterable[Message], vocabulary: Vocabulary | None = None) -> list[Seen]:
     """Every value ``messages`` show, in order of first appearance.
 
     Tool results give their JSON leaves with their keys; the user's and the system's words
     give identifier-like tokens (with a digit, ``_``, ``@`` or ``#``), and where
     ``vocabulary`` is given, only tokens that exist in it, keyed by the fields they exist
-    under. The assistant's words are claims, not sources.
+    under; elsewhere a token of a request's details is keyed by the parameter it was
+    stated for (``_labels``: the built-in run at d9e8d79 looked up order "1000" from
+    "Details: max price 1000"). The assistant's words are claims, not sources.
     """
     out: dict[tuple[str | int, str, bool], Seen] = {}
     for m in messages:
@@ -207,8 +225,10 @@ def seen(messages: Iterable[Message], vocabulary: Vocabulary | None = None) -> l
                 for k in keys or [key]:
                     out.setdefault((leaf, k, False), Seen(leaf, k, False))
         elif m.content and m.role in ("system", "user"):
+            labels = _labels(m.content) if vocabulary is None else {}
             for token in _tokens(m.content, caps=vocabulary is not None):
-                keys = [""] if vocabulary is None else sorted(vocabulary.get(token, ()))
+                keys = [labels.get(token, "")] if vocabulary is None \
+                    else sorted(vocabulary.get(token, ()))
                 for key in keys:
                     out.setdefault((token, key, True), Seen(token, key, True))
     return list(out.values())
