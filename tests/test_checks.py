@@ -562,6 +562,7 @@ def test_an_action_is_grounded_by_a_call_that_did_it_or_a_result_that_reports_it
     booked[6] = Message(role="assistant", content="I have booked hotel H-1001, B-77.")
     assert actions_grounded(booked, TOOLS).passed
     for seen in ("I compared them line by line.", "I have retweeted it for you.",
+                 "It is 18 degrees. Added to cart.",  # the verb opens the sentence
                  "I was able to successfully copy the file to the new folder."):
         told[-1] = Message(role="assistant", content=seen)  # kept BFCL data: no diff, retweet
         assert not actions_grounded(told, TOOLS).passed, seen

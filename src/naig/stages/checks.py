@@ -651,10 +651,21 @@ _DID = re.compile(r"\b(?:was able to|were able to|managed to|i successfully|i ha
 call that moved it (GorillaFileSystem)."""
 
 
+_BARE = re.compile(r"(?:^|(?<=[.!?;:] ))(" + "|".join(_DONE_BY) + r")\s+(?:to|it|them|the|"
+                   r"your|a|an|for|successfully)\b", re.IGNORECASE)
+"""A claim that opens its sentence with the verb ("Added to cart.", after a search alone:
+built-in at 34a30af)."""
+
+
+def _claims(text: str) -> list[re.Match[str]]:
+    return sorted((*_CLAIM.finditer(text), *_DID.finditer(text), *_BARE.finditer(text)),
+                  key=lambda hit: hit.start())
+
+
 def claimed(text: str) -> str | None:
     """The first action ``text`` says was done ("I have added it to your cart"), if any."""
-    hit = _CLAIM.search(text) or _DID.search(text)
-    return hit.group(0) if hit else None
+    hits = _claims(text)
+    return hits[0].group(0) if hits else None
 
 
 def _replies(messages: list[Message]) -> Iterator[tuple[int, Message, list[Message]]]:
@@ -708,7 +719,7 @@ def actions_grounded(messages: list[Message], tools: list[Tool]) -> Check:
                  for x in since for c in x.tool_calls or [] if c.id not in failed}
         results = " ".join((x.content or "").lower() for x in since
                            if x.role == "tool" and not x.is_error)
-        hits = [*_CLAIM.finditer(m.content or ""), *_DID.finditer(m.content or "")]
+        hits = _claims(m.content or "")
         done = " ".join(f"{c.function.arguments} {x.content or ''}" for x in since
                         for c in x.tool_calls or []) + " " + results
         for hit in hits:
