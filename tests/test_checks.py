@@ -311,6 +311,10 @@ def test_a_user_may_not_state_what_a_later_request_returns() -> None:
     assert not check.passed and check.detail.startswith("[5]") and "B-77" in check.detail
     m[5] = Message(role="user", content="Thanks.")
     assert checks.users_know_no_results(m, TOOLS).passed
+    m[5] = Message(role="user", content="My loyalty number is 12345.")
+    m[8] = call("call_2", "get_weather", city="Paris")  # a later look-up may return it
+    m[9] = result("call_2", loyalty_number="12345")
+    assert checks.users_know_no_results(m, TOOLS).passed
 
 
 def test_a_user_who_speaks_as_the_assistant_has_swapped_roles() -> None:
@@ -562,10 +566,14 @@ def test_an_action_is_grounded_by_a_call_that_did_it_or_a_result_that_reports_it
     booked[6] = Message(role="assistant", content="I have booked hotel H-1001, B-77.")
     assert actions_grounded(booked, TOOLS).passed
     for seen in ("I compared them line by line.", "I have retweeted it for you.",
-                 "It is 18 degrees. Added to cart.",  # the verb opens the sentence
+                 "It is 18 degrees. Added to cart.", "Booked a room.",  # the verb first
                  "I was able to successfully copy the file to the new folder."):
         told[-1] = Message(role="assistant", content=seen)  # kept BFCL data: no diff, retweet
         assert not actions_grounded(told, TOOLS).passed, seen
+    for described in ("Scheduled for Monday: Team sync.", "Sent to your home address on May 1.",
+                      "Changed your mind? Just ask."):
+        told[-1] = Message(role="assistant", content=f"It is 18 degrees. {described}")
+        assert actions_grounded(told, TOOLS).passed, described
 
 
 def test_a_denial_after_an_empty_or_failed_result_is_true() -> None:
@@ -700,12 +708,19 @@ def test_a_user_who_asks_again_in_the_same_words_repeats_but_a_reply_may_restate
                                               "weather."})
     check = checks.no_repetition(m, TOOLS)  # a reply that gives the request back
     assert not check.passed and "copies [1]" in check.detail
-    m[6] = m[6].model_copy(update={"content": "I found a hotel room reservation for May "
-                                              "16th in San Francisco with booking ID B-77."})
     m[-2] = m[-2].model_copy(update={"content": "You found a hotel room reservation for May "
-                                                "16th in San Francisco with booking ID B-77."})
+                                                "16th in San Francisco with booking ID B-77. "
+                                                "The total cost is $500."})
+    m[6] = m[6].model_copy(update={"content": "I found a hotel room reservation for May 16th "
+                                              "in San Francisco with booking ID B-77. The "
+                                              "total cost is $500."})
     check = checks.no_repetition(m, TOOLS)  # a user who gives a reply back (built-in)
     assert not check.passed and "copies [6]" in check.detail
+    m[6] = m[6].model_copy(update={"content": "Shall I book Hotel Lumiere in Paris for 2 "
+                                              "nights from May 16 to May 18?"})
+    m[-2] = m[-2].model_copy(update={"content": "Yes, book Hotel Lumiere in Paris for 2 "
+                                                "nights from May 16 to May 18."})
+    assert checks.no_repetition(m, TOOLS).passed  # a yes to a question says it again
 
 
 def test_a_reply_may_give_a_record_only_a_status_a_result_showed() -> None:
@@ -870,6 +885,16 @@ def test_a_reply_gives_something_its_results_returned() -> None:
     assert not checks.results_reported(m, TOOLS).passed
     m[4] = Message(role="assistant", content="It is the Hotel Lumiere.")
     assert checks.results_reported(m, TOOLS).passed
+    # what is said many ways, or was there before, or only says it went well
+    for returned, said in (({"temperature": 1299.5}, "It is $1,299.50."),
+                           ({"temperature": 18.6}, "It is about 19 degrees."),
+                           ({"day": "2024-05-16", "at": "10:30 AM"}, "It is done."),
+                           ({"status": "OK"}, "Your tweet has been posted."),
+                           ({"city": "Paris", "by": "What"}, "Done, sir."),  # [1] said them
+                           ({"temperature": 18}, "Shall I book? It is warm.")):  # a question
+        m[3] = result("call_1", **returned)
+        m[4] = Message(role="assistant", content=said)
+        assert checks.results_reported(m, TOOLS).passed, (returned, said)
 
 
 def test_a_result_with_nothing_new_lets_the_reply_say_so() -> None:

@@ -78,6 +78,11 @@ def test_a_value_stated_in_a_requests_details_fills_only_its_own_kind() -> None:
     assert candidates("order_id", "string", found) == []
     assert candidates("product_id", "string", found) == ["P-1001"]
     assert candidates("order_id", "string", seen([_user("Where is my order 1000?")])) == ["1000"]
+    said = seen([_user("Where is order 1000? Details: max price 1000; booking reference "
+                       "B-77; account mia_li_3668.")])  # said outside the details too
+    assert "1000" in candidates("order_id", "string", said)
+    # a label that names without saying what: any kind may take it
+    assert {"B-77", "mia_li_3668"} <= set(candidates("booking_id", "string", said))
 
 
 def test_where_the_state_is_known_words_must_name_what_exists() -> None:

@@ -170,6 +170,11 @@ _CAPS = re.compile(r"^[A-Z][A-Z0-9]{4,}$")
 digit ("IWKGVL"); a token only where the state has it."""
 
 
+def when(token: str) -> bool:
+    """Whether ``token`` is a date or a time as people write it (2024-05-16, 10:30 am)."""
+    return bool(_DATE.match(token) or _TIME.match(token))
+
+
 def _tokens(text: str, caps: bool = False) -> Iterable[str]:
     """The identifier-like tokens of ``text`` (with a digit, ``_``, ``@`` or ``#``; with
     ``caps``, all-capitals words too)."""
@@ -187,17 +192,30 @@ def _tokens(text: str, caps: bool = False) -> Iterable[str]:
 _DETAILS = re.compile(r"\bDetails: ([^\n]*?)\.?$", re.MULTILINE)
 
 
+_NAMING = re.compile(r"\b(id|ids|number|no|reference|ref|code|key|account|name|username|"
+                     r"handle|email)$")
+
+
 def _labels(text: str) -> dict[str, str]:
     """The parameter each token of a request's details is stated for, as the skeleton
-    writes them ("Details: max price 1000; sort price low": 1000 is a ``max_price``)."""
+    writes them ("Details: max price 1000; sort price low": 1000 is a ``max_price``,
+    "product id P-1" a ``product_id``), where the token is not said outside the details
+    too. A label that names without saying what ("booking reference B-77", "account
+    mia_li") leaves the token to any parameter of its kind."""
     out: dict[str, str] = {}
     for hit in _DETAILS.finditer(text):
         for item in hit.group(1).split(";"):
-            for token in _tokens(item):
-                label = item[:item.find(token)].strip().lower()
-                if re.fullmatch(r"[a-z]+( [a-z]+)*", label):
+            tokens, start = set(_tokens(item)), 0
+            for found in _TOKEN.finditer(item):  # each value after its own label
+                token = found.group(0).rstrip(".")
+                if token not in tokens:
+                    continue  # a word of a label
+                label, start = item[start:found.start()].strip().lower(), found.end()
+                if re.fullmatch(r"[a-z]+( [a-z]+)*", label) and (
+                        label.endswith((" id", " ids")) or not _NAMING.search(label)):
                     out.setdefault(token, label.replace(" ", "_"))
-    return out
+    elsewhere = _DETAILS.sub("", text)
+    return {t: label for t, label in out.items() if not shown(t, elsewhere)}
 
 
 def seen(messages: Iterable[Message], vocabulary: Vocabulary | None = None) -> list[Seen]:
@@ -354,6 +372,11 @@ _CREATES = frozenset({"add", "book", "buy", "create", "make", "mkdir", "new", "o
                       "submit", "touch", "upload", "write"})
 _UNDOES = frozenset({"cancel", "delete", "discard", "drop", "erase", "remove", "revoke", "rm",
                      "rmdir", "unbook", "undo", "unfollow", "unsubscribe", "void"})
+
+
+def creates(name: str) -> bool:
+    """Whether the tool ``name`` makes a record (``book_hotel``, ``post_tweet``, ``mkdir``)."""
+    return verb(name) in _CREATES
 
 
 def verb(name: str) -> str:

@@ -131,7 +131,9 @@ def schema_example(request: Request) -> Any:
             prompt = "\n".join(m.content for m in request.messages)
             last = re.findall(r"^\[\d+\] tool result: (.+)$", prompt, re.M)[-1:]
             results = [_loaded(x) for x in last]
-        given = [v for r in results for v in scalars(r)][:1]
+        passed = {v for c in value.get("calls") or [] if isinstance(c, dict)
+                  for v in scalars(c.get("arguments"))}
+        given = [v for r in results for v in scalars(r) if v not in passed][:1]
         value["reply"] = " ".join([value["reply"], *given])
     if isinstance(value, dict) and isinstance(value.get("subtasks"), list):
         # a plan's goals ask for what the prompt says each subtask's tools do

@@ -15,6 +15,7 @@ from typing import Any
 from naig.dialogue import Check, MadeCall, Message, made_calls
 from naig.grounding import (
     Vocabulary,
+    creates,
     id_like,
     mislabeled,
     reverses,
@@ -22,6 +23,7 @@ from naig.grounding import (
     shown,
     ungrounded,
     verb,
+    when,
 )
 from naig.prompts import placeholders
 from naig.tools import Tool, degenerate, out_of_bounds, parse_arguments
@@ -333,12 +335,13 @@ def repeats(text: str, earlier: list[Message], *, user: bool = False) -> str | N
     the same turn again (over 20 characters), or an earlier one (over 40) inside it, but
     not where a tool result holds that turn too: then it is data, quoted (a tweet's text
     the user gave, posted, and the reply reports: TwitterAPI). A user's turn (``user``)
-    also may not copy a run of ``PARROT_WORDS`` words of another turn: the user asking
-    again for what was asked ("I want to reserve a hotel room in San Francisco for May ..."
-    twice, in kept built-in data), or giving a reply back (an injected user turn, "You
-    found a hotel room reservation for May 16th in San Francisco with booking ID 98765",
-    from the reply that reported the booking); a reply, of ``ECHO_REPLY`` words of a
-    request (it may restate what it did)."""
+    also may not copy a run of ``PARROT_WORDS`` words of a request: the user asking again
+    for what was asked ("I want to reserve a hotel room in San Francisco for May ..."
+    twice, in kept built-in data), nor of ``ECHO_REPLY`` of a reply (an injected user
+    turn, "You found a hotel room reservation for May 16th in San Francisco with booking
+    ID 98765. The total cost is $500.", from the reply that reported the booking; a user
+    who says yes to a question may repeat its fourteen words); a reply, of ``ECHO_REPLY``
+    words of a request (it may restate what it did)."""
     said = " ".join(text.lower().split())
     data = [" ".join((m.content or "").lower().split()) for m in earlier if m.role == "tool"]
     for j, m in enumerate(earlier):
@@ -349,7 +352,8 @@ def repeats(text: str, earlier: list[Message], *, user: bool = False) -> str | N
             return f"repeats [{j}] word for word"
         if len(before) > 40 and before in said and not any(before in x for x in data):
             return f"repeats [{j}] word for word within it"
-        size = PARROT_WORDS if user else ECHO_REPLY if m.role == "user" else None
+        size = (PARROT_WORDS if m.role == "user" else ECHO_REPLY) if user \
+            else ECHO_REPLY if m.role == "user" else None
         run = _shared_run(said, before, size) if size else None
         if run and not any(run in " ".join(_WORD.findall(x)) for x in data):
             return f"copies [{j}]: '{run}'"
@@ -651,10 +655,11 @@ _DID = re.compile(r"\b(?:was able to|were able to|managed to|i successfully|i ha
 call that moved it (GorillaFileSystem)."""
 
 
-_BARE = re.compile(r"(?:^|(?<=[.!?;:] ))(" + "|".join(_DONE_BY) + r")\s+(?:to|it|them|the|"
-                   r"your|a|an|for|successfully)\b", re.IGNORECASE)
+_BARE = re.compile(r"(?:^|(?<=[.!;] ))(" + "|".join(_DONE_BY) + r")\b(?:\s+(?:it|them|"
+                   r"successfully|a|an)\b|(?:\s+\w+){0,3}\s*(?:[.!]|$))", re.IGNORECASE)
 """A claim that opens its sentence with the verb ("Added to cart.", after a search alone:
-built-in at 34a30af)."""
+built-in at 34a30af; "Added it", "Booked a room"), not a description ("Scheduled for
+Monday: Team sync", "Sent to your home address", "Changed your mind?")."""
 
 
 def _claims(text: str) -> list[re.Match[str]]:
@@ -794,12 +799,24 @@ def denials_grounded(messages: list[Message], tools: list[Tool]) -> Check:
     return _ok("denials_grounded")
 
 
+_STATUS = frozenset({"ok", "okay", "success", "successful", "succeeded", "yes", "no", "true",
+                     "false", "done", "none", "null"})
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+
+
 def _news(result: Message, passed: str) -> list[str]:
-    """What a successful ``result`` returned that its calls did not pass (``passed``): the
-    values a reply can report. A single digit (a tweet ID 0, an item count) does not count,
-    nor does a true or false: "I have posted your tweet" reports enough."""
-    return [v for v in scalars(_json(result.content))
-            if v.strip() and not re.fullmatch(r"-?\d(\.0+)?", v.strip()) and not shown(v, passed)]
+    """What a successful ``result`` returned that the dialogue had not shown (``passed``:
+    the calls' arguments and the turns before the request): the values a reply can report.
+    A single digit (a tweet ID 0, an item count), a bare status ("OK", "success"), a date
+    or a time (said in many ways) does not count, nor does a true or false: "I have posted
+    your tweet" reports enough."""
+    out = []
+    for v in scalars(_json(result.content)):
+        plain = v.strip()
+        if plain and not re.fullmatch(r"-?\d(\.0+)?", plain) and plain.lower() not in _STATUS \
+                and not when(plain) and not shown(v, passed):
+            out.append(v)
+    return out
 
 
 _FLAT = frozenset({"with", "that", "this", "from", "have", "your", "been", "were", "what",
@@ -811,35 +828,42 @@ def _words(text: str) -> set[str]:
 
 
 def _reports(value: str, text: str, asked: set[str]) -> bool:
-    """Whether ``text`` gives ``value``: as written (a thousands comma or a price's ".0"
-    aside), or, for words (a status message, a file's content, a tweet), one of its words
-    of four letters or more that the request and the calls' arguments (``asked``) do not
-    hold ("Comment added successfully": "I have added your comment"; not "hotel" from
-    "Hotel XYZ" after "book a hotel room")."""
-    plain = re.sub(r"(?<=\d),(?=\d{3})", "", text)
-    if shown(value, plain) or shown(re.sub(r"(?<=\d)\.0+$", "", value), plain):
+    """Whether ``text`` gives ``value``: as written, a number by its value (1,299.50 for
+    1299.5, 19 for 18.6), or, for words (a status message, a file's content, a tweet), one
+    of its words of four letters or more that the request and the calls' arguments
+    (``asked``) do not hold ("Comment added successfully": "I have added your comment";
+    not "hotel" from "Hotel XYZ" after "book a hotel room")."""
+    if shown(value, text):
         return True
+    if _NUMBER.fullmatch(value.strip()):
+        said = [float(n) for n in _NUMBER.findall(re.sub(r"(?<=\d),(?=\d{3})", "", text))]
+        number = float(value)
+        return any(abs(n - number) < 0.005 or n == round(number) for n in said)
     return len(value.split()) > 1 and bool((_words(value) - asked) & _words(text))
 
 
 def results_reported(messages: list[Message], tools: list[Tool]) -> Check:
     """A reply that follows successful calls gives the user something their results
     returned, unless it asks a question or a result returned nothing new (``null``, ``[]``,
-    what the call passed: the reply may be saying so). The built-in run at d9e8d79
-    answered a product's details and stock with "I have not added any products to your
-    cart yet", and a booking with "I'm glad I could help" (both rejected by the experts
-    after every stage was paid for; applied as the reply is written, it is written again)."""
+    what the call passed or the dialogue said: the reply may be saying so). The built-in
+    run at d9e8d79 answered a product's details and stock with "I have not added any
+    products to your cart yet", and a booking with "I'm glad I could help" (both rejected
+    by the experts after every stage was paid for; applied as the reply is written, it is
+    written again)."""
     for i, m, since in _replies(messages):
         text = m.content or ""
         said = [k for k, x in enumerate(since) if x.role == "assistant" and x.content
                 and not x.tool_calls]  # a reply already said: what came back before it
+        opened = i - len(since)
         since = since[said[-1] + 1:] if said else since
-        passed = " ".join(v for x in since for c in x.tool_calls or []
-                          for v in scalars(_json(c.function.arguments)))
+        passed = " ".join([*(v for x in since for c in x.tool_calls or []
+                             for v in scalars(_json(c.function.arguments))),
+                           *(x.content or "" for x in messages[:opened]),
+                           *(x.content or "" for x in since if x.role == "user")])
         news = [_news(x, passed) for x in since if x.role == "tool" and not x.is_error]
         asked = _words(f"{passed} " + " ".join(x.content or "" for x in since
                                                if x.role == "user"))
-        if news and all(news) and text.strip() and not text.rstrip().endswith("?") \
+        if news and all(news) and text.strip() and "?" not in text \
                 and not any(_reports(v, text, asked) for vs in news for v in vs):
             some = ", ".join(dict.fromkeys(v[:40] for vs in news for v in vs[:2]))
             return _fail("results_reported", f"[{i}] the reply gives none of what the results "
@@ -871,15 +895,19 @@ def foreknown(user: str, before: str, calls: Iterable[tuple[Any, Any]],
 
 def users_know_no_results(messages: list[Message], tools: list[Tool], *,
                           known: Vocabulary | None = None) -> Check:
-    """A user states nothing that only a later result gives (seen in kept data: a user
-    asking to check out "a cart with a total of $2999.97" before the cart was filled; in
-    rejected built-in data, a user who told the assistant "booking ID 98765" that a
-    booking of the next request returned); what exists in the start state (``known``) the
-    user may know, and what a call passes is not only a result's."""
-    for at in (i for i, m in enumerate(messages) if m.role == "user"):
+    """A user states nothing that only a later result of their request gives, or of a
+    later request's call that makes a record (seen in kept data: a user asking to check
+    out "a cart with a total of $2999.97" before the cart was filled; in rejected built-in
+    data, a user who told the assistant "booking ID 98765" that a booking of the next
+    request returned). What exists in the start state (``known``) the user may know, and
+    what a call passes is not only a result's; a later look-up may return what the user
+    said (their loyalty number)."""
+    users = [i for i, m in enumerate(messages) if m.role == "user"]
+    for at, end in zip(users, [*users[1:], len(messages)], strict=True):
         results = {m.tool_call_id: _json(m.content) for m in messages[at:] if m.role == "tool"}
         calls = [(_json(c.function.arguments), results.get(c.id))
-                 for m in messages[at:] for c in m.tool_calls or []]
+                 for j, m in enumerate(messages[at:], at) for c in m.tool_calls or []
+                 if j < end or creates(c.function.name)]  # later: what only a call makes
         before = "\n".join(m.content or "" for m in messages[:at])
         value = foreknown(messages[at].content or "", before, calls, known)
         if value is not None:
