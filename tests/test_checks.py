@@ -897,6 +897,15 @@ def test_a_reply_gives_something_its_results_returned() -> None:
         assert checks.results_reported(m, TOOLS).passed, (returned, said)
 
 
+def test_a_value_a_later_call_passes_is_still_news_of_the_result_that_gave_it() -> None:
+    m = good_dialogue()  # built-in at 34a30af: a search, a booking of what it found, and
+    m[3] = result("call_1", hotel_id="H-2002")  # "I booked a hotel room and found hotels"
+    m[4] = call("call_2", "book_hotel", hotel_id="H-2002", nights=2)
+    m[6] = Message(role="assistant", content="I booked a hotel room and found hotels.")
+    check = checks.results_reported(m, TOOLS)
+    assert not check.passed and "H-2002" in check.detail
+
+
 def test_a_result_with_nothing_new_lets_the_reply_say_so() -> None:
     m = good_dialogue()  # the booking came back null: the reply may speak of that alone
     m[5] = Message(role="tool", tool_call_id="call_2", content="null")

@@ -806,7 +806,7 @@ _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 
 def _news(result: Message, passed: str) -> list[str]:
     """What a successful ``result`` returned that the dialogue had not shown (``passed``:
-    the calls' arguments and the turns before the request): the values a reply can report.
+    its call's arguments, the request and the turns before it): what a reply can report.
     A single digit (a tweet ID 0, an item count), a bare status ("OK", "success"), a date
     or a time (said in many ways) does not count, nor does a true or false: "I have posted
     your tweet" reports enough."""
@@ -856,13 +856,13 @@ def results_reported(messages: list[Message], tools: list[Tool]) -> Check:
                 and not x.tool_calls]  # a reply already said: what came back before it
         opened = i - len(since)
         since = since[said[-1] + 1:] if said else since
-        passed = " ".join([*(v for x in since for c in x.tool_calls or []
-                             for v in scalars(_json(c.function.arguments))),
-                           *(x.content or "" for x in messages[:opened]),
-                           *(x.content or "" for x in since if x.role == "user")])
-        news = [_news(x, passed) for x in since if x.role == "tool" and not x.is_error]
-        asked = _words(f"{passed} " + " ".join(x.content or "" for x in since
-                                               if x.role == "user"))
+        arguments = {c.id: " ".join(scalars(_json(c.function.arguments)))
+                     for x in since for c in x.tool_calls or []}
+        said = " ".join([*(x.content or "" for x in messages[:opened]),
+                         *(x.content or "" for x in since if x.role == "user")])
+        news = [_news(x, f"{arguments.get(x.tool_call_id or '', '')} {said}") for x in since
+                if x.role == "tool" and not x.is_error]
+        asked = _words(" ".join([*arguments.values(), said]))
         if news and all(news) and text.strip() and "?" not in text \
                 and not any(_reports(v, text, asked) for vs in news for v in vs):
             some = ", ".join(dict.fromkeys(v[:40] for vs in news for v in vs[:2]))
