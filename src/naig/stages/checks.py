@@ -852,14 +852,13 @@ def results_reported(messages: list[Message], tools: list[Tool]) -> Check:
     written again)."""
     for i, m, since in _replies(messages):
         text = m.content or ""
-        said = [k for k, x in enumerate(since) if x.role == "assistant" and x.content
-                and not x.tool_calls]  # a reply already said: what came back before it
-        opened = i - len(since)
-        since = since[said[-1] + 1:] if said else since
+        said = " ".join([*(x.content or "" for x in messages[:i - len(since)]),
+                         *(x.content or "" for x in since if x.role != "tool")])
+        replied = [k for k, x in enumerate(since) if x.role == "assistant" and x.content
+                   and not x.tool_calls]  # a reply already said: what came back before it
+        since = since[replied[-1] + 1:] if replied else since
         arguments = {c.id: " ".join(scalars(_json(c.function.arguments)))
                      for x in since for c in x.tool_calls or []}
-        said = " ".join([*(x.content or "" for x in messages[:opened]),
-                         *(x.content or "" for x in since if x.role == "user")])
         news = [_news(x, f"{arguments.get(x.tool_call_id or '', '')} {said}") for x in since
                 if x.role == "tool" and not x.is_error]
         asked = _words(" ".join([*arguments.values(), said]))
