@@ -126,3 +126,24 @@ def test_what_a_speaker_says_is_decoded_without_code_and_stays_one_json_string()
     # the grammar's character class bars what would end or escape the JSON string
     chars = re.search(r"^reply-1 ::= (\[.*\])$", gbnf, re.MULTILINE)
     assert chars is not None and chars.group(1).startswith('[^"\\\\')
+
+
+def test_a_reply_owed_a_value_is_decoded_with_one_of_them_in_it() -> None:
+    import json
+
+    import jsonschema
+
+    from naig.stages.checks import spoken_with
+
+    owed = ["H-789", "B234567890", "1299.5", "Hotel XYZ", "a.b/c@d#e", 'say "x"']
+    text = spoken_with(owed, 800)
+    for said in ("I booked B234567890.", "Hotel XYZ costs 1299.5 a night.", "H-789"):
+        jsonschema.validate(said, text)
+    for said in ("I booked a hotel room.", "H789", "12995", 'say "x"'):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(said, text)
+    assert spoken_with(['say "x"'], 800) == spoken_with([], 800)  # nothing sayable: free
+    gbnf = llama_grammar.json_schema_to_gbnf(json.dumps(
+        {"type": "object", "properties": {"reply": text}, "required": ["reply"]}))
+    llama_grammar.LlamaGrammar.from_string(gbnf, verbose=False)  # llama.cpp parses it
+    assert '"B23456789"' in gbnf and '"a" [.] "b/c@d#"' in gbnf  # no escape llama refuses

@@ -111,6 +111,7 @@ def test_a_reply_giving_nothing_the_results_returned_is_asked_again_alone() -> N
     asyncio.run(skeleton(d))
     assert d.messages[-1].content == "It is 18 degrees in Paris."
     assert list(llm.requests[1].schema_["properties"]) == ["reply"]
+    assert "(18)" in llm.requests[1].schema_["properties"]["reply"]["pattern"]  # by grammar
     assert "'reply' gives none of what the results" in llm.requests[2].messages[-1].content
 
 

@@ -208,6 +208,21 @@ def spoken(most: int | None = None) -> dict[str, Any]:
     return {"type": "string", "pattern": f"^[^{_UNSPOKEN}]{count}$"}
 
 
+def spoken_with(values: Iterable[str], most: int) -> dict[str, Any]:
+    """``spoken(most)`` that gives one of ``values`` (those a speaker can say: none of
+    ``_UNSPOKEN``, at most 40 characters) somewhere in it; ``spoken(most)`` where there
+    is none."""
+    sayable = [v for v in dict.fromkeys(values)
+               if 0 < len(v) <= 40 and not re.search(f"[{_UNSPOKEN}^]", v)]
+    if not sayable:
+        return spoken(most)
+    side = f"[^{_UNSPOKEN}]{{0,{most // 2}}}"
+    # a special character as a class of one: llama.cpp's grammar parser refuses the
+    # escapes a regular expression would use ("\\." and "\\-" in a literal)
+    either = "|".join(re.sub(r"([.$*+?()|])", r"[\1]", v) for v in sayable)
+    return {"type": "string", "pattern": f"^{side}({either}){side}$"}
+
+
 def out_of_voice(text: str, tools: Iterable[str] = ()) -> str | None:
     """Why ``text`` is not what a speaker says, if it is not: code or JSON in it, a turn
     that ends announcing what never comes ("the last 10 lines are:"), narration about "the
@@ -842,6 +857,29 @@ def _reports(value: str, text: str, asked: set[str]) -> bool:
     return len(value.split()) > 1 and bool((_words(value) - asked) & _words(text))
 
 
+def _owed(messages: list[Message], i: int, since: list[Message]) -> tuple[list[str], set[str]]:
+    """What a reply at ``i`` (answering the request that opens ``since``) must give one
+    of, and the words the request and arguments hold; nothing is owed where a result since
+    the request (or since a reply already said) returned nothing new."""
+    said = " ".join([*(x.content or "" for x in messages[:i - len(since)]),
+                     *(x.content or "" for x in since if x.role != "tool")])
+    replied = [k for k, x in enumerate(since) if x.role == "assistant" and x.content
+               and not x.tool_calls]  # a reply already said: what came back before it
+    since = since[replied[-1] + 1:] if replied else since
+    arguments = {c.id: " ".join(scalars(_json(c.function.arguments)))
+                 for x in since for c in x.tool_calls or []}
+    news = [_news(x, f"{arguments.get(x.tool_call_id or '', '')} {said}") for x in since
+            if x.role == "tool" and not x.is_error]
+    asked = _words(" ".join([*arguments.values(), said]))
+    return ([v for vs in news for v in vs] if news and all(news) else []), asked
+
+
+def owed(messages: list[Message]) -> list[str]:
+    """What the assistant's next reply must give one of (``results_reported``)."""
+    opened = max((k for k, m in enumerate(messages) if m.role == "user"), default=0)
+    return _owed(messages, len(messages), messages[opened:])[0]
+
+
 def results_reported(messages: list[Message], tools: list[Tool]) -> Check:
     """A reply that follows successful calls gives the user something their results
     returned, unless it asks a question or a result returned nothing new (``null``, ``[]``,
@@ -849,22 +887,13 @@ def results_reported(messages: list[Message], tools: list[Tool]) -> Check:
     run at d9e8d79 answered a product's details and stock with "I have not added any
     products to your cart yet", and a booking with "I'm glad I could help" (both rejected
     by the experts after every stage was paid for; applied as the reply is written, it is
-    written again)."""
+    written again, and where it is written alone, its grammar holds one of the values)."""
     for i, m, since in _replies(messages):
         text = m.content or ""
-        said = " ".join([*(x.content or "" for x in messages[:i - len(since)]),
-                         *(x.content or "" for x in since if x.role != "tool")])
-        replied = [k for k, x in enumerate(since) if x.role == "assistant" and x.content
-                   and not x.tool_calls]  # a reply already said: what came back before it
-        since = since[replied[-1] + 1:] if replied else since
-        arguments = {c.id: " ".join(scalars(_json(c.function.arguments)))
-                     for x in since for c in x.tool_calls or []}
-        news = [_news(x, f"{arguments.get(x.tool_call_id or '', '')} {said}") for x in since
-                if x.role == "tool" and not x.is_error]
-        asked = _words(" ".join([*arguments.values(), said]))
-        if news and all(news) and text.strip() and "?" not in text \
-                and not any(_reports(v, text, asked) for vs in news for v in vs):
-            some = ", ".join(dict.fromkeys(v[:40] for vs in news for v in vs[:2]))
+        news, asked = _owed(messages, i, since)
+        if news and text.strip() and "?" not in text \
+                and not any(_reports(v, text, asked) for v in news):
+            some = ", ".join(dict.fromkeys(v[:40] for v in news[:4]))
             return _fail("results_reported", f"[{i}] the reply gives none of what the results "
                                              f"since the request returned ({some})")
     return _ok("results_reported")

@@ -62,9 +62,11 @@ from naig.stages.checks import (
     claims_grounded,
     denials_grounded,
     foreknown,
+    owed,
     repeated_call,
     results_reported,
     spoken,
+    spoken_with,
     unnamed,
     unsayable,
 )
@@ -92,14 +94,18 @@ def _whole(text: str) -> str:
 
 
 def _schema(part: Part, tools: list[Tool], params: Parameters | None, *, results: bool,
-            reply: bool, most: int) -> dict[str, Any]:
+            reply: bool, most: int, owed: Sequence[str] = ()) -> dict[str, Any]:
+    """The answer a part is written as; a reply written alone gives one of the values it
+    ``owed`` (``checks.owed``) by grammar: asked again after "I booked a hotel room and
+    found hotels", told which values its results returned, the small model wrote the same
+    reply three times and the dialogue was lost (built-in at 6d7b0c7)."""
     props: dict[str, Any] = {}
     if part != "reply":
         props["calls"] = calls_schema(tools, with_result=results, params=params, most=most)
     if part == "open":  # after the call: a small model then states the values it used
         props["user"] = _TEXT
     if reply:
-        props["reply"] = _REPLY
+        props["reply"] = spoken_with(owed, REPLY_CHARS) if part == "reply" else _REPLY
     return {"type": "object", "additionalProperties": False, "required": list(props),
             "properties": props}
 
@@ -229,7 +235,8 @@ async def _ask_part(d: Draft, task: str, sub: Subtask, part: Part, k: int, *,
                               results=results, reply=reply, failed=failed, since=opener,
                               hidden=bool(hidden), missed=missed)
     schema = _schema(part, tools, params, results=results, reply=reply,
-                     most=d.settings.calls_per_step)
+                     most=d.settings.calls_per_step,
+                     owed=owed(d.messages) if part == "reply" else ())
     raw: dict[str, Any] | None = await ask(
         d.llm, messages, schema, _validate(d, part, tools, [] if repeated is None else repeated),
         stage="skeleton",
