@@ -95,10 +95,13 @@ def _whole(text: str) -> str:
 
 def _schema(part: Part, tools: list[Tool], params: Parameters | None, *, results: bool,
             reply: bool, most: int, owed: Sequence[str] = ()) -> dict[str, Any]:
-    """The answer a part is written as; a reply written alone gives one of the values it
-    ``owed`` (``checks.owed``) by grammar: asked again after "I booked a hotel room and
-    found hotels", told which values its results returned, the small model wrote the same
-    reply three times and the dialogue was lost (built-in at 6d7b0c7)."""
+    """The answer a part is written as. On simulated tools, a reply written alone (its
+    second chance: the last step's answer carried one, refused or missing) gives one of
+    the values it is ``owed`` (``checks.owed``) by grammar: asked again after "I booked a
+    hotel room and found hotels", told which values its results returned, the small model
+    wrote the same reply three times and the dialogue was lost (built-in at 6d7b0c7).
+    Where tools execute, every reply is written alone, and its first try stays free (not
+    measured there yet)."""
     props: dict[str, Any] = {}
     if part != "reply":
         props["calls"] = calls_schema(tools, with_result=results, params=params, most=most)
@@ -236,7 +239,7 @@ async def _ask_part(d: Draft, task: str, sub: Subtask, part: Part, k: int, *,
                               hidden=bool(hidden), missed=missed)
     schema = _schema(part, tools, params, results=results, reply=reply,
                      most=d.settings.calls_per_step,
-                     owed=owed(d.messages) if part == "reply" else ())
+                     owed=owed(d.messages) if part == "reply" and not d.env.executes else ())
     raw: dict[str, Any] | None = await ask(
         d.llm, messages, schema, _validate(d, part, tools, [] if repeated is None else repeated),
         stage="skeleton",
