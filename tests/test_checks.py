@@ -335,6 +335,7 @@ def test_a_user_who_speaks_as_the_assistant_has_swapped_roles() -> None:
     ("user", "Thank you for providing your order details. I'm glad to help with that."),
     ("assistant", "No, that's all I need."),
     ("assistant", "Thank you for your help, you've been very helpful."),
+    ("assistant", "I found the laptop and added 2 units to my cart."),  # built-in, 6d7b0c7
 ])
 def test_either_party_speaking_the_others_lines_fails(role: str, text: str) -> None:
     m = good_dialogue()

@@ -308,12 +308,15 @@ _CLIENT = re.compile(
     r"\bthat'?s all i (need|needed|wanted)\b|\bthanks? (you )?(so much )?for (your|the) "
     r"help\b|\byou'?ve been (very |really |so )?helpful\b|"
     r"(?<!hope )(?<!if )\byou (also )?(found|retrieved|fetched|looked up) (that|the|a|an)\b|"
-    r"\byou(?:'ve| have) (?:now )?successfully\b",
+    r"\byou(?:'ve| have) (?:now )?successfully\b|"
+    r"\b(?:to|in|into|from|for|of) my (?:cart|order|booking|reservation|account|profile|"
+    r"calendar|tweets?)\b",
     re.IGNORECASE)
 """What only the user says: an assistant who says it has swapped roles (or tells the user
 that they found what its own calls found: "You found the details", kept on tau2:airline;
 "You found that the file ... has been removed", kept on GorillaFileSystem; "you've
-successfully commented on the tweet", kept on TwitterAPI)."""
+successfully commented on the tweet", kept on TwitterAPI; or that the user's records are
+its own: "I added 2 units to my cart", built-in at 6d7b0c7)."""
 
 
 def swapped(text: str, *, user: bool) -> str | None:
