@@ -89,8 +89,11 @@ def test_a_clarification_question_that_repeats_the_vague_request_is_asked_again(
 
 
 def _two_hotels() -> list[Message]:
-    """The weather result also lists two hotels: the booking could name the wrong one."""
+    """The weather result also lists two hotels: the booking could name the wrong one
+    (the request does not name it: a hotel the user named is theirs to keep)."""
     m = good_dialogue()
+    m[1] = Message(role="user", content="What is the weather in Paris? Then book the hotel "
+                                        "there for 2 nights.")
     m[3] = result("call_1", temperature=18, hotels=[{"hotel_id": "H-1002"},
                                                     {"hotel_id": "H-1001"}])
     return m
@@ -132,6 +135,10 @@ def test_error_simulation_needs_a_wrong_value_the_dialogue_showed() -> None:
     d = make_draft(llm, good_dialogue())  # only H-1001 was ever named
     assert asyncio.run(inject(d, "error_simulation")) is None
     assert d.messages == good_dialogue() and not llm.requests
+    named = _two_hotels()  # two hotels shown, but the user asked for H-1001 by name
+    named[1] = good_dialogue()[1]
+    d = make_draft(llm, named)
+    assert asyncio.run(inject(d, "error_simulation")) is None and not llm.requests
 
 
 def test_tool_awareness_and_chit_chat_follow_a_reply() -> None:

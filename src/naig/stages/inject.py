@@ -182,7 +182,10 @@ async def _after_reply(d: Draft, kind: Kind, at: int) -> int:
 def _variants(d: Draft, at: int) -> list[tuple[dict[str, Any], str]]:
     """Failing versions of the first call at ``at``: one entity argument swapped for
     another value of its kind that the dialogue has shown (a stale or wrong ID), as
-    (arguments, the value swapped in). Each is a valid call not already made."""
+    (arguments, the value swapped in). Each is a valid call not already made. An argument
+    whose value the request states is kept: the assistant that calls another than the
+    user asked for ignores the user ("the laptop with ID P01" tried as P02 first; the
+    experts failed the task, built-in at 6d7b0c7)."""
     call = (d.turns[at].message.tool_calls or [])[0].function
     tool = d.tool(call.name)
     if tool is None:
@@ -192,9 +195,10 @@ def _variants(d: Draft, at: int) -> list[tuple[dict[str, Any], str]]:
     done = {c.key for c in made_calls(d.messages)}
     out = []
     returned = [v for v in values if not v.said]  # a stale ID from a result first
+    request = next((m.content or "" for m in reversed(d.messages[:at]) if m.role == "user"), "")
     for name, kind, value in entity_values(tool, d.tools, arguments):
-        if name not in arguments or arguments[name] != value:
-            continue  # nested or in a list: left alone
+        if name not in arguments or arguments[name] != value or shown(str(value), request):
+            continue  # nested or in a list, or the user's own: left alone
         for other in candidates(name, kind, returned) or candidates(name, kind, values):
             failing = {**arguments, name: other}
             if other != value and not tool.validate_arguments(failing) \
