@@ -213,6 +213,19 @@ def _bank(llm: ScriptedLLM) -> Draft:
     return Draft(llm=llm, env=env, tools=tools, seed=3, settings=MethodSettings())
 
 
+def test_where_tools_execute_a_reply_retried_is_owed_a_value_by_grammar() -> None:
+    fine = {"name": "get_balance", "arguments": {"account_id": "A-1"}}
+    llm = ScriptedLLM([{"calls": [fine], "user": "What is the balance of A-1?"},
+                       {"reply": "I checked your account for you."},  # reports nothing
+                       {"reply": "A-1 holds 100."}])
+    d = _bank(llm)
+    _plan(d, ("balance", ["get_balance"], 1))
+    asyncio.run(skeleton(d))
+    assert d.messages[-1].content == "A-1 holds 100."
+    first, retry = (r.schema_["properties"]["reply"] for r in llm.requests[1:])
+    assert "(100" in retry["pattern"] and "(100" not in first["pattern"]  # free at first
+
+
 def test_where_tools_execute_results_are_real_and_a_refused_call_is_tried_again() -> None:
     broke = {"name": "transfer", "arguments": {"order": {"source": "A-1", "target": "A-2",
                                                          "amount": 5}}}

@@ -58,8 +58,9 @@ def copied(value: Any, instructions: str) -> str | None:
 async def ask(llm: LLM, messages: tuple[ChatMessage, ...], schema: dict[str, Any],
               validate: Callable[[Any], T], *, stage: str, seed: int, template_hash: str,
               temperature: float = 0.7, max_tokens: int = 1024, attempts: int = 3,
-              instructions: str = "") -> T:
-    """Ask for JSON matching ``schema``; ``validate`` turns it into the result.
+              instructions: str = "", retry_schema: dict[str, Any] | None = None) -> T:
+    """Ask for JSON matching ``schema`` (``retry_schema`` after a refused answer, where
+    given); ``validate`` turns it into the result.
 
     ``instructions`` is the prompt text the answer must not copy (a small model's habit):
     an answer repeating six of its words in a row is invalid and retried. An invalid
@@ -75,7 +76,8 @@ async def ask(llm: LLM, messages: tuple[ChatMessage, ...], schema: dict[str, Any
         # retries; a greedy one (a judge's, an expert's) stays greedy, the error in view
         heat = max(temperature, RETRY_TEMPERATURE) if attempt and temperature > 0 \
             else temperature
-        request = Request(messages=history, schema=schema, temperature=heat,
+        shape = retry_schema if attempt and retry_schema is not None else schema
+        request = Request(messages=history, schema=shape, temperature=heat,
                           max_tokens=limit, seed=seed + attempt,
                           template_hash=template_hash, stage=stage)
         raw = (await llm.complete(request)).text
@@ -84,7 +86,7 @@ async def ask(llm: LLM, messages: tuple[ChatMessage, ...], schema: dict[str, Any
             break
         try:
             value = _json_in(raw)
-            _has_required(value, schema)
+            _has_required(value, shape)
             echo = copied(value, instructions) if instructions else None
             if echo:
                 raise ValueError(f"it copies the instructions ('{echo}'); write new content")

@@ -95,13 +95,13 @@ def _whole(text: str) -> str:
 
 def _schema(part: Part, tools: list[Tool], params: Parameters | None, *, results: bool,
             reply: bool, most: int, owed: Sequence[str] = ()) -> dict[str, Any]:
-    """The answer a part is written as. On simulated tools, a reply written alone (its
-    second chance: the last step's answer carried one, refused or missing) gives one of
-    the values it is ``owed`` (``checks.owed``) by grammar: asked again after "I booked a
+    """The answer a part is written as. A reply on its second chance gives one of the
+    values it is ``owed`` (``checks.owed``) by grammar: asked again after "I booked a
     hotel room and found hotels", told which values its results returned, the small model
-    wrote the same reply three times and the dialogue was lost (built-in at 6d7b0c7).
-    Where tools execute, every reply is written alone, and its first try stays free (not
-    measured there yet)."""
+    wrote the same reply three times and the dialogue was lost (built-in at 6d7b0c7; on
+    tau2:retail the same, after "(Nguyen, 288 Elm Avenue, ...)"). On simulated tools the
+    reply asked alone is that second chance (the last step's answer carried one); where
+    tools execute, every reply is written alone, and its retries are."""
     props: dict[str, Any] = {}
     if part != "reply":
         props["calls"] = calls_schema(tools, with_result=results, params=params, most=most)
@@ -238,15 +238,19 @@ async def _ask_part(d: Draft, task: str, sub: Subtask, part: Part, k: int, *,
                               results=results, reply=reply, failed=failed, since=opener,
                               hidden=bool(hidden), missed=missed)
     schema = _schema(part, tools, params, results=results, reply=reply,
-                     most=d.settings.calls_per_step,
-                     owed=owed(d.messages) if part == "reply" and not d.env.executes else ())
+                     most=d.settings.calls_per_step)
+    due = owed(d.messages) if part == "reply" else []
+    bound = _schema(part, tools, params, results=results, reply=reply,
+                    most=d.settings.calls_per_step, owed=due) if due else None
     raw: dict[str, Any] | None = await ask(
-        d.llm, messages, schema, _validate(d, part, tools, [] if repeated is None else repeated),
+        d.llm, messages, bound if bound and not d.env.executes else schema,
+        _validate(d, part, tools, [] if repeated is None else repeated),
         stage="skeleton",
         seed=d.request_seed("skeleton"), template_hash=digest,
         temperature=d.settings.temperature, max_tokens=350 + 350 * (part != "reply"),
         attempts=d.settings.attempts_per_output,
-        instructions=instructions(messages, history, task, sub.goal, *failed))
+        instructions=instructions(messages, history, task, sub.goal, *failed),
+        retry_schema=bound)
     return raw
 
 
