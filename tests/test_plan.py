@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from naig.config import MethodSettings
+from naig.dialogue import Plan
 from naig.envs.simulated import SimulatedEnvironment
 from naig.errors import ModelOutputError
 from naig.llm.base import Request
@@ -58,29 +59,31 @@ def test_where_data_flow_is_known_code_chooses_the_tools_and_the_model_the_goals
         assert f"Subtask {k}: {does}." in sent.messages[-1].content
 
 
+def _one_step_plan(llm: ScriptedLLM) -> Plan:
+    return asyncio.run(plan(make_draft(llm, subtasks_min=1, subtasks_max=1, steps_min=1,
+                                       steps_max=1)))
+
+
 def test_a_goal_that_names_a_function_is_asked_again() -> None:
     bad = {"task": "Trip", "subtasks": [{"goal": "Call the get_weather function for Paris",
                                          "tools": ["get_weather"]}]}
     good = {"task": "Trip", "subtasks": [{"goal": "I want the weather in Paris",
                                           "tools": ["get_weather"]}]}
     llm = ScriptedLLM([bad, good])
-    d = make_draft(llm, subtasks_min=1, subtasks_max=1, steps_min=1, steps_max=1)
-    p = asyncio.run(plan(d))
+    p = _one_step_plan(llm)
     assert p.subtasks[0].goal == "I want the weather in Paris" and len(llm.requests) == 2
     assert "speaks of the function 'get_weather'" in llm.requests[1].messages[-1].content
     echo = {"task": "Trip", "subtasks": [{"goal": "Get the weather found in subtask 1",
                                           "tools": ["get_weather"]}]}
     prompt = {**good, "task": "Design one overall task made of exactly 1 subtasks."}
     llm = ScriptedLLM([echo, prompt])  # tau2:airline: the prompt's words, in a goal
-    p = asyncio.run(plan(make_draft(llm, subtasks_min=1, subtasks_max=1, steps_min=1,
-                                    steps_max=1)))  # and the prompt copied as the task
+    p = _one_step_plan(llm)  # and the prompt copied as the task
     assert "copies the instructions' word 'subtask'" in llm.requests[1].messages[-1].content
     assert len(llm.requests) == 2 and p.task == "I want the weather in Paris."  # the goals
     extra = {"task": "Trip", "subtasks": [{"goal": "I want the weather in Paris",
                                            "tools": ["get_weather", "book_hotel"]}]}
     llm = ScriptedLLM([extra])  # a picked tool whose action the goal does not ask for
-    p = asyncio.run(plan(make_draft(llm, subtasks_min=1, subtasks_max=1, steps_min=1,
-                                    steps_max=1)))
+    p = _one_step_plan(llm)
     assert p.subtasks[0].tools == ["get_weather"] and len(llm.requests) == 1  # dropped
     # a model that never stops: the plan is drawn again once, then the attempt is
     # rejected, without a crash
@@ -131,18 +134,18 @@ def test_a_goal_that_asks_for_a_change_none_of_its_tools_makes_overreaches() -> 
 
 
 def test_a_goal_must_speak_of_the_tools_left_when_the_unasked_ones_are_dropped() -> None:
-    # built-in at d9e8d79: "add a quantity of the selected product to your cart" for
+    # built-in at 34a30af: "add a quantity of the selected product to your cart" for
     # place_order and get_order_status; place_order was dropped (not asked for), and the
     # subtask went on with get_order_status alone ("order 1000", then nothing to report)
-    from naig.stages.plan import about, asked, overreach
+    from naig.stages.plan import fitted, overreach
 
     shop = {t.name: t for t in load_builtin("shop")}
     goal = "add a quantity of the selected product to your cart"
     own = [shop["place_order"], shop["get_order_status"]]
-    assert about(goal, own) is None  # "cart": place_order's words
-    kept = asked(goal, own)
-    assert kept == [shop["get_order_status"]]
-    assert about(goal, kept) == "speaks of none of its tools"
+    kept, why = fitted(goal, own, [], shop.values())
+    assert kept == [shop["get_order_status"]] and why == "speaks of none of its tools"
+    kept, why = fitted("check out my cart, then the order's status", own, [], shop.values())
+    assert kept == own and why is None
     # and a goal that opens with a change none of its tools makes asks for it
     assert overreach(goal, kept, shop.values()) == "asks to add, which none of its tools does"
     assert overreach(goal, [shop["add_to_cart"]], shop.values()) is None
@@ -154,7 +157,6 @@ def test_a_picked_tool_the_goal_does_not_speak_of_is_asked_again() -> None:
     good = {"task": "Trip", "subtasks": [{"goal": "I want the weather in Paris",
                                           "tools": ["get_weather"]}]}
     llm = ScriptedLLM([off, good])
-    p = asyncio.run(plan(make_draft(llm, subtasks_min=1, subtasks_max=1, steps_min=1,
-                                    steps_max=1)))
+    p = _one_step_plan(llm)
     assert p.subtasks[0].goal == "I want the weather in Paris"
     assert "speaks of none of its tools" in llm.requests[1].messages[-1].content

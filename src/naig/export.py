@@ -46,6 +46,7 @@ from naig.envs import bfcl
 from naig.errors import ConfigError
 from naig.stages.checks import cited_turns
 from naig.store import IMPORTED
+from naig.tools import decoded
 
 CALL_ID_CHARS = 9
 _ALNUM = string.ascii_letters + string.digits
@@ -78,7 +79,7 @@ def _messages(record: Record, *, objects: bool) -> list[dict[str, Any]]:
         for c in d.get("tool_calls") or []:
             c["id"] = ids.get(c["id"], c["id"])
             if objects:
-                c["function"]["arguments"] = _result(c["function"]["arguments"])
+                c["function"]["arguments"] = decoded(c["function"]["arguments"])
         if d.get("tool_call_id") is not None:
             d["tool_call_id"] = ids.get(d["tool_call_id"], d["tool_call_id"])
         out.append(d)
@@ -92,13 +93,6 @@ def to_openai(record: Record) -> dict[str, Any]:
 def to_hf(record: Record) -> dict[str, Any]:
     """As ``to_openai``, with each call's arguments a JSON object."""
     return {"messages": _messages(record, objects=True), "tools": record.tools}
-
-
-def _result(text: str | None) -> Any:
-    try:
-        return json.loads(text or "")
-    except ValueError:
-        return text
 
 
 class Unexportable(ValueError):
@@ -120,7 +114,7 @@ def to_sharegpt(record: Record) -> dict[str, Any]:
         if not pending:
             return
         value = (pending[0].content or "") if len(pending) == 1 else json.dumps(
-            [_result(m.content) for m in pending], ensure_ascii=False)
+            [decoded(m.content) for m in pending], ensure_ascii=False)
         turns.append({"from": "observation", "value": value})
         pending.clear()
 
@@ -155,7 +149,7 @@ def to_sharegpt(record: Record) -> dict[str, Any]:
 
 def _call(c: ToolCall) -> dict[str, Any]:
     """A call as the tag- and role-based formats write it: name, arguments as an object."""
-    return {"name": c.function.name, "arguments": _result(c.function.arguments)}
+    return {"name": c.function.name, "arguments": decoded(c.function.arguments)}
 
 
 def _call_json(c: ToolCall) -> str:
@@ -253,7 +247,7 @@ def to_bfcl(record: Record) -> dict[str, Any]:
         if not truth:
             raise Unexportable("a call comes before any user message")
         for c in done:
-            truth[-1].append(call_string(c.function.name, _result(c.function.arguments)))
+            truth[-1].append(call_string(c.function.name, decoded(c.function.arguments)))
             path.append(f"{owners.get(c.function.name, '?')}.{c.function.name}")
     if not truth:
         raise Unexportable("it has no call that succeeded")
@@ -264,7 +258,7 @@ def to_bfcl(record: Record) -> dict[str, Any]:
 
 
 def _failed(result: Message | None) -> bool:
-    value = _result(result.content) if result is not None else None
+    value = decoded(result.content) if result is not None else None
     return result is None or (isinstance(value, dict) and "error" in value)
 
 

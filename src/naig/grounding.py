@@ -192,8 +192,15 @@ def _tokens(text: str, caps: bool = False) -> Iterable[str]:
 _DETAILS = re.compile(r"\bDetails: ([^\n]*?)\.?$", re.MULTILINE)
 
 
-_NAMING = re.compile(r"\b(id|ids|number|no|reference|ref|code|key|account|name|username|"
+def detail_items(text: str) -> list[str]:
+    """The items of ``text``'s "Details: label value; label value." sentences, as the
+    skeleton writes them (``skeleton.unstated``)."""
+    return [x.strip() for hit in _DETAILS.finditer(text) for x in hit.group(1).split(";")]
+
+
+_NAMING = re.compile(r"^ids?$|\b(number|no|reference|ref|code|key|account|name|username|"
                      r"handle|email)$")
+"""A label that names a record without saying of what ("id", "booking reference")."""
 
 
 def _labels(text: str) -> dict[str, str]:
@@ -203,17 +210,15 @@ def _labels(text: str) -> dict[str, str]:
     too. A label that names without saying what ("booking reference B-77", "account
     mia_li") leaves the token to any parameter of its kind."""
     out: dict[str, str] = {}
-    for hit in _DETAILS.finditer(text):
-        for item in hit.group(1).split(";"):
-            tokens, start = set(_tokens(item)), 0
-            for found in _TOKEN.finditer(item):  # each value after its own label
-                token = found.group(0).rstrip(".")
-                if token not in tokens:
-                    continue  # a word of a label
-                label, start = item[start:found.start()].strip().lower(), found.end()
-                if re.fullmatch(r"[a-z]+( [a-z]+)*", label) and (
-                        label.endswith((" id", " ids")) or not _NAMING.search(label)):
-                    out.setdefault(token, label.replace(" ", "_"))
+    for item in detail_items(text):
+        tokens, start = set(_tokens(item)), 0
+        for found in _TOKEN.finditer(item):  # each value after its own label
+            token = found.group(0).rstrip(".")
+            if token not in tokens:
+                continue  # a word of a label
+            label, start = item[start:found.start()].strip().lower(), found.end()
+            if re.fullmatch(r"[a-z]+( [a-z]+)*", label) and not _NAMING.search(label):
+                out.setdefault(token, label.replace(" ", "_"))
     elsewhere = _DETAILS.sub("", text)
     return {t: label for t, label in out.items() if not shown(t, elsewhere)}
 

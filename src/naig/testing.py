@@ -17,6 +17,7 @@ from typing import Any
 
 from naig.grounding import is_entity, scalars, verb
 from naig.llm.base import LLM, Completion, Request
+from naig.tools import decoded
 
 Responder = Callable[[Request], "str | dict[str, Any] | list[Any]"]
 
@@ -104,13 +105,6 @@ def example(schema: dict[str, Any], salt: str = "") -> Any:
     return build(schema)
 
 
-def _loaded(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
 def schema_example(request: Request) -> Any:
     """A responder that answers every structured request with ``example`` of its schema.
 
@@ -130,7 +124,7 @@ def schema_example(request: Request) -> Any:
         if not results:
             prompt = "\n".join(m.content for m in request.messages)
             last = re.findall(r"^\[\d+\] tool result: (.+)$", prompt, re.M)[-1:]
-            results = [_loaded(x) for x in last]
+            results = [decoded(x) for x in last]
         passed = {v for c in value.get("calls") or [] if isinstance(c, dict)
                   for v in scalars(c.get("arguments"))}
         given = [v for r in results for v in scalars(r) if v not in passed][:1]

@@ -425,6 +425,15 @@ def bounded(schema: Any, arguments: Any) -> Any:
     return walk(schema, "") if limits else schema
 
 
+def decoded(text: str | None) -> Any:
+    """``text`` as the JSON value it holds, or as itself where it holds none (a plain-text
+    tool result)."""
+    try:
+        return json.loads(text or "")
+    except ValueError:
+        return text
+
+
 def parse_arguments(text: str) -> dict[str, Any]:
     """Decode a call's JSON arguments; anything but a JSON object is an error."""
     value = json.loads(text)

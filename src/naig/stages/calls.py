@@ -115,14 +115,18 @@ def named(d: Draft, text: str) -> list[Seen]:
     return [v for v in seen([Message(role="user", content=text)], vocabulary) if v.key]
 
 
+def request_of(d: Draft, at: int | None = None) -> str:
+    """The last user message before turn ``at`` (so far, by default): the request a call
+    there answers."""
+    return next((m.content or "" for m in reversed(d.messages[:at]) if m.role == "user"), "")
+
+
 def requested(d: Draft, at: int | None = None) -> list[Seen]:
     """The values of the state the last user message before turn ``at`` (so far, by
     default) names: a call answering it takes those where it names any of its kind (asked
     about reservation I45O37, the small model looked up IWKGVL, another of the user's, and
     the experts rejected the dialogue)."""
-    request = next((m.content or "" for m in reversed(d.messages[:at]) if m.role == "user"),
-                   "")
-    return named(d, request)
+    return named(d, request_of(d, at))
 
 
 def grounded(d: Draft, tools: list[Tool], values: list[Seen] | None = None,
@@ -295,5 +299,5 @@ def to_model_calls(message: Message) -> list[dict[str, Any]]:
 
 
 __all__ = ["Parameters", "RepeatedCall", "call_schema", "calls_schema", "check_call", "closed",
-           "grounded", "made", "make_calls", "replay", "require_new", "stated_values",
-           "to_model_calls", "values_before"]
+           "grounded", "made", "make_calls", "replay", "request_of", "require_new",
+           "stated_values", "to_model_calls", "values_before"]

@@ -26,7 +26,7 @@ from naig.grounding import (
     when,
 )
 from naig.prompts import placeholders
-from naig.tools import Tool, degenerate, out_of_bounds, parse_arguments
+from naig.tools import Tool, decoded, degenerate, out_of_bounds, parse_arguments
 
 Rule = Callable[[list[Message], list[Tool]], Check]
 
@@ -370,8 +370,7 @@ def repeats(text: str, earlier: list[Message], *, user: bool = False) -> str | N
             return f"repeats [{j}] word for word"
         if len(before) > 40 and before in said and not any(before in x for x in data):
             return f"repeats [{j}] word for word within it"
-        size = (PARROT_WORDS if m.role == "user" else ECHO_REPLY) if user \
-            else ECHO_REPLY if m.role == "user" else None
+        size = _COPIES.get((user, m.role))
         run = _shared_run(said, before, size) if size else None
         if run and not any(run in " ".join(_WORD.findall(x)) for x in data):
             return f"copies [{j}]: '{run}'"
@@ -388,6 +387,11 @@ at 7d3a929). A confirmation restates fewer ("I was able to add 2 units of the Le
 ThinkPad X1 Carbon laptop to your cart": 12); of the replies in this project's benchmark
 data that share 16 or more, nearly all speak as the user, copy the policy or give the
 request back."""
+
+
+_COPIES = {(True, "user"): PARROT_WORDS, (True, "assistant"): ECHO_REPLY,
+           (False, "user"): ECHO_REPLY}
+"""The words in a row that copy a turn: (said by the user, the turn's role) -> count."""
 
 
 def _shared_run(text: str, other: str, size: int) -> str | None:
@@ -829,7 +833,7 @@ def _news(result: Message, passed: str) -> list[str]:
     or a time (said in many ways) does not count, nor does a true or false: "I have posted
     your tweet" reports enough."""
     out = []
-    for v in scalars(_json(result.content)):
+    for v in scalars(decoded(result.content)):
         plain = v.strip()
         if plain and not re.fullmatch(r"-?\d(\.0+)?", plain) and plain.lower() not in _STATUS \
                 and not when(plain) and not shown(v, passed):
@@ -869,7 +873,7 @@ def _owed(messages: list[Message], i: int, since: list[Message]) -> tuple[list[s
     replied = [k for k, x in enumerate(since) if x.role == "assistant" and x.content
                and not x.tool_calls]  # a reply already said: what came back before it
     since = since[replied[-1] + 1:] if replied else since
-    arguments = {c.id: " ".join(scalars(_json(c.function.arguments)))
+    arguments = {c.id: " ".join(scalars(decoded(c.function.arguments)))
                  for x in since for c in x.tool_calls or []}
     news = [_news(x, f"{arguments.get(x.tool_call_id or '', '')} {said}") for x in since
             if x.role == "tool" and not x.is_error]
@@ -935,8 +939,8 @@ def users_know_no_results(messages: list[Message], tools: list[Tool], *,
     said (their loyalty number)."""
     users = [i for i, m in enumerate(messages) if m.role == "user"]
     for at, end in zip(users, [*users[1:], len(messages)], strict=True):
-        results = {m.tool_call_id: _json(m.content) for m in messages[at:] if m.role == "tool"}
-        calls = [(_json(c.function.arguments), results.get(c.id))
+        results = {m.tool_call_id: decoded(m.content) for m in messages[at:] if m.role == "tool"}
+        calls = [(decoded(c.function.arguments), results.get(c.id))
                  for j, m in enumerate(messages[at:], at) for c in m.tool_calls or []
                  if j < end or creates(c.function.name)]  # later: what only a call makes
         before = "\n".join(m.content or "" for m in messages[:at])
@@ -945,13 +949,6 @@ def users_know_no_results(messages: list[Message], tools: list[Tool], *,
             return _fail("users_know_no_results",
                          f"[{at}] the user states {value!r}, which only a later result gives")
     return _ok("users_know_no_results")
-
-
-def _json(text: str | None) -> Any:
-    try:
-        return json.loads(text or "")
-    except ValueError:
-        return text
 
 
 ECHO_WORDS = ("subtask", "tool-calling step", "user's message", "user's overall task",

@@ -20,7 +20,14 @@ from naig.errors import ModelOutputError
 from naig.grounding import candidates, entity_values, shown
 from naig.llm.structured import ask
 from naig.prompts import instructions, render
-from naig.stages.calls import encode, make_calls, replay, stated_values, values_before
+from naig.stages.calls import (
+    encode,
+    make_calls,
+    replay,
+    request_of,
+    stated_values,
+    values_before,
+)
 from naig.stages.checks import claimed, spoken, unnamed, unsayable
 from naig.stages.draft import Draft
 from naig.transcript import transcript
@@ -195,7 +202,7 @@ def _variants(d: Draft, at: int) -> list[tuple[dict[str, Any], str]]:
     done = {c.key for c in made_calls(d.messages)}
     out = []
     returned = [v for v in values if not v.said]  # a stale ID from a result first
-    request = next((m.content or "" for m in reversed(d.messages[:at]) if m.role == "user"), "")
+    request = request_of(d, at)
     for name, kind, value in entity_values(tool, d.tools, arguments):
         if name not in arguments or arguments[name] != value or shown(str(value), request):
             continue  # nested or in a list, or the user's own: left alone

@@ -152,6 +152,21 @@ def asked(goal: str, tools: list[Tool]) -> list[Tool]:
     return [t for t in tools if unasked(goal, [t]) is None]
 
 
+def fitted(goal: str, own: list[Tool], later: list[Tool], pool: Iterable[Tool]
+           ) -> tuple[list[Tool], str | None]:
+    """The tools code chose for a subtask (``own``) that ``goal`` asks for (``asked``),
+    and why the goal does not fit them, if it does not: it speaks of none of them, asks
+    for what only a ``later`` subtask does (``about``), asks for none of their actions,
+    speaks of none of those it keeps (built-in at 34a30af: "add a quantity of the
+    selected product to your cart" for ``place_order`` and ``get_order_status`` kept
+    ``get_order_status`` alone, which then looked up order "1000"), or asks for a change
+    no tool of theirs makes (``overreach``)."""
+    kept = asked(goal, own)
+    why = about(goal, own, later) or (about(goal, kept) if kept else unasked(goal, own)) \
+        or overreach(goal, kept or own, pool)
+    return kept, why
+
+
 def unusable(d: Draft, goal: str, tools: Iterable[Tool]) -> str | None:
     """Why ``goal`` asks one of ``tools`` to act on records of the state that it cannot
     act on now, if it does: the environment's ``narrow`` leaves none of the values the
@@ -195,11 +210,8 @@ async def plan(d: Draft) -> Plan:
                 raise ValueError(f"subtask {k + 1}'s goal {why}: say what the user wants")
             if chosen is not None:
                 own = [by_name[t] for t in chosen[k]]
-                others = [by_name[t] for c in chosen[k + 1:] for t in c]
-                kept = asked(goal, own)
-                why = about(goal, own, others) or (about(goal, kept) if kept else
-                                                   unasked(goal, own)) \
-                    or overreach(goal, kept or own, d.tools)
+                kept, why = fitted(goal, own, [by_name[t] for c in chosen[k + 1:] for t in c],
+                                   d.tools)
                 if why:
                     raise ValueError(f"subtask {k + 1}'s goal {why}: it must ask for what "
                                      f"its own tools do: {'; then '.join(_does(t) for t in own)}")

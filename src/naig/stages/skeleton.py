@@ -31,6 +31,7 @@ from naig.dialogue import Message, Subtask, made_calls
 from naig.errors import ModelOutputError, PromptTooLong
 from naig.grounding import (
     Seen,
+    detail_items,
     entity_values,
     fresh,
     id_like,
@@ -52,6 +53,7 @@ from naig.stages.calls import (
     make_calls,
     named,
     replay,
+    request_of,
     requested,
     require_new,
     values_before,
@@ -94,21 +96,14 @@ def _whole(text: str) -> str:
 
 
 def _schema(part: Part, tools: list[Tool], params: Parameters | None, *, results: bool,
-            reply: bool, most: int, owed: Sequence[str] = ()) -> dict[str, Any]:
-    """The answer a part is written as. A reply on its second chance gives one of the
-    values it is ``owed`` (``checks.owed``) by grammar: asked again after "I booked a
-    hotel room and found hotels", told which values its results returned, the small model
-    wrote the same reply three times and the dialogue was lost (built-in at 6d7b0c7; on
-    tau2:retail the same, after "(Nguyen, 288 Elm Avenue, ...)"). On simulated tools the
-    reply asked alone is that second chance (the last step's answer carried one); where
-    tools execute, every reply is written alone, and its retries are."""
+            reply: bool, most: int) -> dict[str, Any]:
     props: dict[str, Any] = {}
     if part != "reply":
         props["calls"] = calls_schema(tools, with_result=results, params=params, most=most)
     if part == "open":  # after the call: a small model then states the values it used
         props["user"] = _TEXT
     if reply:
-        props["reply"] = spoken_with(owed, REPLY_CHARS) if part == "reply" else _REPLY
+        props["reply"] = _REPLY
     return {"type": "object", "additionalProperties": False, "required": list(props),
             "properties": props}
 
@@ -202,8 +197,7 @@ def _validate(d: Draft, part: Part, tools: list[Tool], repeated: list[str]
         values: list[Seen] = values_before(d, extra=[Message(role="user", content=now)]
                                            if now else [])
         history = made(d.messages)
-        request = str(raw["user"]) if part == "open" else next(
-            (m.content or "" for m in reversed(d.messages) if m.role == "user"), "")
+        request = str(raw["user"]) if part == "open" else request_of(d)
         for n, c in enumerate(calls):
             try:
                 check_call(by_name.get(str(c.get("name"))), c, d.tools, values, names,
@@ -239,9 +233,16 @@ async def _ask_part(d: Draft, task: str, sub: Subtask, part: Part, k: int, *,
                               hidden=bool(hidden), missed=missed)
     schema = _schema(part, tools, params, results=results, reply=reply,
                      most=d.settings.calls_per_step)
+    # A reply on its second chance gives one of the values it is owed (``checks.owed``)
+    # by grammar: asked again after "I booked a hotel room and found hotels", told which
+    # values its results returned, the small model wrote the same reply three times and
+    # the dialogue was lost (built-in at 6d7b0c7; tau2:retail the same, after "(Nguyen,
+    # 288 Elm Avenue, ...)"). On simulated tools the reply asked alone is that second
+    # chance (the last step's answer carried one); where tools execute, every reply is
+    # written alone, and its retries are.
     due = owed(d.messages) if part == "reply" else []
-    bound = _schema(part, tools, params, results=results, reply=reply,
-                    most=d.settings.calls_per_step, owed=due) if due else None
+    bound = {**schema, "properties": {**schema["properties"],
+                                      "reply": spoken_with(due, REPLY_CHARS)}} if due else None
     raw: dict[str, Any] | None = await ask(
         d.llm, messages, bound if bound and not d.env.executes else schema,
         _validate(d, part, tools, [] if repeated is None else repeated),
@@ -262,13 +263,12 @@ def contradicted(request: str, arguments: Any) -> str | None:
     the experts caught it after every stage had been paid for)."""
     if not isinstance(arguments, dict):
         return None
-    details = [x.strip() for hit in re.finditer(r"\bDetails: ([^\n]*?)\.?$", request, re.MULTILINE)
-               for x in hit.group(1).split(";")]
+    stated_details = detail_items(request)
     for key, value in _pairs(arguments):
         label = _words(key).lower()
         if shown(value, request):
             continue
-        for said in details:
+        for said in stated_details:
             stated = said[len(label):].strip()
             if said.lower().startswith(label + " ") and not shown(stated, value) \
                     and not shown(stated, value.replace("_", " ")):  # "window seat"
