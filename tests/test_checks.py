@@ -336,6 +336,7 @@ def test_a_user_who_speaks_as_the_assistant_has_swapped_roles() -> None:
     ("assistant", "No, that's all I need."),
     ("assistant", "Thank you for your help, you've been very helpful."),
     ("assistant", "I found the laptop and added 2 units to my cart."),  # built-in, 6d7b0c7
+    ("assistant", "For my second request to find hotels, I found one."),  # built-in, 42a1dcc
 ])
 def test_either_party_speaking_the_others_lines_fails(role: str, text: str) -> None:
     m = good_dialogue()
@@ -586,7 +587,9 @@ def test_a_denial_after_an_empty_or_failed_result_is_true() -> None:
     m[5] = result("call_2", error="Hotel H-1001 is full")
     assert checks.denials_grounded(m, TOOLS).passed
     m[5] = result("call_2", booking_id="B-7")  # tau2:airline: the reservation came back
-    for denial in ("I found no reservation with that ID.", "There are no records of it."):
+    for denial in ("I found no reservation with that ID.", "There are no records of it.",
+                   "There are currently no hotels available.",  # built-in, 42a1dcc
+                   "No rooms are available on that date."):
         m[6] = m[6].model_copy(update={"content": denial})
         assert not checks.denials_grounded(m, TOOLS).passed, denial
     m[6] = m[6].model_copy(update={"content": "I found no pending orders for you."})

@@ -310,13 +310,15 @@ _CLIENT = re.compile(
     r"(?<!hope )(?<!if )\byou (also )?(found|retrieved|fetched|looked up) (that|the|a|an)\b|"
     r"\byou(?:'ve| have) (?:now )?successfully\b|"
     r"\b(?:to|in|into|from|for|of) my (?:cart|order|booking|reservation|account|profile|"
-    r"calendar|tweets?)\b",
+    r"calendar|tweets?)\b|\bmy (?:(?:first|second|third|other|next|last|previous|earlier|"
+    r"original|new) )?(?:request|question)s?\b",
     re.IGNORECASE)
 """What only the user says: an assistant who says it has swapped roles (or tells the user
 that they found what its own calls found: "You found the details", kept on tau2:airline;
 "You found that the file ... has been removed", kept on GorillaFileSystem; "you've
 successfully commented on the tweet", kept on TwitterAPI; or that the user's records are
-its own: "I added 2 units to my cart", built-in at 6d7b0c7)."""
+its own: "I added 2 units to my cart", built-in at 6d7b0c7; or the requests its own: "For my
+second request to find hotels", built-in at 42a1dcc)."""
 
 
 def swapped(text: str, *, user: bool) -> str | None:
@@ -789,8 +791,11 @@ from their record)."""
 _DENIAL = re.compile(r"\b(couldn'?t|could not|did not|didn'?t|was unable to|unable to|"
                      r"cannot|can'?t) find\b|\bnot found\b|\bno (\w+ )?(results|matches)\b|"
                      r"\bfound no (\w+ )?\w+ (with|matching|named|under|by)\b|"
-                     r"\bthere (is|are|was|were) no (\w+ )?(records?|results?|matches)\b",
+                     r"\bthere (is|are|was|were) (currently )?no (\w+ )?(records?|results?|"
+                     r"matches)\b|\bno (\w+ )?\w+ (is |are |were )?(currently )?available\b",
                      re.IGNORECASE)
+"""A reply that says nothing was found or nothing is available (built-in at 42a1dcc: "there
+are currently no hotels available" right after a search that returned one)."""
 _EMPTY = re.compile(r"\[\s*\]|\{\s*\}|\bnull\b|\bfalse\b|\bnot found\b|:\s*0\b|\"\"",
                     re.IGNORECASE)
 
