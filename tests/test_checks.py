@@ -495,7 +495,10 @@ def test_a_turn_that_speaks_of_a_function_by_its_name_in_words_is_out_of_voice()
     said = ("I will provide the first name, last name, and zip code as inputs to the find "
             "user id by name zip function.")
     assert "find_user_id_by_name_zip" in (out_of_voice(said, tools) or "")
+    said = "The tool get weather was successful: it is 18 degrees."  # built-in, 42a1dcc
+    assert "get_weather" in (out_of_voice(said, tools) or "")
     assert out_of_voice("What's the weather like in Paris?", tools) is None
+    assert out_of_voice("I used a tool: get weather reports said 18 degrees.", tools) is None
 
 
 def test_a_reply_that_reports_the_call_instead_of_the_result_is_out_of_voice() -> None:

@@ -248,9 +248,9 @@ def out_of_voice(text: str, tools: Iterable[str] = ()) -> str | None:
         return f"names the tool {named!r}; say what is wanted or done instead"
     spoken = next((t for t in tools if "_" in t and re.search(
         rf"\b{re.escape(t.replace('_', ' '))}\s+(function|tool|api|endpoint)\b|"
-        rf"\bcall(s|ing|ed)?\s+(the\s+)?{re.escape(t.replace('_', ' '))}\b", text,
-        re.IGNORECASE)), None)
-    if spoken:  # "as inputs to the find user id by name zip function"
+        rf"\b(call(s|ing|ed)?\s+(the\s+)?|(function|tool|api|endpoint)\s+)"
+        rf"{re.escape(t.replace('_', ' '))}\b", text, re.IGNORECASE)), None)
+    if spoken:  # "as inputs to the find user id by name zip function", "The tool add to cart"
         return f"speaks of the function {spoken!r}; say what is wanted or done instead"
     return None
 
