@@ -497,6 +497,8 @@ def test_a_turn_that_speaks_of_a_function_by_its_name_in_words_is_out_of_voice()
     assert "find_user_id_by_name_zip" in (out_of_voice(said, tools) or "")
     said = "The tool get weather was successful: it is 18 degrees."  # built-in, 42a1dcc
     assert "get_weather" in (out_of_voice(said, tools) or "")
+    said = "I found 1 get weather request, with a result of 18 degrees."  # built-in, 9345868
+    assert "get_weather" in (out_of_voice(said, tools) or "")
     assert out_of_voice("What's the weather like in Paris?", tools) is None
     assert out_of_voice("I used a tool: get weather reports said 18 degrees.", tools) is None
 
@@ -918,3 +920,19 @@ def test_a_result_with_nothing_new_lets_the_reply_say_so() -> None:
     m[5] = Message(role="tool", tool_call_id="call_2", content="null")
     m[6] = Message(role="assistant", content="The booking went through.")
     assert checks.results_reported(m, TOOLS).passed
+
+
+def test_a_call_whose_two_ends_are_one_goes_nowhere() -> None:
+    from naig.tools import same_ends
+
+    flight = {"origin": "San Francisco", "destination": "san francisco", "date": "2023-05-16"}
+    assert "origin and destination" in (same_ends(flight) or "")  # built-in, 9345868
+    assert "source and destination" in (same_ends({"source": "a.txt", "destination": "a.txt"})
+                                        or "")
+    assert same_ends({"origin": "London", "destination": "Paris"}) is None
+    assert same_ends({"from_date": "2023-10-10", "to_date": "2023-10-10"}) is None  # one day
+    assert same_ends({"start": "09:00", "end": "09:00"}) is None
+    m = good_dialogue()
+    m[2] = call("call_1", "get_weather", origin="Paris", destination="Paris")
+    check = checks.values_wellformed(m, TOOLS)
+    assert not check.passed and check.detail.startswith("[2] origin and destination")

@@ -345,6 +345,31 @@ def degenerate(value: Any, key: str = "") -> str | None:
     return None
 
 
+_WHERE = r"(_?(city|airport|code|station|location|address|place|path|dir|directory|file|"\
+         r"folder|account|user|id|name))?$"
+"""What two ends of a route or a transfer may be (a date range that starts and ends on one
+day is no fault: dates are not ends here)."""
+_START = re.compile(rf"^(origin|from|source|src|sender){_WHERE}", re.IGNORECASE)
+_END = re.compile(rf"^(destination|dest|to|target|dst|recipient|receiver){_WHERE}",
+                  re.IGNORECASE)
+
+
+def same_ends(arguments: Any) -> str | None:
+    """Why a call's arguments go nowhere, if they do: the same value at both ends of a
+    route or a transfer (built-in at 9345868: ``search_flights(origin="San Francisco",
+    destination="San Francisco")``, kept; a move of a file onto itself)."""
+    if not isinstance(arguments, dict):
+        return None
+    starts = {k: v for k, v in arguments.items() if _START.match(str(k))}
+    for k, v in arguments.items():
+        same = next((s for s, w in starts.items() if _END.match(str(k)) and isinstance(v, str)
+                     and v.strip() and isinstance(w, str) and w.strip().lower()
+                     == v.strip().lower()), None)
+        if same is not None:
+            return f"{same} and {k} are both {v!r}: a route or transfer needs two ends"
+    return None
+
+
 _BOUND = re.compile(r"^(?:(max|min)(?:imum)?_(\w+)|(\w+?)_(max|min)(?:imum)?)$", re.IGNORECASE)
 
 

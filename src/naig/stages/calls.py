@@ -17,7 +17,7 @@ from naig.envs.simulated import SimulatedEnvironment
 from naig.errors import ModelOutputError
 from naig.grounding import Seen, candidates, ground, id_like, scalars, seen, unfounded
 from naig.stages.draft import Draft
-from naig.tools import Tool, degenerate, out_of_bounds, simulated_results
+from naig.tools import Tool, degenerate, out_of_bounds, same_ends, simulated_results
 
 _KINDS = ("type", "anyOf", "oneOf", "allOf", "enum", "const", "$ref", "properties", "items",
           "prefixItems", "pattern", "additionalProperties")
@@ -182,6 +182,9 @@ def check_call(tool: Tool | None, raw: Any, tools: list[Tool], values: list[Seen
     broken = out_of_bounds(arguments, raw.get("result"))
     if broken is not None:
         raise ValueError(f"{tool.name}: the result's {broken}; a result keeps to its call")
+    nowhere = same_ends(arguments)
+    if nowhere is not None:
+        raise ValueError(f"{tool.name}: {nowhere}")
     loose = unfounded(tool, tools, arguments, values)
     if loose is not None:
         raise ValueError(_ungrounded(tool, *loose, values, user_states))

@@ -26,7 +26,7 @@ from naig.grounding import (
     when,
 )
 from naig.prompts import placeholders
-from naig.tools import Tool, decoded, degenerate, out_of_bounds, parse_arguments
+from naig.tools import Tool, decoded, degenerate, out_of_bounds, parse_arguments, same_ends
 
 Rule = Callable[[list[Message], list[Tool]], Check]
 
@@ -141,7 +141,9 @@ def schema_valid_arguments(messages: list[Message], tools: list[Tool]) -> Check:
 def values_wellformed(messages: list[Message], tools: list[Tool], *,
                       results: bool = True) -> Check:
     """No call argument or tool result holds a string no real value looks like (no letter
-    or digit, or JSON structure inside it: a model that lost its place), and no result
+    or digit, or JSON structure inside it: a model that lost its place), no call sends
+    something where it already is (``same_ends``: a flight from a city to itself), and no
+    result
     breaks a bound its call set (``out_of_bounds``: a hotel over the call's highest
     price). Tool results are judged only where the model wrote them (``results``): what an
     executing environment returned is real, a file's JSON text included."""
@@ -150,11 +152,15 @@ def values_wellformed(messages: list[Message], tools: list[Tool], *,
         texts += [m.content or ""] if m.role == "tool" and results else []
         for text in texts:
             try:
-                junk = degenerate(json.loads(text))
+                value = json.loads(text)
             except ValueError:
                 continue  # not JSON: the format checks report it
+            junk = degenerate(value)
             if junk is not None:
                 return _fail("values_wellformed", f"[{i}] holds {junk!r}, which is no value")
+            nowhere = same_ends(value) if m.role == "assistant" else None
+            if nowhere is not None:
+                return _fail("values_wellformed", f"[{i}] {nowhere}")
     calls = {c.id: c.function.arguments for m in messages for c in m.tool_calls or []}
     for i, m in enumerate(messages):
         if m.role != "tool" or not results or m.tool_call_id not in calls:
@@ -247,7 +253,7 @@ def out_of_voice(text: str, tools: Iterable[str] = ()) -> str | None:
     if named:
         return f"names the tool {named!r}; say what is wanted or done instead"
     spoken = next((t for t in tools if "_" in t and re.search(
-        rf"\b{re.escape(t.replace('_', ' '))}\s+(function|tool|api|endpoint)\b|"
+        rf"\b{re.escape(t.replace('_', ' '))}\s+(function|tool|api|endpoint|request|call)\b|"
         rf"\b(call(s|ing|ed)?\s+(the\s+)?|(function|tool|api|endpoint)\s+)"
         rf"{re.escape(t.replace('_', ' '))}\b", text, re.IGNORECASE)), None)
     if spoken:  # "as inputs to the find user id by name zip function", "The tool add to cart"
