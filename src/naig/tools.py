@@ -360,13 +360,12 @@ def same_ends(arguments: Any) -> str | None:
     destination="San Francisco")``, kept; a move of a file onto itself)."""
     if not isinstance(arguments, dict):
         return None
-    starts = {k: v for k, v in arguments.items() if _START.match(str(k))}
-    for k, v in arguments.items():
-        same = next((s for s, w in starts.items() if _END.match(str(k)) and isinstance(v, str)
-                     and v.strip() and isinstance(w, str) and w.strip().lower()
-                     == v.strip().lower()), None)
-        if same is not None:
-            return f"{same} and {k} are both {v!r}: a route or transfer needs two ends"
+    said = {k: v.strip().lower() for k, v in arguments.items() if isinstance(v, str) and v.strip()}
+    for start in (k for k in said if _START.match(k)):
+        end = next((k for k in said if _END.match(k) and said[k] == said[start]), None)
+        if end is not None:
+            return (f"{start} and {end} are both {arguments[end]!r}: a route or transfer "
+                    "needs two ends")
     return None
 
 
