@@ -936,3 +936,9 @@ def test_a_call_whose_two_ends_are_one_goes_nowhere() -> None:
     m[2] = call("call_1", "get_weather", origin="Paris", destination="Paris")
     check = checks.values_wellformed(m, TOOLS)
     assert not check.passed and check.detail.startswith("[2] origin and destination")
+
+
+def test_every_rule_judges_a_dialogue_that_has_no_user_turn() -> None:
+    m = good_dialogue()[:1]  # MAS lost at its first turn: the system message alone
+    for rule in RULES:
+        rule(m, TOOLS)

@@ -143,8 +143,7 @@ def values_wellformed(messages: list[Message], tools: list[Tool], *,
     """No call argument or tool result holds a string no real value looks like (no letter
     or digit, or JSON structure inside it: a model that lost its place), no call sends
     something where it already is (``same_ends``: a flight from a city to itself), and no
-    result
-    breaks a bound its call set (``out_of_bounds``: a hotel over the call's highest
+    result breaks a bound its call set (``out_of_bounds``: a hotel over the call's highest
     price). Tool results are judged only where the model wrote them (``results``): what an
     executing environment returned is real, a file's JSON text included."""
     for i, m in enumerate(messages):
@@ -949,7 +948,7 @@ def users_know_no_results(messages: list[Message], tools: list[Tool], *,
     what a call passes is not only a result's; a later look-up may return what the user
     said (their loyalty number)."""
     users = [i for i, m in enumerate(messages) if m.role == "user"]
-    for at, end in zip(users, [*users[1:], len(messages)], strict=True):
+    for at, end in zip(users, [*users[1:], len(messages)][:len(users)], strict=True):
         results = {m.tool_call_id: decoded(m.content) for m in messages[at:] if m.role == "tool"}
         calls = [(decoded(c.function.arguments), results.get(c.id))
                  for j, m in enumerate(messages[at:], at) for c in m.tool_calls or []
