@@ -769,8 +769,28 @@ def test_a_reply_names_only_long_numbers_the_dialogue_gave() -> None:
     m[6] = Message(role="assistant", content="Booked B-77; your zip is 76180.")
     check = checks.claims_grounded(m, TOOLS)
     assert not check.passed and "76180" in check.detail
+    m[5] = result("call_2", booking_id="B-77", status="confirmed", total=12500)
     m[6] = Message(role="assistant", content="Booked B-77 for $12500 in 2024.")
     assert checks.claims_grounded(m, TOOLS).passed  # an amount, a year
+
+
+def test_a_reply_gives_a_record_only_the_price_and_stock_its_result_gave() -> None:
+    # built-in at 6fd7c24, kept: "F1234 with a price of $90" over a search that priced F1234
+    # at $100 and F5678 at $90; "3 in stock" over results that gave no stock
+    m = good_dialogue()
+    m[5] = result("call_2", booking_id="B-77", status="confirmed",
+                  rooms=[{"id": "R-10", "price": 100}, {"id": "R-20", "price": "$90"}])
+    for false in ("Booked B-77: room R-10 costs $90.", "Room R-10 is booked; 3 left in stock.",
+                  "Booked B-77 for 75 dollars.", "R-20 has a stock of 4."):
+        m[6] = Message(role="assistant", content=false)
+        check = checks.claims_grounded(m, TOOLS)
+        assert not check.passed and "for what it names" in check.detail, false
+    for true in ("Booked B-77: room R-10 costs $100, room R-20 $90.",
+                 "Room R-20 costs $90; for 2 nights that is $180.",  # a total: 90 x 2
+                 "Rooms start at $90.",  # names no record: a price the dialogue gives
+                 "Booked B-77. It is 18 degrees, and I found rooms from 100 dollars."):
+        m[6] = Message(role="assistant", content=true)
+        assert checks.claims_grounded(m, TOOLS).passed, true
 
 
 def test_a_request_that_gives_details_none_holds_a_placeholder() -> None:

@@ -137,9 +137,11 @@ def test_a_reply_owed_a_value_is_decoded_with_one_of_them_in_it() -> None:
 
     owed = ["H-789", "B234567890", "1299.5", "Hotel XYZ", "a.b/c@d#e", 'say "x"']
     text = spoken_with(owed, 800)
-    for said in ("I booked B234567890.", "Hotel XYZ costs 1299.5 a night.", "H-789"):
+    for said in ("I booked B234567890.", "Hotel XYZ costs 1299.5 a night.", "H-789",
+                 "It costs $1299.5, booking B234567890", "(B234567890)"):
         jsonschema.validate(said, text)
-    for said in ("I booked a hotel room.", "H789", "12995", 'say "x"'):
+    for said in ("I booked a hotel room.", "H789", "12995", 'say "x"', "orB234567890",
+                 "I booked B2345678901.", "H-7890"):
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate(said, text)
     assert spoken_with(['say "x"'], 800) == spoken_with([], 800)  # nothing sayable: free

@@ -215,8 +215,8 @@ def spoken(most: int | None = None) -> dict[str, Any]:
 
 def spoken_with(values: Iterable[str], most: int) -> dict[str, Any]:
     """``spoken(most)`` that gives one of ``values`` (those a speaker can say: none of
-    ``_UNSPOKEN``, at most 40 characters) somewhere in it; ``spoken(most)`` where there
-    is none."""
+    ``_UNSPOKEN``, at most 40 characters) somewhere in it as a word of its own;
+    ``spoken(most)`` where there is none."""
     sayable = [v for v in dict.fromkeys(values)
                if 0 < len(v) <= 40 and not re.search(f"[{_UNSPOKEN}^]", v)]
     if not sayable:
@@ -225,7 +225,10 @@ def spoken_with(values: Iterable[str], most: int) -> dict[str, Any]:
     # a special character as a class of one: llama.cpp's grammar parser refuses the
     # escapes a regular expression would use ("\\." and "\\-" in a literal)
     either = "|".join(re.sub(r"([.$*+?()|])", r"[\1]", v) for v in sayable)
-    return {"type": "string", "pattern": f"^{side}({either}){side}$"}
+    # the value is a word of its own: a small model glues letters to it ("orB234567890")
+    apart = f"[^{_UNSPOKEN}A-Za-z0-9]"
+    return {"type": "string",
+            "pattern": f"^({side}{apart})?({either})({apart}{side})?$"}
 
 
 def out_of_voice(text: str, tools: Iterable[str] = ()) -> str | None:
@@ -586,6 +589,93 @@ def _counted(text: str, earlier: str, results: list[Message]) -> str | None:
     return None
 
 
+_AMOUNT = re.compile(r"[$€£¥]\s?(\d[\d,]*(?:\.\d+)?)|\b(\d[\d,]*(?:\.\d+)?)\s?"
+                     r"(?:dollars|usd|eur|euros|gbp)\b|\b(\d+)\s+(?:units?\s+|items?\s+|"
+                     r"pieces?\s+|seats?\s+|copies\s+)?(?:(?:left\s+)?in stock|left|remaining)\b|"
+                     r"\b(?:stock|quantity|inventory)(?:\s+(?:level|count))?\s+(?:of|is|:)\s*(\d+)\b",
+                     re.IGNORECASE)
+"""A price or a stock a reply gives ("$90", "250 dollars", "3 in stock", "a stock of 5")."""
+_FIGURE = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?")
+_SENTENCE = re.compile(r"(?<=[.!?;])\s+")
+_QUANTITY = re.compile(r"^[$€£¥]?\s?-?\d[\d,]*(?:\.\d+)?\s?[A-Za-z]{0,5}$")
+"""A value that is a number (``100``, ``"$90"``, ``"90 USD"``), not an ID with digits."""
+_Object = tuple[set[str], set[float], tuple[int, ...]]
+
+
+def _figures(text: str) -> set[float]:
+    """The numbers written in ``text``."""
+    out = set()
+    for hit in _FIGURE.finditer(text):
+        try:
+            out.add(round(float(hit.group(0).replace(",", "")), 2))
+        except ValueError:
+            continue
+    return out
+
+
+def _objects(node: Any, within: tuple[int, ...] = (), out: list[_Object] | None = None
+             ) -> list[_Object]:
+    """Each JSON object in ``node``: the strings it holds as its own values, every number
+    under it (numbers written as text included: ``"price": "$100"``), and the objects it
+    lies within (their places in the list)."""
+    out = [] if out is None else out
+    if isinstance(node, dict):
+        own = {v for v in node.values() if isinstance(v, str)}
+        own |= {x for v in node.values() if isinstance(v, list) for x in v if isinstance(x, str)}
+        numbers = {n for v in scalars(node) if _QUANTITY.match(v) for n in _figures(v)}
+        out.append(({v for v in own if len(v) > 2 and re.search("[A-Za-z]", v)}, numbers,
+                    within))
+        within = (*within, len(out) - 1)
+    for child in node.values() if isinstance(node, dict) else node \
+            if isinstance(node, list) else ():
+        _objects(child, within, out)
+    return out
+
+
+def _held(objects: list[_Object], sentence: str) -> set[float] | None:
+    """The numbers of the records ``sentence`` names, the innermost where one lies within
+    another ("Booked B-77: room R-10 costs ..." is held to R-10, not to the booking that
+    lists every room); None where it names none."""
+    named = {i for i, (own, _, _) in enumerate(objects) if any(shown(v, sentence) for v in own)}
+    outer = {j for i in named for j in objects[i][2]}
+    inner = named - outer
+    return set().union(*(objects[i][1] for i in inner)) if inner else None
+
+
+def _misvalued(text: str, earlier: str, told: str, results: list[Message]) -> str | None:
+    """A price or stock in ``text`` (``_AMOUNT``) that the dialogue does not give for what
+    the sentence speaks of, if any. A sentence that names a record a result returned (an
+    ID, a name) gives only numbers that record holds, the user or a call stated (``told``),
+    or, for a price, a sum or product of those with another number of the dialogue (a
+    total); one that names none gives only numbers written somewhere ``earlier`` (built-in
+    at 6fd7c24:
+    "F1234 with a price of $90" over a search that priced F1234 at $100 and another
+    flight at $90; "3 in stock" over results that gave no stock)."""
+    objects: list[_Object] = []
+    for m in results:
+        try:
+            _objects(json.loads(m.content or ""), (), objects)
+        except ValueError:
+            continue
+    anywhere, stated = _figures(earlier), _figures(told)
+    every = anywhere | stated
+    for sentence in _SENTENCE.split(text):
+        amounts = list(_AMOUNT.finditer(sentence))
+        if not amounts:
+            continue
+        held = _held(objects, sentence)
+        base = (anywhere if held is None else held) | stated
+        for hit in amounts:
+            figure = next(g for g in hit.groups() if g is not None)
+            n = round(float(figure.replace(",", "")), 2)
+            priced = hit.group(3) is None and hit.group(4) is None  # a stock is not summed
+            if n in base or priced and any(round(a + b, 2) == n or round(a * b, 2) == n
+                                           for a in base for b in every):
+                continue
+            return hit.group(0).strip()
+    return None
+
+
 def statuses(known: Vocabulary | None) -> frozenset[str]:
     """The values the state holds under a ``status`` field (tau2: pending, delivered,
     landed), lower-cased; none where the state is not known."""
@@ -616,9 +706,10 @@ def claims_grounded(messages: list[Message], tools: list[Tool], *,
     """The assistant's replies claim only IDs that exist and counts that the dialogue
     gives: every ID-like token in a reply (letters and digits, like a booking or order
     number) appears earlier in the dialogue, and so does every count of things found, or
-    a result holds that many (``_counted``), and, where the state is ``known``, every
-    status it gives a record (``_status_claim``). Where tools really execute, earlier
-    results are the state, so a claimed ID exists."""
+    a result holds that many (``_counted``); every price or stock it gives is the one the
+    dialogue gives for what it names (``_misvalued``); and, where the state is ``known``,
+    every status it gives a record (``_status_claim``). Where tools really execute,
+    earlier results are the state, so a claimed ID exists."""
     states = statuses(known)
     for i, m in enumerate(messages):
         if m.role != "assistant" or m.tool_calls or not m.content:
@@ -634,6 +725,9 @@ def claims_grounded(messages: list[Message], tools: list[Tool], *,
             return _fail("claims_grounded", f"[{i}] the reply says {count!r}, but no earlier "
                                             "turn or tool result gives that many")
         told = "\n".join(x.content or "" for x in messages[:i] if x.role in ("user", "tool"))
+        told_or_asked = "\n".join([*(x.content or "" for x in messages[:i] if x.role == "user"),
+                                   *(c.function.arguments for x in messages[:i]
+                                     for c in x.tool_calls or [])])
         found = _FOUND_ID.search(m.content)
         results = "\n".join(x.content or "" for x in messages[:i] if x.role == "tool")
         if found and not shown(found.group(1).strip("'\"`#.,"), results):
@@ -642,6 +736,11 @@ def claims_grounded(messages: list[Message], tools: list[Tool], *,
         wrong = mislabeled(m.content, known) if known else None
         if wrong is not None:
             return _fail("claims_grounded", f"[{i}] the reply {wrong}")
+        value = _misvalued(m.content, earlier, told_or_asked,
+                           [x for x in messages[:i] if x.role == "tool"])
+        if value is not None:
+            return _fail("claims_grounded", f"[{i}] the reply says {value!r}, but no earlier "
+                                            "turn or tool result gives that for what it names")
         status = _status_claim(m.content, states, told)  # the policy names every status
         if status is not None:
             return _fail("claims_grounded", f"[{i}] the reply says {status!r}, but no earlier "
