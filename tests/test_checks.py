@@ -781,6 +781,8 @@ def test_a_reply_gives_a_record_only_the_price_and_stock_its_result_gave() -> No
     m[5] = result("call_2", booking_id="B-77", status="confirmed",
                   rooms=[{"id": "R-10", "price": 100}, {"id": "R-20", "price": "$90"}])
     for false in ("Booked B-77: room R-10 costs $90.", "Room R-10 is booked; 3 left in stock.",
+                  "Room R-10 costs $100 with stock 3.",
+                  "Room R-10 costs $90.",
                   "Booked B-77 for 75 dollars.", "R-20 has a stock of 4."):
         m[6] = Message(role="assistant", content=false)
         check = checks.claims_grounded(m, TOOLS)
@@ -791,6 +793,9 @@ def test_a_reply_gives_a_record_only_the_price_and_stock_its_result_gave() -> No
                  "Booked B-77. It is 18 degrees, and I found rooms from 100 dollars."):
         m[6] = Message(role="assistant", content=true)
         assert checks.claims_grounded(m, TOOLS).passed, true
+    m[1] = Message(role="user", content="Book hotel H-1001 for 2 nights, 1 adult.")
+    m[6] = Message(role="assistant", content="Room R-10 costs $90.")
+    assert not checks.claims_grounded(m, TOOLS).passed  # not a total: 90 x 1
 
 
 def test_a_request_that_gives_details_none_holds_a_placeholder() -> None:
@@ -962,3 +967,54 @@ def test_every_rule_judges_a_dialogue_that_has_no_user_turn() -> None:
     m = good_dialogue()[:1]  # MAS lost at its first turn: the system message alone
     for rule in RULES:
         rule(m, TOOLS)
+
+
+def test_a_claimed_action_names_only_records_a_call_since_the_request_acted_on() -> None:
+    # built-in at 67b6bdc, kept: delete_event(event_id="1234") answered "I found the event
+    # 'Birthday Party' with ID 5678 ... and removed it", 5678 listed earlier, never deleted
+    m = good_dialogue()
+    m[3] = result("call_1", temperature=18, hotels=[{"hotel_id": "H-1001"}, {"id": "H-2002"}])
+    m[6] = Message(role="assistant", content="It is 18 degrees. I booked hotel H-2002 for you.")
+    check = checks.actions_grounded(m, TOOLS)
+    assert not check.passed and "'H-2002' was booked" in check.detail
+    m[6] = Message(role="assistant", content="It is 18 degrees. I booked hotel H-1001 for you; "
+                                             "H-2002 was full.")
+    assert checks.actions_grounded(m, TOOLS).passed  # the call booked H-1001
+    m[6] = Message(role="assistant", content="I booked H-1001 (booking B-77). H-2002 is nearer.")
+    assert checks.actions_grounded(m, TOOLS).passed  # another sentence, no claim of it
+
+
+def test_a_reply_gives_the_user_back_their_records_and_requests() -> None:
+    from naig.stages.checks import addressed, swapped
+
+    said = "I added 3 units to my cart. My second request found hotels in my calendar."
+    fixed = addressed(said)
+    assert fixed == ("I added 3 units to your cart. Your second request found hotels in your "
+                     "calendar.")
+    assert swapped(said, user=False) is not None and swapped(fixed, user=False) is None
+    assert addressed("my pleasure, and my name is Ana") == "my pleasure, and my name is Ana"
+
+
+def test_a_denial_is_judged_on_the_results_of_the_tools_it_speaks_of() -> None:
+    # built-in at 67b6bdc: "I found no flights on May 16th" after a search that found two;
+    # a booking since had failed, which let any denial pass
+    m = good_dialogue()
+    m[2] = call("call_1", "search_hotels", city="Paris")
+    m[3] = result("call_1", hotels=[{"hotel_id": "H-1001"}])
+    m[5] = result("call_2", error="Hotel H-1001 is full")
+    m[6] = Message(role="assistant", content="I found no hotels on that date in Paris.")
+    check = checks.denials_grounded(m, TOOLS)
+    assert not check.passed and "found no hotels on" in check.detail
+    m[6] = Message(role="assistant", content="Sorry, I couldn't find a room: H-1001 is full.")
+    assert checks.denials_grounded(m, TOOLS).passed  # of the booking, which failed
+
+
+def test_a_reply_says_its_change_failed_only_after_a_failure() -> None:
+    # built-in at 67b6bdc: "Your request to book a seat on the flight F1234 ... was denied"
+    # after {"booking_id": "J5678", "status": "confirmed"}
+    m = good_dialogue()
+    m[6] = Message(role="assistant", content="Sorry, your booking of H-1001 was denied.")
+    check = checks.denials_grounded(m, TOOLS)
+    assert not check.passed and "every call since the request succeeded" in check.detail
+    m[5] = result("call_2", error="Hotel H-1001 is full")
+    assert checks.denials_grounded(m, TOOLS).passed

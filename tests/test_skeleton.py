@@ -101,6 +101,20 @@ def test_a_reply_claiming_what_no_call_did_is_asked_again_alone_and_told_why() -
     assert "'reply' names 'B-99', which no earlier turn" in llm.requests[2].messages[-1].content
 
 
+def test_a_reply_that_echoes_the_users_my_is_given_back_to_the_user() -> None:
+    # built-in at 6fd7c24 and 67b6bdc: "to my cart" in the reply, three times, and the
+    # dialogue was lost; the pronoun is the user's, the rest of the reply is sound
+    book = {"name": "book_hotel", "arguments": {"hotel_id": "H-1", "nights": 2},
+            "result": {"booking_id": "B-7"}}
+    llm = ScriptedLLM([{"calls": [book], "user": "Book H-1 for 2 nights into my calendar.",
+                        "reply": "Booked B-7; it is now in my calendar."}])
+    d = make_draft(llm)
+    _plan(d, ("hotel", ["book_hotel"], 1))
+    asyncio.run(skeleton(d))
+    assert d.messages[-1].content == "Booked B-7; it is now in your calendar."
+    assert len(llm.requests) == 1
+
+
 def test_a_reply_giving_nothing_the_results_returned_is_asked_again_alone() -> None:
     llm = ScriptedLLM([{"calls": [WEATHER], "user": "What is the weather in Paris?",
                         "reply": "I'm glad I could help."},

@@ -42,7 +42,7 @@ from naig.stages.calls import (
     require_new,
     values_before,
 )
-from naig.stages.checks import spoken, unnamed, unsayable
+from naig.stages.checks import addressed, spoken, unnamed, unsayable
 from naig.stages.draft import Draft
 from naig.stages.plan import plan
 from naig.tools import Tool
@@ -93,6 +93,7 @@ def _said(raw: Any, key: str, earlier: list[Message], tools: list[str]) -> str |
     if not isinstance(raw, dict) or key not in raw:
         return None
     text = unnamed(str(raw[key]).strip(), tools)  # as NAIG's texts: a name as words
+    text = addressed(text) if key == "reply" else text
     if not text:
         raise ValueError(f"'{key}' must not be empty")
     why = unsayable(text, tools, earlier, user=key != "reply")  # the user agent's keys

@@ -26,7 +26,16 @@ from naig.grounding import (
     when,
 )
 from naig.prompts import placeholders
-from naig.tools import Tool, decoded, degenerate, out_of_bounds, parse_arguments, same_ends
+from naig.tools import (
+    ID_NAME,
+    Tool,
+    decoded,
+    degenerate,
+    leaves,
+    out_of_bounds,
+    parse_arguments,
+    same_ends,
+)
 
 Rule = Callable[[list[Message], list[Tool]], Check]
 
@@ -329,6 +338,24 @@ its own: "I added 2 units to my cart", built-in at 6d7b0c7; or the requests its 
 second request to find hotels", built-in at 42a1dcc)."""
 
 
+_YOURS = re.compile(r"\b(to|in|into|from|for|of) my (cart|orders?|bookings?|reservations?|"
+                    r"account|profile|calendar|tweets?)\b|\bmy ((?:(?:first|second|third|other|"
+                    r"next|last|previous|earlier|original|new) )?(?:request|question)s?)\b",
+                    re.IGNORECASE)
+
+
+def addressed(text: str) -> str:
+    """An assistant's ``text`` with the user's records and requests given back to the
+    user: "added to my cart" becomes "added to your cart", "For my second request" "For
+    your second request". Generators apply it to a reply before ``swapped`` judges it: a
+    small model echoes the request's "my" (built-in at 6fd7c24 and 67b6bdc: a reply said
+    "to my cart" three times and the dialogue was lost)."""
+    def yours(hit: re.Match[str]) -> str:
+        said = f"{hit.group(1)} your {hit.group(2)}" if hit.group(1) else f"your {hit.group(3)}"
+        return said[0].upper() + said[1:] if hit.group(0)[0].isupper() else said
+    return _YOURS.sub(yours, text)
+
+
 def swapped(text: str, *, user: bool) -> str | None:
     """How ``text`` is the other party's line, if it is: a user who offers help, an
     assistant who thanks for it."""
@@ -592,9 +619,10 @@ def _counted(text: str, earlier: str, results: list[Message]) -> str | None:
 _AMOUNT = re.compile(r"[$€£¥]\s?(\d[\d,]*(?:\.\d+)?)|\b(\d[\d,]*(?:\.\d+)?)\s?"
                      r"(?:dollars|usd|eur|euros|gbp)\b|\b(\d+)\s+(?:units?\s+|items?\s+|"
                      r"pieces?\s+|seats?\s+|copies\s+)?(?:(?:left\s+)?in stock|left|remaining)\b|"
-                     r"\b(?:stock|quantity|inventory)(?:\s+(?:level|count))?\s+(?:of|is|:)\s*(\d+)\b",
+                     r"\b(?:stock|quantity|inventory)(?:\s+(?:level|count))?(?:\s+(?:of|is)\s+|\s*:\s*|\s+)"
+                     r"(\d+)\b",
                      re.IGNORECASE)
-"""A price or a stock a reply gives ("$90", "250 dollars", "3 in stock", "a stock of 5")."""
+"""A price or a stock a reply gives ("$90", "250 dollars", "3 in stock", "stock 5")."""
 _FIGURE = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?")
 _SENTENCE = re.compile(r"(?<=[.!?;])\s+")
 _QUANTITY = re.compile(r"^[$€£¥]?\s?-?\d[\d,]*(?:\.\d+)?\s?[A-Za-z]{0,5}$")
@@ -670,7 +698,7 @@ def _misvalued(text: str, earlier: str, told: str, results: list[Message]) -> st
             n = round(float(figure.replace(",", "")), 2)
             priced = hit.group(3) is None and hit.group(4) is None  # a stock is not summed
             if n in base or priced and any(round(a + b, 2) == n or round(a * b, 2) == n
-                                           for a in base for b in every):
+                                           for a in base - {0, 1} for b in every - {0, 1}):
                 continue
             return hit.group(0).strip()
     return None
@@ -853,15 +881,20 @@ def actions_grounded(messages: list[Message], tools: list[Tool]) -> Check:
         results = " ".join((x.content or "").lower() for x in since
                            if x.role == "tool" and not x.is_error)
         hits = _claims(m.content or "")
+        ids = {v for x in messages[:i] for v in _record_ids(x)}
         done = " ".join(f"{c.function.arguments} {x.content or ''}" for x in since
                         for c in x.tool_calls or []) + " " + results
+        answers = {x.tool_call_id: x.content or "" for x in since if x.role == "tool"}
         for hit in hits:
-            other = _other_file(m.content or "", hit, done)
+            action = _BASE.get(hit.group(1).lower(), hit.group(1).lower())
+            acted = " ".join(f"{c.function.arguments} {answers.get(c.id, '')}" for x in since
+                             for c in x.tool_calls or []
+                             if c.id not in failed and verb(c.function.name) in _DONE_BY[action])
+            other = _other(m.content or "", hit, done, ids, acted or done)
             if other:
                 return _fail("actions_grounded", f"[{i}] the reply says {other!r} was "
                                                  f"{hit.group(1).lower()}, but no call since "
                                                  "the request acted on it")
-            action = _BASE.get(hit.group(1).lower(), hit.group(1).lower())
             if not verbs & set(_DONE_BY[action]) and action not in results:
                 return _fail("actions_grounded", f"[{i}] the reply says {hit.group(0)!r}, "
                                                  "but no call since the request did that")
@@ -872,17 +905,40 @@ def actions_grounded(messages: list[Message], tools: list[Tool]) -> Check:
 
 
 _STOP = re.compile(r"[.!?](?=\s|$)")
+_CLAUSE = re.compile(r"[.!?;](?=\s|$)")
 _FILE = re.compile(r"(?<![\w.-])[\w-]+\.[a-z][a-z0-9]{1,4}\b", re.IGNORECASE)
 
 
-def _other_file(text: str, hit: re.Match[str], done: str) -> str | None:
-    """A file the sentence of a claimed action names that no call since the request took
-    or returned: GorillaFileSystem kept "The previous_report.pdf file was moved" after
-    ``mv`` of the folder ``archive`` (at 28a581f and 8858cb6)."""
-    bounds = [0, *(x.end() for x in _STOP.finditer(text)), len(text)]
-    sentence = text[max(b for b in bounds if b <= hit.start()):
+def _other(text: str, hit: re.Match[str], done: str, ids: set[str], acted: str
+           ) -> str | None:
+    """A file that the sentence of a claimed action names and no call since the request
+    took or returned (``done``), or a record's ID of ``ids`` that the clause names and no
+    call doing that action took or returned (``acted``): GorillaFileSystem kept "The
+    previous_report.pdf file was moved" after ``mv`` of the folder ``archive`` (at
+    28a581f and 8858cb6); built-in at 67b6bdc kept "the event 'Birthday Party' with ID
+    5678 ... removed" after ``delete_event(event_id="1234")``."""
+    def around(stops: re.Pattern[str]) -> str:
+        bounds = [0, *(x.end() for x in stops.finditer(text)), len(text)]
+        return text[max(b for b in bounds if b <= hit.start()):
                     min(b for b in bounds if b > hit.start())]
-    return next((f for f in _FILE.findall(sentence) if not shown(f, done)), None)
+    files = (f for f in _FILE.findall(around(_STOP)) if not shown(f, done))
+    clause = around(_CLAUSE)
+    records = (v for v in sorted(ids) if shown(v, clause) and not shown(v, acted))
+    return next(files, None) or next(records, None)
+
+
+def _record_ids(message: Message) -> Iterator[str]:
+    """The values a message's calls pass, or its result holds, under an ID-named field
+    (``event_id``, ``id``), of three characters or more."""
+    texts = [c.function.arguments for c in message.tool_calls or []]
+    texts += [message.content or ""] if message.role == "tool" else []
+    for text in texts:
+        try:
+            yield from (str(v) for k, v in leaves(json.loads(text)) if ID_NAME.search(k)
+                        and isinstance(v, (str, int)) and not isinstance(v, bool)
+                        and len(str(v)) > 2)
+        except ValueError:
+            continue
 
 
 _YOU_DID = re.compile(r"you(?:'ve| have)?\b", re.IGNORECASE)
@@ -894,12 +950,20 @@ from their record)."""
 
 _DENIAL = re.compile(r"\b(couldn'?t|could not|did not|didn'?t|was unable to|unable to|"
                      r"cannot|can'?t) find\b|\bnot found\b|\bno (\w+ )?(results|matches)\b|"
-                     r"\bfound no (\w+ )?\w+ (with|matching|named|under|by)\b|"
+                     r"\bfound no (\w+ )?\w+ (with|matching|named|under|by|on|from|between)\b|"
+                     r"\binability to find\b|\bno suitable \w+|"
                      r"\bthere (is|are|was|were) (currently )?no (\w+ )?(records?|results?|"
                      r"matches)\b|\bno (\w+ )?\w+ (is |are |were )?(currently )?available\b",
                      re.IGNORECASE)
 """A reply that says nothing was found or nothing is available (built-in at 42a1dcc: "there
 are currently no hotels available" right after a search that returned one)."""
+_REFUSED = re.compile(r"\b(?:was|were|has been|have been|got) (?:denied|rejected|declined|"
+                      r"unsuccessful)\b|\bunsuccessful\b|\b(?:could not|couldn'?t|was unable to|"
+                      r"were unable to|unable to) (?:complete|book|add|place|process|reserve|"
+                      r"cancel|delete|remove|update|send|post)\b", re.IGNORECASE)
+"""A reply that says its change failed (built-in at 67b6bdc: "Your request to book a seat
+on the flight F1234 ... was denied" after ``{"booking_id": "J5678", "status":
+"confirmed"}``)."""
 _EMPTY = re.compile(r"\[\s*\]|\{\s*\}|\bnull\b|\bfalse\b|\bnot found\b|:\s*0\b|\"\"",
                     re.IGNORECASE)
 
@@ -919,15 +983,36 @@ def denials_grounded(messages: list[Message], tools: list[Tool]) -> Check:
     for i, m, since in _replies(messages):
         results = [x for x in since if x.role == "tool"]
         denial = _DENIAL.search(m.content or "")
-        if denial and results and not any(x.is_error or _EMPTY.search(x.content or "")
-                                           for x in results):
+        about = _about(m.content or "", denial, since) if denial else results
+        if denial and about and not any(x.is_error or _EMPTY.search(x.content or "")
+                                        for x in about):
             return _fail("denials_grounded", f"[{i}] the reply says {denial.group(0)!r}, but "
                                              "every result since the request found something")
+        refused = _REFUSED.search(m.content or "")
+        if refused and results and not any(x.is_error or _BLANK.match(x.content or "")
+                                           for x in results):
+            return _fail("denials_grounded", f"[{i}] the reply says {refused.group(0)!r}, but "
+                                             "every call since the request succeeded")
         found = _FOUND.search(m.content or "")
         if found and results and all(_BLANK.match(x.content or "") for x in results):
             return _fail("denials_grounded", f"[{i}] the reply says {found.group(0)!r}, but "
                                              "every result since the request came back empty")
     return _ok("denials_grounded")
+
+
+def _about(text: str, denial: re.Match[str], since: list[Message]) -> list[Message]:
+    """The results since the request of the look-ups (no tool that changes something)
+    whose names speak of what ``denial`` says was not found ("no flights on May 16th":
+    ``search_flights``), or all of them where no name does (built-in at 67b6bdc kept "I
+    found no flights" after a search that found two, because a booking since had
+    failed)."""
+    window = text[denial.start():denial.end() + 40].lower()
+    answers = {x.tool_call_id: x for x in since if x.role == "tool"}
+    about = [answers[c.id] for x in since for c in x.tool_calls or [] if c.id in answers
+             and verb(c.function.name) not in ACTIONS
+             and any(re.search(rf"\b{re.escape(part)}(s|es)?\b", window)
+                     for part in c.function.name.lower().split("_")[1:] if len(part) > 3)]
+    return about or list(answers.values())
 
 
 _STATUS = frozenset({"ok", "okay", "success", "successful", "succeeded", "yes", "no", "true",

@@ -61,6 +61,7 @@ from naig.stages.calls import (
 from naig.stages.checks import (
     ACTIONS,
     actions_grounded,
+    addressed,
     claims_grounded,
     denials_grounded,
     foreknown,
@@ -123,7 +124,7 @@ def _spoken(d: Draft, answer: Any, *, alone: bool) -> dict[str, Any]:
     raw: dict[str, Any] = {k: unnamed(v, names) if k in ("user", "reply") and
                            isinstance(v, str) else v for k, v in answer.items()}
     if isinstance(raw.get("reply"), str):
-        raw["reply"] = _whole(raw["reply"])
+        raw["reply"] = _whole(addressed(raw["reply"]))
     for key in ("user", "reply"):
         if key not in raw:
             continue
