@@ -675,18 +675,14 @@ def _misvalued(text: str, earlier: str, told: str, results: list[Message]) -> st
     the sentence speaks of, if any. A sentence that names a record a result returned (an
     ID, a name) gives only numbers that record holds, the user or a call stated (``told``),
     or, for a price, a sum or product of those with another number of the dialogue (a
-    total); one that names none gives only numbers written somewhere ``earlier`` (built-in
-    at 6fd7c24:
-    "F1234 with a price of $90" over a search that priced F1234 at $100 and another
-    flight at $90; "3 in stock" over results that gave no stock)."""
+    total); one that names none gives only numbers written somewhere ``earlier``
+    (built-in at 6fd7c24: "F1234 with a price of $90" over a search that priced F1234 at
+    $100 and another flight at $90; "3 in stock" over results that gave no stock)."""
     objects: list[_Object] = []
     for m in results:
-        try:
-            _objects(json.loads(m.content or ""), (), objects)
-        except ValueError:
-            continue
+        _objects(decoded(m.content), (), objects)
     anywhere, stated = _figures(earlier), _figures(told)
-    every = anywhere | stated
+    terms = (anywhere | stated) - {0, 1}  # a total is no price times 1, nor plus 0
     for sentence in _SENTENCE.split(text):
         amounts = list(_AMOUNT.finditer(sentence))
         if not amounts:
@@ -698,7 +694,7 @@ def _misvalued(text: str, earlier: str, told: str, results: list[Message]) -> st
             n = round(float(figure.replace(",", "")), 2)
             priced = hit.group(3) is None and hit.group(4) is None  # a stock is not summed
             if n in base or priced and any(round(a + b, 2) == n or round(a * b, 2) == n
-                                           for a in base - {0, 1} for b in every - {0, 1}):
+                                           for a in base - {0, 1} for b in terms):
                 continue
             return hit.group(0).strip()
     return None
@@ -932,13 +928,9 @@ def _record_ids(message: Message) -> Iterator[str]:
     (``event_id``, ``id``), of three characters or more."""
     texts = [c.function.arguments for c in message.tool_calls or []]
     texts += [message.content or ""] if message.role == "tool" else []
-    for text in texts:
-        try:
-            yield from (str(v) for k, v in leaves(json.loads(text)) if ID_NAME.search(k)
-                        and isinstance(v, (str, int)) and not isinstance(v, bool)
-                        and len(str(v)) > 2)
-        except ValueError:
-            continue
+    yield from (str(v) for text in texts for k, v in leaves(decoded(text))
+                if ID_NAME.search(k) and isinstance(v, (str, int))
+                and not isinstance(v, bool) and len(str(v)) > 2)
 
 
 _YOU_DID = re.compile(r"you(?:'ve| have)?\b", re.IGNORECASE)
