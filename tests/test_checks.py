@@ -993,6 +993,33 @@ def test_a_reply_gives_the_user_back_their_records_and_requests() -> None:
                      "calendar.")
     assert swapped(said, user=False) is not None and swapped(fixed, user=False) is None
     assert addressed("my pleasure, and my name is Ana") == "my pleasure, and my name is Ana"
+    # built-in at 3a9de5d, kept: "My booking ID is 56789" for the user's booking
+    assert addressed("My booking ID is 56789.") == "Your booking ID is 56789."
+    assert swapped("My booking ID is 56789.", user=False) is not None
+
+
+def test_a_reply_calls_each_record_by_its_kind_and_speaks_only_of_kinds_it_heard_of() -> None:
+    # built-in at 3a9de5d, kept: "the order ID C5678" for a cart; "Your booking 'Birthday
+    # Party' has been removed" after a calendar event was deleted
+    m = good_dialogue()
+    m[5] = result("call_2", booking_id="B-77", status="confirmed", cart_id="C5678")
+    m[6] = Message(role="assistant", content="Your hotel is booked: the order ID C5678.")
+    check = checks.claims_grounded(m, TOOLS)
+    assert not check.passed and "calls C5678 a order, but it is a cart" in check.detail
+    m[6] = Message(role="assistant", content="Your hotel is booked: cart C5678, booking B-77.")
+    assert checks.claims_grounded(m, TOOLS).passed
+    m = good_dialogue()[:4] + [Message(role="assistant", content="It is 18 degrees; your "
+                                                                 "reservation is kept.")]
+    check = checks.claims_grounded(m, TOOLS)
+    assert not check.passed and "speaks of 'reservation'" in check.detail
+    m[1] = Message(role="user", content="What is the weather in Paris? I reserved a room.")
+    assert checks.claims_grounded(m, TOOLS).passed  # the user spoke of it
+    m[1] = Message(role="user", content="What is the weather in Paris?")
+    m[4] = Message(role="assistant", content="It is 18 degrees, in order to say it.")
+    assert checks.claims_grounded(m, TOOLS).passed  # "in order to" is no order
+    m = good_dialogue()  # book_hotel and booking_id speak of bookings
+    m[6] = Message(role="assistant", content="Your bookings: B-77.")
+    assert checks.claims_grounded(m, TOOLS).passed
 
 
 def test_a_denial_is_judged_on_the_results_of_the_tools_it_speaks_of() -> None:
@@ -1018,3 +1045,31 @@ def test_a_reply_says_its_change_failed_only_after_a_failure() -> None:
     assert not check.passed and "every call since the request succeeded" in check.detail
     m[5] = result("call_2", error="Hotel H-1001 is full")
     assert checks.denials_grounded(m, TOOLS).passed
+
+
+def test_a_change_acts_on_the_record_its_request_names() -> None:
+    # built-in at 3a9de5d, kept: delete_event(1234), event 1234 being "Meeting with John",
+    # for "remove the event with title 'Birthday Party'", which no event was
+    from naig.stages.checks import other_record
+
+    events = result("c1", events=[{"event_id": "1234", "title": "Meeting with John"},
+                                  {"event_id": "5678", "title": "Birthday Party"}])
+    asked = Message(role="user", content="I'd like to remove the event 'Birthday Party'.")
+    earlier = [call("c1", "list_events", date="2023-03-15"), events, asked]
+    wrong = other_record("delete_event", {"event_id": "1234"}, earlier)
+    assert wrong is not None and "'Birthday Party'" in wrong
+    assert other_record("delete_event", {"event_id": "5678"}, earlier) is None
+    assert other_record("get_event", {"event_id": "1234"}, earlier) is None  # no change
+    # a name a call passed is a search, not the record's name
+    searched = [call("c1", "list_events", title="Birthday Party"), events, asked]
+    assert other_record("delete_event", {"event_id": "1234"}, searched) is None
+    # a variant is named by the product it lies within
+    product = result("c2", name="Water Bottle", variants=[{"item_id": "77", "color": "red"}])
+    earlier = [call("c2", "get_product", product_id="P-1"), product,
+               Message(role="user", content="Exchange my 'Water Bottle' for the red one.")]
+    assert other_record("exchange_items", {"new_item_ids": ["77"]}, earlier) is None
+    m = good_dialogue()
+    m[3] = result("call_1", temperature=18, hotels=[{"hotel_id": "H-1001", "name": "Ritz"}])
+    m[1] = Message(role="user", content="What is the weather in Paris? Book the 'Lumiere'.")
+    check = checks.grounded_ids(m, TOOLS)
+    assert not check.passed and "book_hotel acts on H-1001" in check.detail

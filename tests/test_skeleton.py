@@ -598,3 +598,23 @@ def test_a_call_may_not_fill_a_parameter_with_other_than_what_its_request_states
     assert contradicted("Details: seat window seat.", {"seat": "window_seat"}) is None
     assert contradicted("Details: file name1 a.txt; file name2 b.txt.",
                         {"file_name1": "a.txt", "file_name2": "b.txt"}) is None
+
+
+def test_an_opening_request_asks_for_nothing_a_later_subtask_does() -> None:
+    # built-in at 3a9de5d: the first request asked for the next subtask's booking too, and
+    # the next request could only copy it (two dialogues of eight lost)
+    from naig.stages.skeleton import ahead
+
+    later = ["I want to book a seat on a flight for a passenger."]
+    said = ("I want to search one-way flights between two airports on a date, then book a "
+            "seat on a flight for a passenger. Details: date 2023-10-15.")
+    assert ahead(said, "I want to search one-way flights on a date.", later) == \
+        "I want to search one-way flights between two airports on a date. Details: date 2023-10-15."
+    said = "I want to find laptops. Then I want to add two of them to my cart."
+    assert ahead(said, "Find laptops", ["Add two laptops to the cart"]) == "I want to find laptops."
+    # its own "then" stays, and so does "the next two nights"
+    said = "I want to search the catalogue, then details and stock of one product."
+    assert ahead(said, "Search the catalogue; then details and stock of one product.",
+                 ["Add a product to the cart"]) == said
+    said = "I want a hotel in New York for the next two nights."
+    assert ahead(said, "Find a hotel", ["Find hotels in New York for two nights"]) == said

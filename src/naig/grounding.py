@@ -656,13 +656,16 @@ def _a(word: str) -> str:
     return "an" if word[:1] in "aeiou" else "a"
 
 
-def mislabeled(text: str, known: Vocabulary) -> str | None:
+def mislabeled(text: str, known: Vocabulary, kinds: Iterable[str] | None = None
+               ) -> str | None:
     """Why ``text`` calls a value of the state by another kind's name, if it does: "flight
     DE23CA" where DE23CA is a reservation (the planner wrote that on tau2:airline, the
     request copied it, and the call looked up the status of another flight). A word is a
-    kind where it is what a field of the state names (``flight`` for ``flight_number``);
-    a value is of that kind where one of the fields it exists under has the word in it."""
-    kinds = {_stem(k) for keys in known.values() for k in keys} - {""}
+    kind where it is one of ``kinds``, or else what a field of the state names (``flight``
+    for ``flight_number``); a value is of that kind where one of the fields it exists
+    under has the word in it."""
+    kinds = set(kinds) if kinds is not None else \
+        {_stem(k) for keys in known.values() for k in keys} - {""}
     for hit in _LABELED.finditer(text):
         word, value = _stem(hit.group(1)), hit.group(2).rstrip(".")
         keys = known.get(value)
@@ -672,6 +675,15 @@ def mislabeled(text: str, known: Vocabulary) -> str | None:
             what = " or ".join(sorted({_stem(k) for k in keys} - {""})) or "value"
             return f"calls {value} a {word}, but it is {_a(what)} {what}"
     return None
+
+
+def record_kinds(tools: Iterable[Tool]) -> frozenset[str]:
+    """The kinds of record ``tools`` name by an ID, in their parameters or results:
+    ``hotel`` for ``hotel_id``, ``order`` for ``order_id``, ``booking`` for
+    ``booking_id``."""
+    names = [n for t in tools for n in [*(t.parameters.get("properties") or {}),
+                                        *_fields(t.results())]]
+    return frozenset(_stem(n) for n in names if _ID_NAME.search(n)) - {""}
 
 
 def vocabulary(state: Any) -> dict[str, frozenset[str]]:
@@ -685,5 +697,6 @@ def vocabulary(state: Any) -> dict[str, frozenset[str]]:
 
 __all__ = ["Seen", "Vocabulary", "candidates", "chains", "dependency_order", "entity_names",
            "entity_values", "feeds", "fresh", "ground", "id_like", "is_entity", "mislabeled",
-           "probe_arguments", "produces", "related", "scalars", "schema_of", "seen", "shown",
-           "undoes", "unfounded", "ungrounded", "vocabulary", "with_sources"]
+           "probe_arguments", "produces", "record_kinds", "related", "scalars", "schema_of",
+           "seen", "shown", "undoes", "unfounded", "ungrounded", "vocabulary",
+           "with_sources"]

@@ -7,6 +7,7 @@ raises on a bad dialogue. ``RULES`` lists them in the order they run.
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -18,11 +19,13 @@ from naig.grounding import (
     creates,
     id_like,
     mislabeled,
+    record_kinds,
     reverses,
     scalars,
     shown,
     ungrounded,
     verb,
+    vocabulary,
     when,
 )
 from naig.prompts import placeholders
@@ -328,7 +331,8 @@ _CLIENT = re.compile(
     r"\byou(?:'ve| have) (?:now )?successfully\b|"
     r"\b(?:to|in|into|from|for|of) my (?:cart|order|booking|reservation|account|profile|"
     r"calendar|tweets?)\b|\bmy (?:(?:first|second|third|other|next|last|previous|earlier|"
-    r"original|new) )?(?:request|question)s?\b",
+    r"original|new) )?(?:request|question)s?\b|\bmy (?:cart|order|booking|reservation|account) "
+    r"(?:id|number)s?\b",
     re.IGNORECASE)
 """What only the user says: an assistant who says it has swapped roles (or tells the user
 that they found what its own calls found: "You found the details", kept on tau2:airline;
@@ -340,16 +344,18 @@ second request to find hotels", built-in at 42a1dcc)."""
 
 _YOURS = re.compile(r"\b(to|in|into|from|for|of) my (cart|orders?|bookings?|reservations?|"
                     r"account|profile|calendar|tweets?)\b|\bmy ((?:(?:first|second|third|other|"
-                    r"next|last|previous|earlier|original|new) )?(?:request|question)s?)\b",
+                    r"next|last|previous|earlier|original|new) )?(?:request|question)s?|"
+                    r"(?:cart|order|booking|reservation|account) (?:id|number)s?)\b",
                     re.IGNORECASE)
 
 
 def addressed(text: str) -> str:
     """An assistant's ``text`` with the user's records and requests given back to the
     user: "added to my cart" becomes "added to your cart", "For my second request" "For
-    your second request". Generators apply it to a reply before ``swapped`` judges it: a
-    small model echoes the request's "my" (built-in at 6fd7c24 and 67b6bdc: a reply said
-    "to my cart" three times and the dialogue was lost)."""
+    your second request", "My booking ID" "Your booking ID". Generators apply it to a reply
+    before ``swapped`` judges it: a small model echoes the request's "my" (built-in at
+    6fd7c24 and 67b6bdc: a reply said "to my cart" three times and the dialogue was lost;
+    at 3a9de5d, "My booking ID is 56789")."""
     def yours(hit: re.Match[str]) -> str:
         said = f"{hit.group(1)} your {hit.group(2)}" if hit.group(1) else f"your {hit.group(3)}"
         return said[0].upper() + said[1:] if hit.group(0)[0].isupper() else said
@@ -533,7 +539,58 @@ def grounded_ids(messages: list[Message], tools: list[Tool]) -> Check:
             if loose is not None:
                 return _fail(name, f"[{i}] {c.function.name} uses {loose!r}, which appears "
                                    "nowhere earlier in the dialogue")
+            other = other_record(c.function.name, args, messages[:i])
+            if other is not None:
+                return _fail(name, f"[{i}] {c.function.name} {other}")
     return _ok(name)
+
+
+_QUOTED = re.compile(r"(?<!\w)'([^']{3,60}?)'(?!\w)|(?<!\w)\"([^\"]{3,60}?)\"(?!\w)|"
+                     r"\u201c([^\u201d]{3,60}?)\u201d")
+
+
+def _records(node: Any, above: str = "", out: list[tuple[set[str], str]] | None = None
+             ) -> list[tuple[set[str], str]]:
+    """Each JSON object in ``node`` with the IDs it holds under ID-named fields and the
+    names that speak of it: every string in it, and the strings of the objects it lies
+    within (``above``): an item's variant is named by its product's name."""
+    out = [] if out is None else out
+    if isinstance(node, dict):
+        ids = {str(v) for k, v in node.items() if ID_NAME.search(str(k))
+               and isinstance(v, (str, int)) and not isinstance(v, bool)}
+        own = " | ".join(v for v in node.values() if isinstance(v, str))
+        out.append((ids, f"{above} | {' | '.join(scalars(node))}"))
+        above = f"{above} | {own}"
+    for child in node.values() if isinstance(node, dict) else node \
+            if isinstance(node, list) else ():
+        _records(child, above, out)
+    return out
+
+
+def other_record(name: str, arguments: Any, earlier: list[Message]) -> str | None:
+    """How a call that changes something (``ACTIONS``) acts on another record than the one
+    its request names, if it does: the request (the last user message) quotes a name
+    ('Birthday Party') that no call passed, and a record whose ID an argument takes has
+    names (``_records``), of which that is none. Built-in at 3a9de5d kept
+    ``delete_event(event_id="1234")``, event 1234 being "Meeting with John", for "remove
+    the event with title 'Birthday Party'", which no event had."""
+    if verb(name) not in ACTIONS:
+        return None
+    request = next((x.content or "" for x in reversed(earlier) if x.role == "user"), "")
+    passed = " ".join(c.function.arguments for x in earlier for c in x.tool_calls or [])
+    names = [q for hit in _QUOTED.finditer(request) for q in hit.groups()
+             if q and not id_like(q) and not shown(q, passed)]
+    if not names:
+        return None
+    records = [r for x in earlier if x.role == "tool" and not x.is_error
+               for r in _records(decoded(x.content))]
+    values = {str(v) for k, v in leaves(arguments) if ID_NAME.search(k) and v is not None}
+    for value in sorted(values):
+        for ids, said in records:
+            if value in ids and re.search("[A-Za-z]", said.replace(value, "")) \
+                    and not any(shown(q, said) for q in names):
+                return f"acts on {value}, but the request names {names[0]!r}, which it is not"
+    return None
 
 
 _FAILURE = re.compile(
@@ -700,6 +757,54 @@ def _misvalued(text: str, earlier: str, told: str, results: list[Message]) -> st
     return None
 
 
+RECORDS = frozenset({"booking", "reservation", "order", "appointment", "ticket"})
+"""Kinds of record a reply may speak of whether or not a tool of the dialogue names them:
+the small model calls what it did "your booking" (a calendar event, a cart; built-in at
+3a9de5d)."""
+_WORD_HIT = re.compile(r"[A-Za-z]+")
+
+
+def _written(messages: list[Message]) -> Vocabulary:
+    """What the calls of ``messages`` passed and their results returned: each value with
+    the fields it was given under."""
+    return vocabulary([decoded(x.content) for x in messages if x.role == "tool"]
+                      + [decoded(c.function.arguments) for x in messages
+                         for c in x.tool_calls or []])
+
+
+def _akin(word: str, other: str) -> bool:
+    """Whether two words share their root: ``booking`` and ``book``, ``reservation`` and
+    ``reserve``."""
+    n = len(os.path.commonprefix([word, other]))
+    return n >= 4 and n >= min(len(word), len(other)) - 3
+
+
+def _unheard(text: str, kinds: frozenset[str], earlier: list[Message]) -> str | None:
+    """A kind of record (``kinds``) that ``text`` speaks of and that nothing before it
+    does: no user's words or policy, no tool called, no field or value a call passed or a
+    result returned ("Your booking 'Birthday Party' has been removed" after ``delete_event``;
+    "I found a booking for March 15th" after ``list_events``; built-in at 3a9de5d). The
+    assistant's own earlier words are claims, not sources."""
+    heard: set[str] = set()
+    for x in earlier:
+        if x.role in ("system", "user"):  # a domain's policy speaks of its records
+            heard |= {w.lower() for w in _WORD_HIT.findall(x.content or "")}
+        elif x.role == "tool":
+            for key, value in leaves(decoded(x.content)):
+                heard |= {w.lower() for w in _WORD_HIT.findall(f"{key} {value}")}
+        for c in x.tool_calls or []:
+            fields = " ".join(k for k, _ in leaves(decoded(c.function.arguments)))
+            heard |= {w.lower() for w in _WORD_HIT.findall(f"{c.function.name} {fields}")}
+    for hit in _WORD_HIT.finditer(text):
+        word = hit.group(0).lower()
+        kind = word if word in kinds else word[:-1] if word[:-1] in kinds else None
+        if kind is None or kind == "order" and text[:hit.start()].lower().endswith("in "):
+            continue
+        if not any(_akin(kind, h) for h in heard):
+            return word
+    return None
+
+
 def statuses(known: Vocabulary | None) -> frozenset[str]:
     """The values the state holds under a ``status`` field (tau2: pending, delivered,
     landed), lower-cased; none where the state is not known."""
@@ -731,10 +836,14 @@ def claims_grounded(messages: list[Message], tools: list[Tool], *,
     gives: every ID-like token in a reply (letters and digits, like a booking or order
     number) appears earlier in the dialogue, and so does every count of things found, or
     a result holds that many (``_counted``); every price or stock it gives is the one the
-    dialogue gives for what it names (``_misvalued``); and, where the state is ``known``,
-    every status it gives a record (``_status_claim``). Where tools really execute,
-    earlier results are the state, so a claimed ID exists."""
+    dialogue gives for what it names (``_misvalued``); every value it calls a kind of
+    record is of that kind where the state or the calls give it (``mislabeled``: "the
+    order ID C5678" for a ``cart_id``); every kind of record it speaks of, something
+    before it speaks of (``_unheard``); and, where the state is ``known``, every status it
+    gives a record (``_status_claim``). Where tools really execute, earlier results are
+    the state, so a claimed ID exists."""
     states = statuses(known)
+    kinds = record_kinds(tools) | RECORDS
     for i, m in enumerate(messages):
         if m.role != "assistant" or m.tool_calls or not m.content:
             continue
@@ -758,8 +867,13 @@ def claims_grounded(messages: list[Message], tools: list[Tool], *,
             return _fail("claims_grounded", f"[{i}] the reply says {found.group(0)!r}, but no "
                                             "earlier result returned that ID")
         wrong = mislabeled(m.content, known) if known else None
+        wrong = wrong or mislabeled(m.content, _written(messages[:i]), kinds)
         if wrong is not None:
             return _fail("claims_grounded", f"[{i}] the reply {wrong}")
+        kind = _unheard(m.content, kinds, messages[:i])
+        if kind is not None:
+            return _fail("claims_grounded", f"[{i}] the reply speaks of {kind!r}, which no "
+                                            "call, result or request of the dialogue does")
         value = _misvalued(m.content, earlier, told_or_asked,
                            [x for x in messages[:i] if x.role == "tool"])
         if value is not None:

@@ -65,6 +65,7 @@ from naig.stages.checks import (
     claims_grounded,
     denials_grounded,
     foreknown,
+    other_record,
     owed,
     repeated_call,
     results_reported,
@@ -156,7 +157,43 @@ def _stated(d: Draft, part: Part, raw: dict[str, Any], by_name: dict[str, Tool]
     return raw, f"{said}\n{says}"
 
 
-def _validate(d: Draft, part: Part, tools: list[Tool], repeated: list[str]
+_THEN = re.compile(r"(?:,\s*|\s+)(?:and\s+)?(?:then|after that|afterwards)\b[^.!?;]*[.!?;]?",
+                   re.IGNORECASE)
+_CONTENT = re.compile(r"[a-z]{3,}")
+_FILLER = frozenset({"the", "and", "for", "you", "are", "was", "with", "them", "that", "thi",
+                     "then", "want", "would", "like", "some", "from", "into", "also", "need",
+                     "please", "after", "afterward"})
+
+
+def _content(text: str) -> set[str]:
+    """The words of ``text`` that say what is asked (not "the", "want", "then")."""
+    return {w.removesuffix("s") for w in _CONTENT.findall(text.lower())} - _FILLER
+
+
+def ahead(text: str, goal: str, later: Sequence[str]) -> str:
+    """``text``, a subtask's opening request, without the clauses that ask for a later
+    subtask's work (", then book a seat on a flight for a passenger", where booking is
+    the next subtask): a clause after "then" ("after that", "next") that shares more words
+    with a later goal than with its own ``goal``. Told "asking for this and nothing
+    later", the small model asked for both in its first request, and the next request
+    could only copy it (built-in at 3a9de5d, two dialogues of eight lost); the request is
+    the user's, so code cuts what the plan puts later."""
+    own = _content(goal)
+    laters = [_content(g) for g in later]
+    out = text
+    for hit in reversed(list(_THEN.finditer(text))):
+        words = _content(hit.group(0))
+        ahead_of = max((len(words & g) for g in laters), default=0)
+        if ahead_of >= 2 and ahead_of > len(words & own) and len(_content(text[:hit.start()])) >= 2:
+            end = hit.group(0)[-1] if hit.group(0)[-1] in ".!?;" else ""
+            before = out[:hit.start()].rstrip()
+            out = before + ("" if before.endswith((".", "!", "?")) else end or "") + \
+                out[hit.end():]
+    return out
+
+
+def _validate(d: Draft, part: Part, tools: list[Tool], repeated: list[str],
+              later: Sequence[str] = (), goal: str = ""
               ) -> Callable[[Any], dict[str, Any] | None]:
     """Texts in voice (``_spoken``); calls that name an offered tool with valid arguments,
     whose entity arguments use values the dialogue (with the new user message) has shown,
@@ -174,6 +211,8 @@ def _validate(d: Draft, part: Part, tools: list[Tool], repeated: list[str]
 
     def check(answer: Any) -> dict[str, Any] | None:
         raw = _spoken(d, answer, alone=part == "reply")
+        if part == "open" and isinstance(raw.get("user"), str):
+            raw["user"] = ahead(raw["user"], goal, later)
         if part == "reply":
             why = unfounded_reply(d, str(raw["reply"]))
             if why:
@@ -204,6 +243,10 @@ def _validate(d: Draft, part: Part, tools: list[Tool], repeated: list[str]
                 check_call(by_name.get(str(c.get("name"))), c, d.tools, values, names,
                            said=said, user_states=part == "open")
                 wrong = contradicted(request, c.get("arguments"))
+                other = other_record(str(c.get("name")), c.get("arguments"),
+                                     [*d.messages, Message(role="user", content=request)])
+                if other:
+                    wrong = f"{c.get('name')} {other}: act on the record the user names"
                 if wrong:
                     raise ValueError(wrong)
                 require_new([c], history, strict=not d.env.executes)
@@ -246,7 +289,8 @@ async def _ask_part(d: Draft, task: str, sub: Subtask, part: Part, k: int, *,
                                       "reply": spoken_with(due, REPLY_CHARS)}} if due else None
     raw: dict[str, Any] | None = await ask(
         d.llm, messages, bound if bound and not d.env.executes else schema,
-        _validate(d, part, tools, [] if repeated is None else repeated),
+        _validate(d, part, tools, [] if repeated is None else repeated,
+                  later=_later(d, sub), goal=sub.goal),
         stage="skeleton",
         seed=d.request_seed("skeleton"), template_hash=digest,
         temperature=d.settings.temperature, max_tokens=350 + 350 * (part != "reply"),
@@ -254,6 +298,13 @@ async def _ask_part(d: Draft, task: str, sub: Subtask, part: Part, k: int, *,
         instructions=instructions(messages, history, task, sub.goal, *failed),
         retry_schema=bound)
     return raw
+
+
+def _later(d: Draft, sub: Subtask) -> list[str]:
+    """The goals of the plan's subtasks after ``sub``."""
+    subs = d.plan.subtasks if d.plan else []
+    at = next((i for i, s in enumerate(subs) if s is sub), len(subs))
+    return [s.goal for s in subs[at + 1:]]
 
 
 def contradicted(request: str, arguments: Any) -> str | None:
