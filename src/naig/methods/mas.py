@@ -42,7 +42,7 @@ from naig.stages.calls import (
     require_new,
     values_before,
 )
-from naig.stages.checks import addressed, spoken, unnamed, unsayable
+from naig.stages.checks import as_said, spoken, unsayable
 from naig.stages.draft import Draft
 from naig.stages.plan import plan
 from naig.tools import Tool
@@ -92,8 +92,7 @@ def assistant_schema(tools: list[Tool], params: Parameters | None, most: int = 1
 def _said(raw: Any, key: str, earlier: list[Message], tools: list[str]) -> str | None:
     if not isinstance(raw, dict) or key not in raw:
         return None
-    text = unnamed(str(raw[key]).strip(), tools)  # as NAIG's texts: a name as words
-    text = addressed(text) if key == "reply" else text
+    text = as_said(str(raw[key]).strip(), tools, user=key != "reply")  # as NAIG's texts
     if not text:
         raise ValueError(f"'{key}' must not be empty")
     why = unsayable(text, tools, earlier, user=key != "reply")  # the user agent's keys

@@ -362,6 +362,14 @@ def addressed(text: str) -> str:
     return _YOURS.sub(yours, text)
 
 
+def as_said(text: str, tools: Iterable[str], *, user: bool) -> str:
+    """``text`` as its speaker says it, the step every generator applies to what the model
+    writes before ``unsayable`` judges it: tool names as words (``unnamed``), and in the
+    assistant's words, the user's records given back to the user (``addressed``)."""
+    text = unnamed(text, tools)
+    return text if user else addressed(text)
+
+
 def swapped(text: str, *, user: bool) -> str | None:
     """How ``text`` is the other party's line, if it is: a user who offers help, an
     assistant who thanks for it."""
@@ -1158,9 +1166,8 @@ def _reports(value: str, text: str, asked: set[str]) -> bool:
     if shown(value, text):
         return True
     if _NUMBER.fullmatch(value.strip()):
-        said = [float(n) for n in _NUMBER.findall(re.sub(r"(?<=\d),(?=\d{3})", "", text))]
         number = float(value)
-        return any(abs(n - number) < 0.005 or n == round(number) for n in said)
+        return any(abs(n - number) < 0.005 or n == round(number) for n in _figures(text))
     return len(value.split()) > 1 and bool((_words(value) - asked) & _words(text))
 
 

@@ -40,7 +40,7 @@ from naig.stages.calls import (
     to_model_calls,
     values_before,
 )
-from naig.stages.checks import addressed, cited_turns, spoken, unnamed, unsayable
+from naig.stages.checks import as_said, cited_turns, spoken, unsayable
 from naig.stages.draft import Draft
 from naig.stages.judge import judge, trusted
 from naig.stages.verify import EXPERTS, expert, rules
@@ -147,9 +147,8 @@ def _answer(key: str, tools: list[str], others: list[Message], *, user: bool
     def check(answer: Any) -> dict[str, Any]:
         if not isinstance(answer, dict) or not answer.get(key):
             raise ValueError(f'expected {{"{key}": ...}}, not empty')
-        raw = {k: unnamed(v, tools) if isinstance(v, str) else v for k, v in answer.items()}
-        if isinstance(raw[key], str) and not user:
-            raw[key] = addressed(raw[key])
+        raw = {k: as_said(v, tools, user=user) if isinstance(v, str) else v
+               for k, v in answer.items()}
         if isinstance(raw[key], str) and not raw[key].strip():
             raise ValueError(f"'{key}' must not be empty")
         why = unsayable(raw[key], tools, others, user=user) if isinstance(raw[key], str) \

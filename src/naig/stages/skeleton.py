@@ -61,7 +61,7 @@ from naig.stages.calls import (
 from naig.stages.checks import (
     ACTIONS,
     actions_grounded,
-    addressed,
+    as_said,
     claims_grounded,
     denials_grounded,
     foreknown,
@@ -71,7 +71,6 @@ from naig.stages.checks import (
     results_reported,
     spoken,
     spoken_with,
-    unnamed,
     unsayable,
 )
 from naig.stages.draft import Draft
@@ -122,10 +121,10 @@ def _spoken(d: Draft, answer: Any, *, alone: bool) -> dict[str, Any]:
     if not isinstance(answer, dict):
         raise ValueError("expected a JSON object")
     names = [t.name for t in d.tools]
-    raw: dict[str, Any] = {k: unnamed(v, names) if k in ("user", "reply") and
-                           isinstance(v, str) else v for k, v in answer.items()}
+    raw: dict[str, Any] = {k: as_said(v, names, user=k == "user") if k in ("user", "reply")
+                           and isinstance(v, str) else v for k, v in answer.items()}
     if isinstance(raw.get("reply"), str):
-        raw["reply"] = _whole(addressed(raw["reply"]))
+        raw["reply"] = _whole(raw["reply"])
     for key in ("user", "reply"):
         if key not in raw:
             continue
