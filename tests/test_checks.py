@@ -1015,8 +1015,12 @@ def test_a_reply_calls_each_record_by_its_kind_and_speaks_only_of_kinds_it_heard
     m[1] = Message(role="user", content="What is the weather in Paris? I reserved a room.")
     assert checks.claims_grounded(m, TOOLS).passed  # the user spoke of it
     m[1] = Message(role="user", content="What is the weather in Paris?")
-    m[4] = Message(role="assistant", content="It is 18 degrees, in order to say it.")
-    assert checks.claims_grounded(m, TOOLS).passed  # "in order to" is no order
+    for plain in ("It is 18 degrees, in order to say it.", "I sorted them in alphabetical "
+                  "order.", "It is 18 degrees; the order of the lines is kept."):
+        m[4] = Message(role="assistant", content=plain)
+        assert checks.claims_grounded(m, TOOLS).passed, plain  # no record of an order
+    m[4] = Message(role="assistant", content="It is 18 degrees. Order 5521 is kept.")
+    assert not checks.claims_grounded(m, TOOLS).passed
     m = good_dialogue()  # book_hotel and booking_id speak of bookings
     m[6] = Message(role="assistant", content="Your bookings: B-77.")
     assert checks.claims_grounded(m, TOOLS).passed

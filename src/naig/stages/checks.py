@@ -791,8 +791,10 @@ def _unheard(text: str, kinds: frozenset[str], earlier: list[Message]) -> str | 
     """A kind of record (``kinds``) that ``text`` speaks of and that nothing before it
     does: no user's words or policy, no tool called, no field or value a call passed or a
     result returned ("Your booking 'Birthday Party' has been removed" after ``delete_event``;
-    "I found a booking for March 15th" after ``list_events``; built-in at 3a9de5d). The
-    assistant's own earlier words are claims, not sources."""
+    "I found a booking for March 15th" after ``list_events``; built-in at 3a9de5d). A
+    kind counts where it is spoken of as a record (after "your", "the", "a"; before an ID),
+    not "in alphabetical order" or "the order of the lines". The assistant's own earlier
+    words are claims, not sources."""
     heard: set[str] = set()
     for x in earlier:
         if x.role in ("system", "user"):  # a domain's policy speaks of its records
@@ -806,11 +808,17 @@ def _unheard(text: str, kinds: frozenset[str], earlier: list[Message]) -> str | 
     for hit in _WORD_HIT.finditer(text):
         word = hit.group(0).lower()
         kind = word if word in kinds else word[:-1] if word[:-1] in kinds else None
-        if kind is None or kind == "order" and text[:hit.start()].lower().endswith("in "):
-            continue
+        if kind is None or not _AS_RECORD.search(text[:hit.start()]) \
+                and not _NAMED.match(text[hit.end():]) or _OF.match(text[hit.end():]):
+            continue  # "sorted in alphabetical order", "the order of the lines"
         if not any(_akin(kind, h) for h in heard):
             return word
     return None
+
+
+_AS_RECORD = re.compile(r"\b(?:your|my|the|a|an|new|this|that)\s+$", re.IGNORECASE)
+_NAMED = re.compile(r"\s+(?:id|number|no\.|#|[\w-]*\d)", re.IGNORECASE)
+_OF = re.compile(r"\s+of\b", re.IGNORECASE)
 
 
 def statuses(known: Vocabulary | None) -> frozenset[str]:
