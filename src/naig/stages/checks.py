@@ -575,6 +575,11 @@ def _records(node: Any, above: str = "", out: list[tuple[set[str], str]] | None 
     return out
 
 
+def quoted(text: str) -> list[str]:
+    """The names ``text`` quotes ('Birthday Party', "MacBook Pro"), IDs aside."""
+    return [q for hit in _QUOTED.finditer(text) for q in hit.groups() if q and not id_like(q)]
+
+
 def other_record(name: str, arguments: Any, earlier: list[Message]) -> str | None:
     """How a call that changes something (``ACTIONS``) acts on another record than the one
     its request names, if it does: the request (the last user message) quotes a name
@@ -586,8 +591,7 @@ def other_record(name: str, arguments: Any, earlier: list[Message]) -> str | Non
         return None
     request = next((x.content or "" for x in reversed(earlier) if x.role == "user"), "")
     passed = " ".join(c.function.arguments for x in earlier for c in x.tool_calls or [])
-    names = [q for hit in _QUOTED.finditer(request) for q in hit.groups()
-             if q and not id_like(q) and not shown(q, passed)]
+    names = [q for q in quoted(request) if not shown(q, passed)]
     if not names:
         return None
     records = [r for x in earlier if x.role == "tool" and not x.is_error

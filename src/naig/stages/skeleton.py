@@ -67,6 +67,7 @@ from naig.stages.checks import (
     foreknown,
     other_record,
     owed,
+    quoted,
     repeated_call,
     results_reported,
     spoken,
@@ -273,7 +274,8 @@ async def _ask_part(d: Draft, task: str, sub: Subtask, part: Part, k: int, *,
                               goal=sub.goal, part=part, k=k, steps=sub.steps,
                               tools=[t.name for t in tools], real=d.env.executes,
                               results=results, reply=reply, failed=failed, since=opener,
-                              hidden=bool(hidden), missed=missed)
+                              hidden=bool(hidden), missed=missed,
+                              ahead=_ahead_names(d, sub) if results and part != "reply" else [])
     schema = _schema(part, tools, params, results=results, reply=reply,
                      most=d.settings.calls_per_step)
     # A reply on its second chance gives one of the values it is owed (``checks.owed``)
@@ -297,6 +299,16 @@ async def _ask_part(d: Draft, task: str, sub: Subtask, part: Part, k: int, *,
         instructions=instructions(messages, history, task, sub.goal, *failed),
         retry_schema=bound)
     return raw
+
+
+def _ahead_names(d: Draft, sub: Subtask) -> list[str]:
+    """The names the plan's later subtasks quote, not yet in the dialogue: a simulated
+    result may hold them, so that the later request finds what it names (built-in at
+    3a9de5d: events listed without 'Birthday Party', which the next subtask asked to
+    delete, and the deletion took another event)."""
+    said = "\n".join(m.content or "" for m in d.messages)
+    return [q for goal in _later(d, sub) for q in dict.fromkeys(quoted(goal))
+            if not shown(q, said)]
 
 
 def _later(d: Draft, sub: Subtask) -> list[str]:
