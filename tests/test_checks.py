@@ -1072,6 +1072,11 @@ def test_a_change_acts_on_the_record_its_request_names() -> None:
     earlier = [call("c2", "get_product", product_id="P-1"), product,
                Message(role="user", content="Exchange my 'Water Bottle' for the red one.")]
     assert other_record("exchange_items", {"new_item_ids": ["77"]}, earlier) is None
+    card = result("c3", payment_methods={"card_1": {"id": "card_1", "brand": "visa"}})
+    earlier[2:2] = [call("c3", "get_user", user_id="u1"), card]
+    assert other_record("exchange_items", {"new_item_ids": ["77"], "payment_id": "card_1"},
+                        earlier) is None  # the card is no 'Water Bottle', nor need be
+    assert other_record("exchange_items", {"payment_id": "card_1"}, earlier) is not None
     m = good_dialogue()
     m[3] = result("call_1", temperature=18, hotels=[{"hotel_id": "H-1001", "name": "Ritz"}])
     m[1] = Message(role="user", content="What is the weather in Paris? Book the 'Lumiere'.")

@@ -583,8 +583,9 @@ def quoted(text: str) -> list[str]:
 def other_record(name: str, arguments: Any, earlier: list[Message]) -> str | None:
     """How a call that changes something (``ACTIONS``) acts on another record than the one
     its request names, if it does: the request (the last user message) quotes a name
-    ('Birthday Party') that no call passed, and a record whose ID an argument takes has
-    names (``_records``), of which that is none. Built-in at 3a9de5d kept
+    ('Birthday Party') that no call passed, and the records whose IDs its arguments take
+    have names (``_records``), of which that is none (an exchange of the 'Water Bottle'
+    paid by a card: the item is named, the card need not be). Built-in at 3a9de5d kept
     ``delete_event(event_id="1234")``, event 1234 being "Meeting with John", for "remove
     the event with title 'Birthday Party'", which no event had."""
     if verb(name) not in ACTIONS:
@@ -597,12 +598,11 @@ def other_record(name: str, arguments: Any, earlier: list[Message]) -> str | Non
     records = [r for x in earlier if x.role == "tool" and not x.is_error
                for r in _records(decoded(x.content))]
     values = {str(v) for k, v in leaves(arguments) if ID_NAME.search(k) and v is not None}
-    for value in sorted(values):
-        for ids, said in records:
-            if value in ids and re.search("[A-Za-z]", said.replace(value, "")) \
-                    and not any(shown(q, said) for q in names):
-                return f"acts on {value}, but the request names {names[0]!r}, which it is not"
-    return None
+    taken = [(value, said) for value in sorted(values) for ids, said in records
+             if value in ids and re.search("[A-Za-z]", said.replace(value, ""))]
+    if not taken or any(shown(q, said) for _, said in taken for q in names):
+        return None  # one of them is what the request names (an item, paid by a card)
+    return f"acts on {taken[0][0]}, but the request names {names[0]!r}, which it is not"
 
 
 _FAILURE = re.compile(
