@@ -37,7 +37,7 @@ def _broken_arguments() -> list[Message]:
 
 def _broken_repetition() -> list[Message]:
     m = good_dialogue()
-    loop = "It is 18 degrees. " + "I can help with that. " * 12
+    loop = "It is 18 degrees; booked B-77. " + "I can help with that. " * 12
     m[6] = m[6].model_copy(update={"content": loop})
     return m
 
@@ -63,7 +63,7 @@ def _broken_action() -> list[Message]:
 
 def _broken_claim() -> list[Message]:
     m = good_dialogue()
-    m[6] = m[6].model_copy(update={"content": "It is sunny. Your booking number is B-78."})
+    m[6] = m[6].model_copy(update={"content": "It is sunny. I booked it: number B-78."})
     return m
 
 
@@ -102,7 +102,7 @@ def _broken_foreknowledge() -> list[Message]:
 
 def _broken_denial() -> list[Message]:
     m = good_dialogue()  # the booking came back, and the reply says nothing was found
-    m[6] = m[6].model_copy(update={"content": "It is 18 degrees, but sorry, I "
+    m[6] = m[6].model_copy(update={"content": "It is 18 degrees; B-77 is yours, but sorry, I "
                                               "couldn't find a room in Paris."})
     return m
 
@@ -1082,3 +1082,36 @@ def test_a_change_acts_on_the_record_its_request_names() -> None:
     m[1] = Message(role="user", content="What is the weather in Paris? Book the 'Lumiere'.")
     check = checks.grounded_ids(m, TOOLS)
     assert not check.passed and "book_hotel acts on H-1001" in check.detail
+
+
+def test_a_reply_tells_each_change_its_calls_made() -> None:
+    # built-in at 7e413bc, kept: a reply told the flights a search found and left out the
+    # hotel the call before it had booked (B789, $465)
+    m = good_dialogue()
+    m[6] = Message(role="assistant", content="It is sunny and 18 degrees in Paris.")
+    check = checks.results_reported(m, TOOLS)
+    assert not check.passed and "what book_hotel did (B-77, confirmed)" in check.detail
+    # the reply written again is owed one of what the booking returned, not the weather
+    assert "B-77" in checks.owed(m[:6]) and "sunny" not in checks.owed(m[:6])
+    assert "sunny" in checks.owed(m[:4])
+    for told in ("It is 18 degrees in Paris. Your booking is B-77.",
+                 "It is 18 degrees in Paris, and I booked the hotel.",
+                 "It is 18 degrees in Paris. Shall I book the hotel again?"):
+        m[6] = Message(role="assistant", content=told)
+        assert checks.results_reported(m, TOOLS).passed, told
+
+
+def test_a_turn_in_voice_is_no_request_of_the_assistant_nor_a_models_disclaimer() -> None:
+    # built-in at 7e413bc, kept: "I want to book a seat on the flight that departs on 15 Oct
+    # 2023" as the assistant's reply; "Sorry, but as an AI language model, I do not have
+    # access to a physical store"; a simulated result with "eta": "{estimated_eta}"
+    from naig.stages.checks import out_of_voice, swapped
+    from naig.tools import degenerate
+
+    assert swapped("Done. I want to book a seat on it.", user=False) is not None
+    assert swapped("I want to book a seat on it.", user=True) is None
+    assert swapped("I would like to confirm the seat first.", user=False) is None
+    assert out_of_voice("Sorry, but as an AI language model, I cannot.") is not None
+    assert degenerate({"eta": "{estimated_eta}"}) == "{estimated_eta}"
+    assert degenerate({"eta": "<eta>"}) == "<eta>"
+    assert degenerate({"text": "Hello {name} and welcome"}) is None  # a template is a value

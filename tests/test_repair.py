@@ -58,7 +58,7 @@ def test_a_failed_expert_is_asked_again_on_the_rewrite() -> None:
 
 
 def test_a_rewrite_the_expert_still_fails_is_not_kept() -> None:
-    llm = ScriptedLLM([{"content": "Done: 18 degrees."},
+    llm = ScriptedLLM([{"content": "Done: 18 degrees; booked B-77."},
                        {"reason": "[6] is still vague", "verdict": "fail"}])
     d = make_draft(llm, good_dialogue())
     before = d.messages

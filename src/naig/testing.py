@@ -118,17 +118,18 @@ def schema_example(request: Request) -> Any:
         stated = [v for c in value["calls"] for v in scalars(c.get("arguments"))]
         value["user"] = " ".join([value["user"], *stated])
     if isinstance(value, dict) and isinstance(value.get("reply"), str):
-        # a reply gives something its results returned: the calls' beside it, or the
-        # transcript's last result
+        # a reply gives something each of its results returned: the calls' beside it, or
+        # the transcript's results since its last user message
         results = [c.get("result") for c in value.get("calls") or [] if isinstance(c, dict)]
         if not results:
             prompt = "\n".join(m.content for m in request.messages)
-            last = re.findall(r"^\[\d+\] tool result: (.+)$", prompt, re.M)[-1:]
-            results = [decoded(x) for x in last]
+            turns = re.findall(r"^\[\d+\] (user|tool result): (.+)$", prompt, re.M)
+            opened = max((k for k, (who, _) in enumerate(turns) if who == "user"), default=-1)
+            results = [decoded(x) for who, x in turns[opened + 1:] if who != "user"]
         passed = {v for c in value.get("calls") or [] if isinstance(c, dict)
                   for v in scalars(c.get("arguments"))}
-        given = [v for r in results for v in scalars(r) if v not in passed][:1]
-        value["reply"] = " ".join([value["reply"], *given])
+        given = [next((v for v in scalars(r) if v not in passed), "") for r in results]
+        value["reply"] = " ".join([value["reply"], *filter(None, given)])
     if isinstance(value, dict) and isinstance(value.get("subtasks"), list):
         # a plan's goals ask for what the prompt says each subtask's tools do
         prompt = "\n".join(m.content for m in request.messages)

@@ -281,8 +281,10 @@ def _result_schema(result: Any, where: str) -> dict[str, Any] | None:
 
 
 _JSON_INSIDE = re.compile(r"[}\]]\s*[,}\]]|[{\[]\s*\"|\"\s*:")
-_PLACEHOLDER = re.compile(r"\b(placeholder|lorem ipsum|xxx+|to be generated|tbd)\b",
-                          re.IGNORECASE)
+_PLACEHOLDER = re.compile(r"\b(placeholder|lorem ipsum|xxx+|to be generated|tbd)\b|"
+                          r"^\s*(\{\{?\s*\w+\s*\}\}?|<\w+>|\$\{\w+\})\s*$", re.IGNORECASE)
+"""A value that stands in for one: the word, or a template's slot, the whole value
+("{estimated_eta}", a simulated result on the built-in pool at 7e413bc)."""
 _PATH = re.compile(r"(\.\.?|~)?(/\.\.?)*/?")
 
 

@@ -199,10 +199,12 @@ _NARRATION = re.compile(
     r"will|can|could|should|must)\b|\b(told|informed|asked|notified|reminded|suggested to|"
     r"let) the user\b|\b(was|were) called with\b|\bthe (tool|function) (was|is|has been) "
     r"called\b|\bthe (tool|function|system) (also )?(found|returned|shows|showed|says|said|"
-    r"reported|gave)\b|\bthe (tool|function)('s)? (call )?(results?|responses?|outputs?)\b",
+    r"reported|gave)\b|\bthe (tool|function)('s)? (call )?(results?|responses?|outputs?)\b|"
+    r"\bas an ai( language)? model\b",
     re.IGNORECASE)
-"""Talk about the dialogue's parties ("The assistant confirms", "the user wants"); a
-domain's own words ("the user ID") are not narration."""
+"""Talk about the dialogue's parties ("The assistant confirms", "the user wants", "as an
+AI language model", built-in at 7e413bc); a domain's own words ("the user ID") are not
+narration."""
 
 
 _NOTHING_SAID = re.compile(r"\b(details|value|id|name)s?:\s*(none|null|n/?a|undefined)\b",
@@ -332,14 +334,15 @@ _CLIENT = re.compile(
     r"\b(?:to|in|into|from|for|of) my (?:cart|order|booking|reservation|account|profile|"
     r"calendar|tweets?)\b|\bmy (?:(?:first|second|third|other|next|last|previous|earlier|"
     r"original|new) )?(?:request|question)s?\b|\bmy (?:cart|order|booking|reservation|account) "
-    r"(?:id|number)s?\b",
+    r"(?:id|number)s?\b|(?:^|(?<=[.!?] ))i(?: really)? want to\b",
     re.IGNORECASE)
 """What only the user says: an assistant who says it has swapped roles (or tells the user
 that they found what its own calls found: "You found the details", kept on tau2:airline;
 "You found that the file ... has been removed", kept on GorillaFileSystem; "you've
 successfully commented on the tweet", kept on TwitterAPI; or that the user's records are
 its own: "I added 2 units to my cart", built-in at 6d7b0c7; or the requests its own: "For my
-second request to find hotels", built-in at 42a1dcc)."""
+second request to find hotels", built-in at 42a1dcc; or asks as the user: "I want to book a
+seat on the flight ...", built-in at 7e413bc)."""
 
 
 _YOURS = re.compile(r"\b(to|in|into|from|for|of) my (cart|orders?|bookings?|reservations?|"
@@ -1189,9 +1192,7 @@ def _owed(messages: list[Message], i: int, since: list[Message]) -> tuple[list[s
     the request (or since a reply already said) returned nothing new."""
     said = " ".join([*(x.content or "" for x in messages[:i - len(since)]),
                      *(x.content or "" for x in since if x.role != "tool")])
-    replied = [k for k, x in enumerate(since) if x.role == "assistant" and x.content
-               and not x.tool_calls]  # a reply already said: what came back before it
-    since = since[replied[-1] + 1:] if replied else since
+    since = _unreplied(since)
     arguments = {c.id: " ".join(scalars(decoded(c.function.arguments)))
                  for x in since for c in x.tool_calls or []}
     news = [_news(x, f"{arguments.get(x.tool_call_id or '', '')} {said}") for x in since
@@ -1200,16 +1201,54 @@ def _owed(messages: list[Message], i: int, since: list[Message]) -> tuple[list[s
     return ([v for vs in news for v in vs] if news and all(news) else []), asked
 
 
+def _unreplied(since: list[Message]) -> list[Message]:
+    """``since`` after its last text reply, if it has one: a reply already said what came
+    back before it."""
+    replied = [k for k, x in enumerate(since) if x.role == "assistant" and x.content
+               and not x.tool_calls]
+    return since[replied[-1] + 1:] if replied else since
+
+
+def _unreported(text: str, since: list[Message], said: str, asked: set[str]
+                ) -> tuple[str, list[str]] | None:
+    """A change a call made since the request (its tool's verb one of ``ACTIONS``, its
+    result no error) that ``text`` neither gives a value of (``_news``) nor claims by its
+    verb ("booked", "added"): the tool's name and what new it returned. Built-in at 7e413bc
+    kept a reply that told the user about flights and left out the hotel its call had
+    just booked (B789, $465)."""
+    since = _unreplied(since)
+    results = {x.tool_call_id: x for x in since if x.role == "tool" and not x.is_error}
+    verbs = {v for hit in _claims(text)
+             for v in _DONE_BY[_BASE.get(hit.group(1).lower(), hit.group(1).lower())]}
+    for x in since:
+        for c in x.tool_calls or []:
+            result = results.get(c.id)
+            if result is None or verb(c.function.name) not in ACTIONS \
+                    or verb(c.function.name) in verbs:
+                continue
+            passed = " ".join(scalars(decoded(c.function.arguments)))
+            news = _news(result, f"{passed} {said}")  # none: nothing new to tell
+            if news and not any(_reports(v, text, asked) for v in news):
+                return c.function.name, news
+    return None
+
+
 def owed(messages: list[Message]) -> list[str]:
-    """What the assistant's next reply must give one of (``results_reported``)."""
+    """What the assistant's next reply must give one of (``results_reported``): what the
+    change a call made returned, where one did and returned something new (a reply must
+    tell it, ``_unreported``), else what any result returned."""
     opened = max((k for k, m in enumerate(messages) if m.role == "user"), default=0)
-    return _owed(messages, len(messages), messages[opened:])[0]
+    news, asked = _owed(messages, len(messages), messages[opened:])
+    said = " ".join(x.content or "" for x in messages if x.role != "tool")
+    change = _unreported("", messages[opened:], said, asked)
+    return change[1] if change else news
 
 
 def results_reported(messages: list[Message], tools: list[Tool]) -> Check:
     """A reply that follows successful calls gives the user something their results
     returned, unless it asks a question or a result returned nothing new (``null``, ``[]``,
-    what the call passed or the dialogue said: the reply may be saying so). The built-in
+    what the call passed or the dialogue said: the reply may be saying so), and it tells
+    each change a call made (``_unreported``). The built-in
     run at d9e8d79 answered a product's details and stock with "I have not added any
     products to your cart yet", and a booking with "I'm glad I could help" (both rejected
     by the experts after every stage was paid for; applied as the reply is written, it is
@@ -1222,6 +1261,13 @@ def results_reported(messages: list[Message], tools: list[Tool]) -> Check:
             some = ", ".join(dict.fromkeys(v[:40] for v in news[:4]))
             return _fail("results_reported", f"[{i}] the reply gives none of what the results "
                                              f"since the request returned ({some})")
+        said = " ".join(x.content or "" for x in messages[:i] if x.role != "tool")
+        change = _unreported(text, since, said, asked) \
+            if text.strip() and "?" not in text else None
+        if change is not None:
+            tool, made = change
+            return _fail("results_reported", f"[{i}] the reply does not tell what {tool} "
+                                             f"did ({', '.join(v[:40] for v in made[:3])})")
     return _ok("results_reported")
 
 
