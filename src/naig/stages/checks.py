@@ -802,25 +802,29 @@ def _unheard(text: str, kinds: frozenset[str], earlier: list[Message]) -> str | 
     kind counts where it is spoken of as a record (after "your", "the", "a"; before an ID),
     not "in alphabetical order" or "the order of the lines". The assistant's own earlier
     words are claims, not sources."""
-    heard: set[str] = set()
+    sources = []
     for x in earlier:
         if x.role in ("system", "user"):  # a domain's policy speaks of its records
-            heard |= {w.lower() for w in _WORD_HIT.findall(x.content or "")}
+            sources.append(x.content or "")
         elif x.role == "tool":
-            for key, value in leaves(decoded(x.content)):
-                heard |= {w.lower() for w in _WORD_HIT.findall(f"{key} {value}")}
-        for c in x.tool_calls or []:
-            fields = " ".join(k for k, _ in leaves(decoded(c.function.arguments)))
-            heard |= {w.lower() for w in _WORD_HIT.findall(f"{c.function.name} {fields}")}
+            sources += [f"{key} {value}" for key, value in leaves(decoded(x.content))]
+        for c in x.tool_calls or []:  # a call's tool and the fields it fills
+            sources += [c.function.name, *(k for k, _ in leaves(decoded(c.function.arguments)))]
+    heard = {w.lower() for w in _WORD_HIT.findall(" ".join(sources))}
     for hit in _WORD_HIT.finditer(text):
         word = hit.group(0).lower()
         kind = word if word in kinds else word[:-1] if word[:-1] in kinds else None
-        if kind is None or not _AS_RECORD.search(text[:hit.start()]) \
-                and not _NAMED.match(text[hit.end():]) or _OF.match(text[hit.end():]):
-            continue  # "sorted in alphabetical order", "the order of the lines"
-        if not any(_akin(kind, h) for h in heard):
+        if kind is not None and _as_record(text, hit) \
+                and not any(_akin(kind, h) for h in heard):
             return word
     return None
+
+
+def _as_record(text: str, hit: re.Match[str]) -> bool:
+    """Whether the word ``hit`` is spoken of as a record: after "your", "the", "a" or
+    before an ID ("order 5521"), and not "the order of the lines"."""
+    before, after = text[:hit.start()], text[hit.end():]
+    return bool(_AS_RECORD.search(before) or _NAMED.match(after)) and not _OF.match(after)
 
 
 _AS_RECORD = re.compile(r"\b(?:your|my|the|a|an|new|this|that)\s+$", re.IGNORECASE)
@@ -951,6 +955,12 @@ built-in at 34a30af; "Added it", "Booked a room"), not a description ("Scheduled
 Monday: Team sync", "Sent to your home address", "Changed your mind?")."""
 
 
+def _action(hit: re.Match[str]) -> str:
+    """The action a claim (``_claims``) says was done, as ``_DONE_BY`` names it."""
+    word = hit.group(1).lower()
+    return _BASE.get(word, word)
+
+
 def _claims(text: str) -> list[re.Match[str]]:
     return sorted((*_CLAIM.finditer(text), *_DID.finditer(text), *_BARE.finditer(text)),
                   key=lambda hit: hit.start())
@@ -1019,7 +1029,7 @@ def actions_grounded(messages: list[Message], tools: list[Tool]) -> Check:
                         for c in x.tool_calls or []) + " " + results
         answers = {x.tool_call_id: x.content or "" for x in since if x.role == "tool"}
         for hit in hits:
-            action = _BASE.get(hit.group(1).lower(), hit.group(1).lower())
+            action = _action(hit)
             acted = " ".join(f"{c.function.arguments} {answers.get(c.id, '')}" for x in since
                              for c in x.tool_calls or []
                              if c.id not in failed and verb(c.function.name) in _DONE_BY[action])
@@ -1218,8 +1228,7 @@ def _unreported(text: str, since: list[Message], said: str, asked: set[str]
     just booked (B789, $465)."""
     since = _unreplied(since)
     results = {x.tool_call_id: x for x in since if x.role == "tool" and not x.is_error}
-    verbs = {v for hit in _claims(text)
-             for v in _DONE_BY[_BASE.get(hit.group(1).lower(), hit.group(1).lower())]}
+    verbs = {v for hit in _claims(text) for v in _DONE_BY[_action(hit)]}
     for x in since:
         for c in x.tool_calls or []:
             result = results.get(c.id)

@@ -160,9 +160,10 @@ def _stated(d: Draft, part: Part, raw: dict[str, Any], by_name: dict[str, Tool]
 _THEN = re.compile(r"(?:,\s*|\s+)(?:and\s+)?(?:then|after that|afterwards)\b[^.!?;]*[.!?;]?",
                    re.IGNORECASE)
 _CONTENT = re.compile(r"[a-z]{3,}")
-_FILLER = frozenset({"the", "and", "for", "you", "are", "was", "with", "them", "that", "thi",
-                     "then", "want", "would", "like", "some", "from", "into", "also", "need",
-                     "please", "after", "afterward"})
+_FILLER = frozenset({"the", "and", "for", "you", "are", "was", "with", "them", "that",
+                     "thi", "then", "want", "would", "like", "some", "from", "into", "also",
+                     "need", "please", "after", "afterward"})
+"""Words that ask for nothing, as ``_content`` leaves them ("this" -> "thi")."""
 
 
 def _content(text: str) -> set[str]:
@@ -173,7 +174,7 @@ def _content(text: str) -> set[str]:
 def ahead(text: str, goal: str, later: Sequence[str]) -> str:
     """``text``, a subtask's opening request, without the clauses that ask for a later
     subtask's work (", then book a seat on a flight for a passenger", where booking is
-    the next subtask): a clause after "then" ("after that", "next") that shares more words
+    the next subtask): a clause after "then" ("after that", "afterwards") that shares more words
     with a later goal than with its own ``goal``. Told "asking for this and nothing
     later", the small model asked for both in its first request, and the next request
     could only copy it (built-in at 3a9de5d, two dialogues of eight lost); the request is
@@ -184,11 +185,11 @@ def ahead(text: str, goal: str, later: Sequence[str]) -> str:
     for hit in reversed(list(_THEN.finditer(text))):
         words = _content(hit.group(0))
         ahead_of = max((len(words & g) for g in laters), default=0)
-        if ahead_of >= 2 and ahead_of > len(words & own) and len(_content(text[:hit.start()])) >= 2:
+        if ahead_of >= 2 and ahead_of > len(words & own) \
+                and len(_content(text[:hit.start()])) >= 2:
             end = hit.group(0)[-1] if hit.group(0)[-1] in ".!?;" else ""
             before = out[:hit.start()].rstrip()
-            out = before + ("" if before.endswith((".", "!", "?")) else end or "") + \
-                out[hit.end():]
+            out = before + ("" if before.endswith((".", "!", "?")) else end) + out[hit.end():]
     return out
 
 
